@@ -1,0 +1,131 @@
+"""System mail Muster writes itself (R6 bounces, R1/R11 kickoff): pure renderers.
+
+Bounces quote nothing from the original message and name no other participant,
+and carry ``Auto-Submitted: auto-replied`` so they are never answered in turn.
+The kickoff uses the same mute placeholders as relayed mail, so
+:func:`chalicelib.relay.anonymize.personalize` finishes it per recipient.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime
+
+from chalicelib.relay import headers as h
+from chalicelib.relay.anonymize import (
+    MUTE_URL_PLACEHOLDER_TEXT,
+    OUTPUT_POLICY,
+    ChatContext,
+    compose_subject,
+    set_envelope_headers,
+    set_list_headers,
+)
+from chalicelib.relay.names import clean_name
+from chalicelib.relay.outcomes import Outcome
+from chalicelib.relay.parse import clean_subject
+
+SYSTEM_NAME = "Muster"
+
+
+def _when(moment: datetime) -> str:
+    return moment.strftime("%a %d %b %Y %H:%M %Z").strip()
+
+
+def render_bounce(
+    *,
+    to_address: str,
+    outcome: Outcome,
+    relay_address: str,
+    chat_label: str | None,
+    opens_at: datetime | None,
+    original_subject: str,
+    message_id: str,
+    date: datetime,
+    from_address: str,
+) -> bytes:
+    """A polite notice that a message was not shared, sent back to its sender only.
+
+    Raises ValueError for outcomes that must never be answered (``may_bounce``).
+    """
+    if not outcome.may_bounce:
+        raise ValueError(f"{outcome.value} must not be answered")
+    label = clean_subject(chat_label or "") or "this chat"
+    lines = [
+        "Hello,",
+        "",
+        f"Your message to the Muster chat \"{label}\" ({relay_address}) was not shared.",
+        "",
+        outcome.bounce_text,
+    ]
+    if outcome is Outcome.CHAT_NOT_OPEN and opens_at is not None:
+        lines += ["", f"The chat opens on {_when(opens_at)}."]
+    lines += [
+        "",
+        "Nobody else in the chat received your message, and your address was not shown",
+        "to anyone.",
+        "",
+        "This is an automatic notice; replies to it are not read.",
+    ]
+    message = EmailMessage(policy=OUTPUT_POLICY)
+    message.set_content("\n".join(lines) + "\n", charset="utf-8", cte="quoted-printable")
+    message[h.FROM] = Address(display_name=SYSTEM_NAME, addr_spec=from_address)
+    message[h.TO] = Address(addr_spec=to_address)
+    subject = clean_subject(original_subject)
+    message[h.SUBJECT] = f"Not delivered: {subject}" if subject else "Not delivered"
+    message[h.DATE] = _format_date(date)
+    message[h.MESSAGE_ID] = message_id
+    message[h.AUTO_SUBMITTED] = "auto-replied"
+    message[h.X_AUTO_RESPONSE_SUPPRESS] = "All"
+    return message.as_bytes(policy=OUTPUT_POLICY)
+
+
+def _format_date(date: datetime) -> str:
+    return format_datetime(date if date.tzinfo else date.astimezone())
+
+
+def render_kickoff(
+    *,
+    chat: ChatContext,
+    recipient_name: str,
+    shift_label: str,
+    organizer: bool,
+    message_id: str,
+    date: datetime,
+) -> bytes:
+    """The welcome mail that opens a chat for one recipient (R1)."""
+    name = clean_name(recipient_name) or "Participant"
+    shift = clean_subject(shift_label)
+    role = (
+        "As an organizer you can close the chat or remove a sender from the links in "
+        "organizer mail.\n\n"
+        if organizer
+        else ""
+    )
+    text = (
+        f"Hello {name},\n\n"
+        f"The chat for your shift is open: {shift}.\n\n"
+        f"Everyone signed up for this shift and its organizers can now email each other "
+        f"through one address: {chat.relay_address}\n\n"
+        f'You appear to the others as "{name}". Your email address is hidden: nobody '
+        "in the chat sees it, and you do not see theirs.\n\n"
+        "To post, reply to this email or write to the chat address. Everyone in the "
+        "chat receives your message.\n\n"
+        f"{role}"
+        "Not interested? Mute this chat:\n"
+        f"{MUTE_URL_PLACEHOLDER_TEXT}\n"
+    )
+    message = EmailMessage(policy=OUTPUT_POLICY)
+    message.set_content(text, charset="utf-8", cte="quoted-printable")
+    set_envelope_headers(
+        message,
+        from_name=SYSTEM_NAME,
+        chat=chat,
+        subject=compose_subject(f"Your chat for {shift} is open", chat.subject_prefix),
+        message_id=message_id,
+        date=date,
+    )
+    set_list_headers(message, chat)
+    message[h.AUTO_SUBMITTED] = "auto-generated"
+    return message.as_bytes(policy=OUTPUT_POLICY)

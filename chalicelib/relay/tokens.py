@@ -1,0 +1,82 @@
+"""Signed mute/unsubscribe tokens (R11).
+
+Format: ``base64url(payload) + "." + base64url(HMAC-SHA256(key, payload))`` where the
+payload is ``v1|purpose|chat_id|participant_key|expires_at``. The ids are the opaque
+random chat ids and participant keys Muster already uses, never emails or sequence
+numbers, so a readable payload reveals nothing guessable; the MAC makes it
+unforgeable and is compared in constant time.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+_VERSION = "v1"
+_SEP = "|"
+MIN_KEY_BYTES = 16
+
+
+@dataclass(frozen=True)
+class TokenClaims:
+    chat_id: str
+    participant_key: str
+    purpose: str
+    expires_at: int
+
+
+def _b64e(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _b64d(data: str) -> bytes:
+    return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
+
+
+def _mac(key: bytes, payload: bytes) -> bytes:
+    return hmac.new(key, payload, hashlib.sha256).digest()
+
+
+def _check_key(key: bytes) -> None:
+    if len(key) < MIN_KEY_BYTES:
+        raise ValueError(f"token key must be at least {MIN_KEY_BYTES} bytes")
+
+
+def sign_token(
+    key: bytes, *, chat_id: str, participant_key: str, purpose: str = "mute", expires_at: int
+) -> str:
+    """A URL-safe token granting ``purpose`` for one participant in one chat."""
+    _check_key(key)
+    for field in (chat_id, participant_key, purpose):
+        if not field or _SEP in field or not field.isprintable():
+            raise ValueError("token fields must be non-empty printable text without '|'")
+    payload = _SEP.join((_VERSION, purpose, chat_id, participant_key, str(int(expires_at))))
+    raw = payload.encode("utf-8")
+    return f"{_b64e(raw)}.{_b64e(_mac(key, raw))}"
+
+
+def verify_token(
+    key: bytes, token: str, *, now: int, purpose: str | None = "mute"
+) -> TokenClaims | None:
+    """The claims of a genuine, unexpired token for ``purpose``; None otherwise.
+
+    Pass ``purpose=None`` to accept any purpose (the caller then checks it).
+    """
+    _check_key(key)
+    try:
+        body, _, sig = token.strip().partition(".")
+        raw = _b64d(body)
+        if not hmac.compare_digest(_mac(key, raw), _b64d(sig)):
+            return None
+        version, tok_purpose, chat_id, participant_key, expires = raw.decode("utf-8").split(_SEP)
+        expires_at = int(expires)
+    except (ValueError, binascii.Error, UnicodeError):
+        return None
+    if version != _VERSION or expires_at <= now:
+        return None
+    if purpose is not None and tok_purpose != purpose:
+        return None
+    return TokenClaims(chat_id, participant_key, tok_purpose, expires_at)
