@@ -1,0 +1,18 @@
+"""Muster's Chalice app: wiring only. Each blueprint is one kind of entry point;
+the work happens in chalicelib/services."""
+
+from chalice import Chalice, ConvertToMiddleware
+
+from chalicelib.blueprints.api import api
+from chalicelib.blueprints.delivery import delivery
+from chalicelib.blueprints.integration import integration
+from chalicelib.blueprints.scheduling import scheduling
+from chalicelib.observability import logger, metrics
+
+app = Chalice(app_name="muster")
+app.register_middleware(ConvertToMiddleware(logger.inject_lambda_context(clear_state=True)))
+app.register_middleware(ConvertToMiddleware(metrics.log_metrics))
+app.register_blueprint(api)
+app.register_blueprint(integration)
+app.register_blueprint(scheduling)
+app.register_blueprint(delivery)

@@ -1,0 +1,130 @@
+"""The HTTP edge: bearer-key authentication and R13's single error shape.
+
+Authentication runs as Chalice middleware (so ``chalice local`` and API Gateway
+behave the same, and refusals share the error shape). Views are wrapped by
+:func:`endpoint`, which parses and validates the body and maps every domain error
+to ``{"error": {"code", "message", "field"}}`` with its status -- never a 500 for
+bad input.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from chalice import Response
+from chalice.app import Request
+from pydantic import BaseModel, ValidationError
+
+from chalicelib.errors import (
+    ApiError,
+    BadRequest,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    from_validation,
+)
+from chalicelib.observability import logger
+from chalicelib.schemas import ExternalIdPattern
+
+MAX_BODY = 256 * 1024
+PUBLIC_PREFIXES = ("/openapi.json", "/mute/", "/health")
+JSON = {"Content-Type": "application/json"}
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def error_response(err: ApiError) -> Response:
+    headers: dict[str, str | list[str]] = dict(JSON)
+    if err.status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="muster"'
+    return Response(body=json.dumps(err.body()), status_code=err.status, headers=headers)
+
+
+def json_response(model: BaseModel | dict[str, Any], status: int = 200) -> Response:
+    body = model.model_dump_json() if isinstance(model, BaseModel) else json.dumps(model)
+    return Response(body=body, status_code=status, headers=dict(JSON))
+
+
+# Chalice answers some mistakes itself (unknown method, bad Accept); give those
+# the same shape as ours.
+_FRAMEWORK_CODES = {405: "method_not_allowed", 415: "unsupported_media_type", 400: "bad_request"}
+
+
+def _normalize(response: Response) -> Response:
+    body = response.body
+    if response.status_code >= 400 and isinstance(body, dict) and "Code" in body:
+        err = ApiError(str(body.get("Message", "")), None, code=_FRAMEWORK_CODES.get(response.status_code, "error"))
+        err.status = response.status_code
+        response.body = json.dumps(err.body())
+        response.headers = {**(response.headers or {}), **JSON}
+    return response
+
+
+def make_auth_middleware(authenticate: Callable[[str | None], str]) -> Callable[[Request, Callable[[Request], Response]], Response]:
+    def middleware(event: Request, get_response: Callable[[Request], Response]) -> Response:
+        path = event.path or ""
+        if not path.startswith(PUBLIC_PREFIXES):
+            try:
+                integration = authenticate(event.headers.get("authorization"))
+            except ApiError as err:
+                return error_response(err)
+            event.context.setdefault("authorizer", {})["integration"] = integration
+        return _normalize(get_response(event))
+
+    return middleware
+
+
+def integration_of(request: Request) -> str:
+    return str(request.context["authorizer"]["integration"])
+
+
+def parse_body(request: Request, model: type[M]) -> M:
+    content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if content_type != "application/json":
+        raise UnsupportedMediaType("send the body as application/json", "Content-Type")
+    raw = request.raw_body or b""
+    if len(raw) > MAX_BODY:
+        raise PayloadTooLarge(f"the body may be at most {MAX_BODY} bytes")
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}", code="invalid_json") from None
+    if not isinstance(data, dict):
+        raise BadRequest("the body must be a JSON object", code="invalid_json")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise from_validation(exc) from None
+
+
+def check_ids(**ids: str) -> None:
+    for name, value in ids.items():
+        if not ExternalIdPattern.match(value or ""):
+            raise BadRequest(
+                f"'{name}' must be 1-100 letters, digits or . _ : - and start with a letter or digit",
+                name,
+                code="invalid_id",
+            )
+
+
+def endpoint(view: Callable[..., Response]) -> Callable[..., Response]:
+    """Map every error a view can raise to R13's shape and status."""
+
+    @functools.wraps(view)
+    def wrapper(**kwargs: str) -> Response:
+        try:
+            check_ids(**{k: v for k, v in kwargs.items() if k.endswith("_id")})
+            return view(**kwargs)
+        except ApiError as err:
+            return error_response(err)
+        except ValidationError as exc:
+            return error_response(from_validation(exc))
+        except Exception:
+            logger.exception("unhandled error in API view")
+            internal = ApiError("something went wrong on our side", None, code="internal_error")
+            internal.status = 500
+            return error_response(internal)
+
+    return wrapper

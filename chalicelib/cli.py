@@ -1,0 +1,45 @@
+"""Operator commands: ``python -m chalicelib.cli create-key <integration> [--stage prod]``.
+
+Reads the stage's settings from .chalice/config.json, so the key lands in that
+stage's table (in AWS with your credentials, or in the local twin when
+AWS_ENDPOINT_URL points at it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+
+def stage_environment(stage: str, config: Path = Path(".chalice/config.json")) -> dict[str, str]:
+    data = json.loads(config.read_text())
+    env = dict(data.get("environment_variables", {}))
+    env.update(data.get("stages", {}).get(stage, {}).get("environment_variables", {}))
+    return env
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="muster")
+    sub = parser.add_subparsers(dest="command", required=True)
+    create = sub.add_parser("create-key", help="create an API key for an integration")
+    create.add_argument("integration")
+    create.add_argument("--name", default="default")
+    create.add_argument("--stage", default=os.environ.get("STAGE", "dev"))
+    args = parser.parse_args(argv)
+
+    for key, value in stage_environment(args.stage).items():
+        os.environ.setdefault(key, value)
+    from chalicelib import models
+    from chalicelib.services import keys
+
+    models.bind()
+    key = keys.create_key(args.integration, args.name)
+    sys.stdout.write(f"API key for integration '{args.integration}' (shown once; stored hashed):\n{key}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,292 @@
+"""PynamoDB models: one table, keyed by ``pk``/``sk`` (see docs/architecture.md).
+
+Partitions:
+
+- ``EV#<integration>#<event_id>``: ``META`` (:class:`Event`), ``P#o-<id>`` (organizer
+  :class:`Participant`, canonical copy), ``S#<signup_id>`` (:class:`SignupRef`).
+- ``CH#<chat_id>``: ``META`` (:class:`Chat`), ``P#<participant_key>`` (one
+  :class:`Participant` per organizer and signup: *all recipients in one query*),
+  ``M#<iso time>#<message id>`` (:class:`MessageLog`, metadata only).
+- ``MSG#<message id>``: ``TO#<participant_key>`` (:class:`Delivery`),
+  ``B#<batch>`` (:class:`BatchClaim`).
+- ``KEY#<sha256>`` (:class:`ApiKey`), ``SUP#<address hash>`` (:class:`Suppression`),
+  ``LIM#...`` (:class:`Counter`: rate limits, bounce-once-a-day), ``REF#<hash>``
+  (:class:`ThreadRef`: client Message-ID -> Muster message).
+
+Real addresses are stored only on :class:`Participant` (``email``); everything else
+holds ``address_hash``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pynamodb.attributes import (
+    BooleanAttribute,
+    ListAttribute,
+    MapAttribute,
+    NumberAttribute,
+    TTLAttribute,
+    UnicodeAttribute,
+    UTCDateTimeAttribute,
+    VersionAttribute,
+)
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
+from pynamodb.models import Model
+
+from chalicelib.settings import get_settings
+
+
+class _Meta:
+    table_name = "muster-dev"
+    region = "us-east-1"
+
+
+class DueIndex(GlobalSecondaryIndex["Chat"]):
+    """Sparse index of chats with a pending open/close: the sweeper's work list."""
+
+    class Meta:
+        index_name = "due"
+        projection = KeysOnlyProjection()
+
+    due_bucket = UnicodeAttribute(hash_key=True)
+    due_at = UTCDateTimeAttribute(range_key=True)
+
+
+class AddressIndex(GlobalSecondaryIndex["Participant"]):
+    """Participant records by address hash: suppression and org-wide blocks."""
+
+    class Meta:
+        index_name = "address"
+        projection = KeysOnlyProjection()
+
+    address_hash = UnicodeAttribute(hash_key=True)
+    pk = UnicodeAttribute(range_key=True)
+
+
+class SesIdIndex(GlobalSecondaryIndex["Delivery"]):
+    """Delivered copies by SES MessageId: SES rewrites Message-ID, replies cite it."""
+
+    class Meta:
+        index_name = "ses_id"
+        projection = AllProjection()
+
+    ses_message_id = UnicodeAttribute(hash_key=True)
+
+
+class Base(Model):
+    Meta = _Meta  # type: ignore[assignment]
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+
+
+class TimeslotMap(MapAttribute[str, Any]):
+    id = UnicodeAttribute()
+    starts_at = UTCDateTimeAttribute()
+    ends_at = UTCDateTimeAttribute()
+    chat_enabled = BooleanAttribute(null=True)
+
+
+class OrganizerRef(MapAttribute[str, Any]):
+    id = UnicodeAttribute()
+
+
+class Event(Base):
+    integration = UnicodeAttribute()
+    event_id = UnicodeAttribute()
+    title = UnicodeAttribute()
+    timezone = UnicodeAttribute()
+    chat_enabled = BooleanAttribute(null=True)
+    open_before_hours = NumberAttribute(null=True)
+    close_after_hours = NumberAttribute(null=True)
+    close_after_set = BooleanAttribute(default=False)
+    timeslots = ListAttribute(of=TimeslotMap, default=list)
+    organizer_ids = ListAttribute(of=UnicodeAttribute, default=list)  # type: ignore[arg-type]
+    cancelled = BooleanAttribute(default=False)
+    created_at = UTCDateTimeAttribute()
+    updated_at = UTCDateTimeAttribute()
+
+
+class SignupRef(Base):
+    """Where a signup lives (its chat); the person is on the chat's Participant."""
+
+    timeslot_id = UnicodeAttribute()
+    status = UnicodeAttribute()
+    referred_by = UnicodeAttribute(null=True)
+    created_at = UTCDateTimeAttribute()
+    updated_at = UTCDateTimeAttribute()
+
+
+class Chat(Base):
+    chat_id = UnicodeAttribute()
+    integration = UnicodeAttribute()
+    event_id = UnicodeAttribute()
+    timeslot_id = UnicodeAttribute()
+    title = UnicodeAttribute()
+    timezone = UnicodeAttribute()
+    relay_local = UnicodeAttribute()
+    state = UnicodeAttribute()  # scheduled | open | closed | disabled
+    closed_reason = UnicodeAttribute(null=True)  # window | organizer | cancelled | removed
+    starts_at = UTCDateTimeAttribute()
+    ends_at = UTCDateTimeAttribute()
+    opens_at = UTCDateTimeAttribute()
+    closes_at = UTCDateTimeAttribute(null=True)
+    scheduled_open_at = UTCDateTimeAttribute(null=True)
+    scheduled_close_at = UTCDateTimeAttribute(null=True)
+    opened_at = UTCDateTimeAttribute(null=True)
+    closed_at = UTCDateTimeAttribute(null=True)
+    due_bucket = UnicodeAttribute(null=True)
+    due_at = UTCDateTimeAttribute(null=True)
+    message_count = NumberAttribute(default=0)
+    after_event_count = NumberAttribute(default=0)
+    last_message_at = UTCDateTimeAttribute(null=True)
+    version = VersionAttribute()
+    due_index = DueIndex()
+
+
+class Participant(Base):
+    participant_key = UnicodeAttribute()  # o-<organizer id> | s-<signup id>
+    role = UnicodeAttribute()  # organizer | attendee
+    status = UnicodeAttribute()  # organizer | registered | confirmed | ... | blocked
+    first_name = UnicodeAttribute()
+    last_name = UnicodeAttribute(null=True)
+    email = UnicodeAttribute()  # the only place a real address is stored
+    address_hash = UnicodeAttribute()
+    muted = BooleanAttribute(default=False)
+    suppressed = BooleanAttribute(default=False)
+    updated_at = UTCDateTimeAttribute()
+    address_index = AddressIndex()
+
+
+class MessageLog(Base):
+    """One inbound message's outcome. Metadata only: never bodies or addresses."""
+
+    message_id = UnicodeAttribute()
+    chat_id = UnicodeAttribute(null=True)
+    outcome = UnicodeAttribute()
+    sender_hash = UnicodeAttribute(null=True)
+    size = NumberAttribute(default=0)
+    recipients = NumberAttribute(default=0)
+    parent_id = UnicodeAttribute(null=True)
+    ses_message_id = UnicodeAttribute(null=True)
+    received_at = UTCDateTimeAttribute()
+    bounced = BooleanAttribute(default=False)
+    expires = TTLAttribute(null=True)
+
+
+class Delivery(Base):
+    """One copy of one message to one participant (R8, R9, R10)."""
+
+    chat_id = UnicodeAttribute()
+    participant_key = UnicodeAttribute()
+    status = UnicodeAttribute()  # sent | failed | skipped
+    reason = UnicodeAttribute(null=True)
+    ses_message_id = UnicodeAttribute(null=True)
+    at = UTCDateTimeAttribute()
+    expires = TTLAttribute(null=True)
+    ses_index = SesIdIndex()
+
+
+class BatchClaim(Base):
+    """Lease on one SQS recipient batch; a duplicate delivery finds it and stops."""
+
+    state = UnicodeAttribute()  # working | done
+    lease_until = NumberAttribute()
+    attempts = NumberAttribute(default=1)
+    expires = TTLAttribute(null=True)
+
+
+class ApiKey(Base):
+    integration = UnicodeAttribute()
+    name = UnicodeAttribute()
+    created_at = UTCDateTimeAttribute()
+    revoked = BooleanAttribute(default=False)
+
+
+class Suppression(Base):
+    reason = UnicodeAttribute()
+    at = UTCDateTimeAttribute()
+
+
+class Counter(Base):
+    hits = NumberAttribute(default=0)
+    expires = TTLAttribute(null=True)
+
+
+class ThreadRef(Base):
+    chat_id = UnicodeAttribute()
+    message_id = UnicodeAttribute()
+    expires = TTLAttribute(null=True)
+
+
+
+
+def bind(table_name: str | None = None, region: str | None = None) -> None:
+    """Point every model at the configured table (and drop cached connections).
+
+    PynamoDB caches its connection on the class; the endpoint (AWS_ENDPOINT_URL)
+    or the table can change between tests and in the local twin.
+    """
+    settings = get_settings()
+    _Meta.table_name = table_name or settings.table_name
+    _Meta.region = region or settings.region
+    for model in ALL_MODELS:
+        model._connection = None
+        for index in model._indexes.values():
+            index._connection = None  # type: ignore[attr-defined]
+
+
+def _index(name: str, keys: tuple[tuple[str, str], ...], projection: str) -> dict[str, Any]:
+    return {
+        "IndexName": name,
+        "KeySchema": [{"AttributeName": a, "KeyType": k} for a, k in keys],
+        "Projection": {"ProjectionType": projection},
+    }
+
+
+# The table's shape, in CreateTable's words. infra/ declares the same table for
+# CloudFormation; tests/integration/test_package.py keeps the two in step.
+TABLE_SCHEMA: dict[str, Any] = {
+    "AttributeDefinitions": [
+        {"AttributeName": name, "AttributeType": "S"}
+        for name in ("pk", "sk", "due_bucket", "due_at", "address_hash", "ses_message_id")
+    ],
+    "KeySchema": [
+        {"AttributeName": "pk", "KeyType": "HASH"},
+        {"AttributeName": "sk", "KeyType": "RANGE"},
+    ],
+    "BillingMode": "PAY_PER_REQUEST",
+    "GlobalSecondaryIndexes": [
+        _index("due", (("due_bucket", "HASH"), ("due_at", "RANGE")), "KEYS_ONLY"),
+        _index("address", (("address_hash", "HASH"), ("pk", "RANGE")), "KEYS_ONLY"),
+        _index("ses_id", (("ses_message_id", "HASH"),), "ALL"),
+    ],
+}
+
+
+class Rejection(Base):
+    """An input Muster refused (an invalid integration event, say): kept so
+    nothing vanishes silently. Holds the reason and ids, never the payload."""
+
+    source = UnicodeAttribute()
+    kind = UnicodeAttribute()
+    reason = UnicodeAttribute()
+    ref = UnicodeAttribute(null=True)
+    at = UTCDateTimeAttribute()
+    expires = TTLAttribute(null=True)
+
+
+ALL_MODELS: tuple[type[Base], ...] = (
+    Event,
+    SignupRef,
+    Chat,
+    Participant,
+    MessageLog,
+    Delivery,
+    BatchClaim,
+    ApiKey,
+    Suppression,
+    Counter,
+    ThreadRef,
+    Rejection,
+)

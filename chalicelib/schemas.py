@@ -1,0 +1,213 @@
+"""Boundary models: API bodies and integration events (R13).
+
+The same classes validate REST bodies and EventBridge ``detail`` payloads, and
+generate both ``events_schema/*.json`` and the OpenAPI document, so the three can
+never drift (tests/unit/test_contracts.py fails if the files on disk do).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+ACTIVE_STATUSES = frozenset({"registered", "confirmed", "attended"})
+SignupStatus = Literal["registered", "confirmed", "attended", "cancelled", "missed", "blocked"]
+
+# An integration's own identifier: safe in keys, URLs and schedule names.
+ExternalId = Annotated[
+    str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")
+]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+
+# Deliberately simple: one @, no spaces or control characters, a dotted domain.
+_EMAIL = re.compile(r"^[^@\s\x00-\x1f\x7f<>()\[\],;:\"\\]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+
+
+def _email(value: str) -> str:
+    value = value.strip()
+    if len(value) > 254 or not _EMAIL.match(value):
+        raise ValueError("not a valid email address")
+    return value
+
+
+Email = Annotated[str, AfterValidator(_email)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_max_length=2000)
+
+
+class ChatSettings(Strict):
+    enabled: bool | None = Field(
+        default=None, description="Chat for this event; null inherits the deployment default."
+    )
+    open_before_hours: float | None = Field(
+        default=None, ge=0, le=24 * 60, description="Hours before a shift starts that its chat opens (default 48)."
+    )
+    close_after_hours: float | None = Field(
+        default=None,
+        ge=0,
+        le=24 * 366,
+        description="Hours after a shift ends that its chat closes (default 168); explicit null keeps it open until an organizer closes it.",
+    )
+
+    @property
+    def close_after_given(self) -> bool:
+        return "close_after_hours" in self.model_fields_set
+
+
+class Person(Strict):
+    first_name: Name
+    last_name: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] | None = None
+    email: Email
+
+
+class Organizer(Person):
+    id: ExternalId
+
+
+class Timeslot(Strict):
+    id: ExternalId
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+    chat_enabled: bool | None = None
+
+    @model_validator(mode="after")
+    def _ends_after_start(self) -> Timeslot:
+        if self.ends_at <= self.starts_at:
+            raise ValueError("ends_at must be after starts_at")
+        return self
+
+
+class EventBody(Strict):
+    title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    timezone: str
+    chat: ChatSettings = Field(default_factory=ChatSettings)
+    organizers: list[Organizer] = Field(default_factory=list, max_length=50)
+    timeslots: list[Timeslot] = Field(default_factory=list, max_length=500)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError("unknown IANA time zone") from exc
+        return value
+
+    @field_validator("organizers", "timeslots")
+    @classmethod
+    def _unique_ids(cls, value: list[Organizer] | list[Timeslot]) -> list[Organizer] | list[Timeslot]:
+        ids = [item.id for item in value]
+        if len(ids) != len(set(ids)):
+            raise ValueError("ids must be unique")
+        return value
+
+
+class SignupBody(Strict):
+    timeslot_id: ExternalId
+    status: SignupStatus
+    person: Person
+    referred_by: Annotated[str, StringConstraints(max_length=200)] | None = None
+
+
+# ---- integration events (EventBridge detail) --------------------------------
+
+class _Envelope(Strict):
+    integration: ExternalId = Field(description="The integration that owns the records (as for API keys).")
+    event_id: ExternalId
+
+
+class EventCreated(_Envelope):
+    event: EventBody
+
+
+class EventUpdated(EventCreated):
+    pass
+
+
+class EventCancelled(_Envelope):
+    pass
+
+
+class SignupCreated(_Envelope):
+    signup_id: ExternalId
+    signup: SignupBody
+
+
+class SignupUpdated(SignupCreated):
+    pass
+
+
+INTEGRATION_EVENTS: dict[str, type[Strict]] = {
+    "EventCreated": EventCreated,
+    "EventUpdated": EventUpdated,
+    "EventCancelled": EventCancelled,
+    "SignupCreated": SignupCreated,
+    "SignupUpdated": SignupUpdated,
+}
+
+# ---- responses --------------------------------------------------------------
+
+
+class ParticipantView(BaseModel):
+    id: str = Field(description="The organizer or signup id the integration gave.")
+    kind: Literal["organizer", "signup"]
+    display_name: str
+    status: str
+    active: bool
+    muted: bool
+
+
+class ChatView(BaseModel):
+    state: Literal["scheduled", "open", "closed", "disabled"]
+    opens_at: datetime
+    closes_at: datetime | None
+    address: str
+    participants: list[ParticipantView] | None = Field(
+        default=None, description="Present on the chat resource; never carries addresses."
+    )
+
+
+class TimeslotView(Timeslot):
+    chat: ChatView
+
+
+class EventView(BaseModel):
+    id: str
+    title: str
+    timezone: str
+    cancelled: bool
+    chat: ChatSettings
+    organizers: list[Organizer]
+    timeslots: list[TimeslotView]
+
+
+class SignupView(SignupBody):
+    id: str
+    event_id: str
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    field: str | None
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+ExternalIdPattern = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")

@@ -1,0 +1,1 @@
+"""Domain services: what Muster does, independent of which trigger asked."""

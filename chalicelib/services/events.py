@@ -1,0 +1,337 @@
+"""Events, shifts and signups: the integration's records (R1-R3, R13).
+
+Both the REST API and the EventBridge path call these functions, so the two
+integration paths cannot behave differently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from pynamodb.exceptions import DoesNotExist
+
+from chalicelib import clock
+from chalicelib.errors import NotFound, Unprocessable
+from chalicelib.models import Chat, Event, Participant, SignupRef, Suppression, TimeslotMap
+from chalicelib.relay.addresses import address_hash
+from chalicelib.schemas import (
+    ChatSettings,
+    ChatView,
+    EventBody,
+    EventView,
+    Organizer,
+    ParticipantView,
+    SignupBody,
+    SignupView,
+    TimeslotView,
+)
+from chalicelib.services.chats import (
+    ChatService,
+    chat_id_for,
+    is_active,
+    participants,
+    relay_address,
+    relay_local,
+    window_for,
+)
+from chalicelib.settings import Settings, get_settings
+
+
+def _event_key(integration: str, event_id: str) -> str:
+    return f"EV#{integration}#{event_id}"
+
+
+class EventService:
+    def __init__(self, settings: Settings | None = None, chats: ChatService | None = None) -> None:
+        self.settings = settings or get_settings()
+        self.chats = chats or ChatService(self.settings)
+
+    # -- helpers ---------------------------------------------------------------
+
+    def _load(self, integration: str, event_id: str) -> Event:
+        try:
+            return Event.get(_event_key(integration, event_id), "META", consistent_read=True)
+        except DoesNotExist:
+            raise NotFound(f"no event '{event_id}'", "event_id") from None
+
+    def _chat_id(self, integration: str, event_id: str, timeslot_id: str) -> str:
+        return chat_id_for(integration, event_id, timeslot_id, self.settings.secret)
+
+    def _person(self, pk: str, key: str, role: str, status: str, first: str, last: str | None, email: str) -> Participant:
+        return Participant(
+            pk,
+            f"P#{key}",
+            participant_key=key,
+            role=role,
+            status=status,
+            first_name=first,
+            last_name=last,
+            email=email,
+            address_hash=address_hash(self.settings.secret, email),
+            updated_at=clock.now(),
+        )
+
+    def _suppressed(self, digest: str) -> bool:
+        try:
+            Suppression.get(f"SUP#{digest}", "META")
+        except DoesNotExist:
+            return False
+        return True
+
+    def _write_people(self, pk: str, wanted: list[Participant], existing: Iterable[Participant], prefix: str) -> list[str]:
+        """Make the ``prefix`` participants of partition ``pk`` exactly ``wanted``.
+
+        Keeps each person's mute and suppression flags; returns the keys that
+        became active (they may need a late kickoff).
+        """
+        old = {p.participant_key: p for p in existing if p.participant_key.startswith(prefix)}
+        became_active: list[str] = []
+        with Participant.batch_write() as batch:
+            for person in wanted:
+                before = old.pop(person.participant_key, None)
+                if before is not None:
+                    person.muted = before.muted
+                    person.suppressed = before.suppressed and before.address_hash == person.address_hash
+                    same = all(
+                        getattr(before, a) == getattr(person, a)
+                        for a in ("role", "status", "first_name", "last_name", "email")
+                    )
+                    if same:
+                        continue
+                if not person.suppressed:
+                    person.suppressed = self._suppressed(person.address_hash)
+                if is_active(person) and (before is None or not is_active(before)):
+                    became_active.append(person.participant_key)
+                batch.save(person)
+            for gone in old.values():
+                batch.delete(gone)
+        return became_active
+
+    # -- events ----------------------------------------------------------------
+
+    def upsert_event(self, integration: str, event_id: str, body: EventBody) -> tuple[EventView, bool]:
+        now = clock.now()
+        key = _event_key(integration, event_id)
+        try:
+            previous: Event | None = Event.get(key, "META", consistent_read=True)
+        except DoesNotExist:
+            previous = None
+        event = Event(
+            key,
+            "META",
+            integration=integration,
+            event_id=event_id,
+            title=body.title,
+            timezone=body.timezone,
+            chat_enabled=body.chat.enabled,
+            open_before_hours=body.chat.open_before_hours,
+            close_after_hours=body.chat.close_after_hours,
+            close_after_set=body.chat.close_after_given,
+            timeslots=[
+                TimeslotMap(id=t.id, starts_at=t.starts_at, ends_at=t.ends_at, chat_enabled=t.chat_enabled)
+                for t in body.timeslots
+            ],
+            organizer_ids=[o.id for o in body.organizers],
+            cancelled=False,
+            created_at=previous.created_at if previous else now,
+            updated_at=now,
+        )
+        event.save()
+        organizers = [
+            self._person(key, f"o-{o.id}", "organizer", "organizer", o.first_name, o.last_name, o.email)
+            for o in body.organizers
+        ]
+        self._write_people(key, organizers, Participant.query(key, Participant.sk.startswith("P#o-")), "o-")
+        for slot in event.timeslots:
+            self._sync_chat(event, slot, organizers)
+        kept = {t.id for t in event.timeslots}
+        for old in previous.timeslots if previous else []:
+            if old.id not in kept:
+                self._close(self._chat_id(integration, event_id, old.id), "removed")
+        return self.view(integration, event_id), previous is None
+
+    def _sync_chat(self, event: Event, slot: TimeslotMap, organizers: list[Participant]) -> None:
+        chat_id = self._chat_id(event.integration, event.event_id, slot.id)
+        pk = f"CH#{chat_id}"
+        copies = [
+            self._person(pk, o.participant_key, "organizer", "organizer", o.first_name, o.last_name, o.email)
+            for o in organizers
+        ]
+        new_organizers = self._write_people(pk, copies, participants(chat_id), "o-")
+        window = window_for(event, slot, self.settings)
+
+        def apply(chat: Chat) -> bool:
+            chat.title, chat.timezone = event.title, event.timezone
+            chat.starts_at, chat.ends_at = slot.starts_at, slot.ends_at
+            chat.opens_at, chat.closes_at = window.opens_at, window.closes_at
+            if chat.closed_reason in {"cancelled", "removed"}:
+                chat.closed_reason = None  # the event or shift is back
+            return window.enabled
+
+        def create() -> Chat:
+            return Chat(
+                pk,
+                "META",
+                chat_id=chat_id,
+                integration=event.integration,
+                event_id=event.event_id,
+                timeslot_id=slot.id,
+                title=event.title,
+                timezone=event.timezone,
+                relay_local=relay_local(event.title, chat_id),
+                state="scheduled",
+                starts_at=slot.starts_at,
+                ends_at=slot.ends_at,
+                opens_at=window.opens_at,
+            )
+
+        before = self._state(chat_id)
+        chat = self.chats.update(chat_id, apply, create=create)
+        if chat is not None and chat.state == "open" and before == "open" and new_organizers:
+            self.chats.kickoff.kickoff(chat, new_organizers, batch="late")
+
+    @staticmethod
+    def _state(chat_id: str) -> str | None:
+        try:
+            return str(Chat.get(f"CH#{chat_id}", "META", consistent_read=True).state)
+        except DoesNotExist:
+            return None
+
+    def _close(self, chat_id: str, reason: str) -> None:
+        def close(chat: Chat) -> bool:
+            chat.closed_reason = reason
+            return False
+
+        self.chats.update(chat_id, close)
+
+    def cancel_event(self, integration: str, event_id: str) -> EventView:
+        event = self._load(integration, event_id)
+        event.update(actions=[Event.cancelled.set(True), Event.updated_at.set(clock.now())])
+        for slot in event.timeslots:
+            self._close(self._chat_id(integration, event_id, slot.id), "cancelled")
+        return self.view(integration, event_id)
+
+    def view(self, integration: str, event_id: str) -> EventView:
+        event = self._load(integration, event_id)
+        key = _event_key(integration, event_id)
+        people = {p.participant_key: p for p in Participant.query(key, Participant.sk.startswith("P#o-"))}
+        chat_ids = [self._chat_id(integration, event_id, t.id) for t in event.timeslots]
+        chats = {c.chat_id: c for c in Chat.batch_get([(f"CH#{c}", "META") for c in chat_ids])}
+        slots = []
+        for slot, chat_id in zip(event.timeslots, chat_ids, strict=True):
+            chat = chats[chat_id]
+            slots.append(
+                TimeslotView(
+                    id=slot.id,
+                    starts_at=slot.starts_at,
+                    ends_at=slot.ends_at,
+                    chat_enabled=slot.chat_enabled,
+                    chat=self._chat_view(chat, None),
+                )
+            )
+        chat_settings = ChatSettings(enabled=event.chat_enabled, open_before_hours=event.open_before_hours)
+        if event.close_after_set:
+            chat_settings.close_after_hours = event.close_after_hours
+        return EventView(
+            id=event.event_id,
+            title=event.title,
+            timezone=event.timezone,
+            cancelled=event.cancelled,
+            chat=chat_settings,
+            organizers=[
+                Organizer(id=str(oid), first_name=p.first_name, last_name=p.last_name, email=p.email)
+                for oid in event.organizer_ids
+                if (p := people.get(f"o-{oid}")) is not None
+            ],
+            timeslots=slots,
+        )
+
+    def _chat_view(self, chat: Chat, people: list[Participant] | None) -> ChatView:
+        from chalicelib.relay.names import display_name
+
+        return ChatView(
+            state=chat.state,  # type: ignore[arg-type]
+            opens_at=chat.opens_at,
+            closes_at=chat.closes_at,
+            address=relay_address(chat, self.settings),
+            participants=None
+            if people is None
+            else [
+                ParticipantView(
+                    id=p.participant_key[2:],
+                    kind="organizer" if p.role == "organizer" else "signup",
+                    display_name=display_name(p.first_name, p.last_name, organizer=p.role == "organizer"),
+                    status=p.status,
+                    active=is_active(p),
+                    muted=p.muted,
+                )
+                for p in people
+            ],
+        )
+
+    def chat_view(self, integration: str, event_id: str, timeslot_id: str) -> ChatView:
+        event = self._load(integration, event_id)
+        if not any(t.id == timeslot_id for t in event.timeslots):
+            raise NotFound(f"no timeslot '{timeslot_id}' in event '{event_id}'", "timeslot_id")
+        chat_id = self._chat_id(integration, event_id, timeslot_id)
+        chat = Chat.get(f"CH#{chat_id}", "META", consistent_read=True)
+        return self._chat_view(chat, participants(chat_id))
+
+    # -- signups ---------------------------------------------------------------
+
+    def upsert_signup(self, integration: str, event_id: str, signup_id: str, body: SignupBody) -> tuple[SignupView, bool]:
+        event = self._load(integration, event_id)
+        if not any(t.id == body.timeslot_id for t in event.timeslots):
+            raise Unprocessable(
+                f"event '{event_id}' has no timeslot '{body.timeslot_id}'", "timeslot_id", code="unknown_timeslot"
+            )
+        now = clock.now()
+        key = _event_key(integration, event_id)
+        try:
+            ref: SignupRef | None = SignupRef.get(key, f"S#{signup_id}", consistent_read=True)
+        except DoesNotExist:
+            ref = None
+        pkey = f"s-{signup_id}"
+        if ref is not None and ref.timeslot_id != body.timeslot_id:
+            old_chat = self._chat_id(integration, event_id, ref.timeslot_id)
+            Participant(f"CH#{old_chat}", f"P#{pkey}").delete()
+        SignupRef(
+            key,
+            f"S#{signup_id}",
+            timeslot_id=body.timeslot_id,
+            status=body.status,
+            referred_by=body.referred_by,
+            created_at=ref.created_at if ref else now,
+            updated_at=now,
+        ).save()
+        chat_id = self._chat_id(integration, event_id, body.timeslot_id)
+        pk = f"CH#{chat_id}"
+        person = self._person(
+            pk, pkey, "attendee", body.status, body.person.first_name, body.person.last_name, body.person.email
+        )
+        existing = [p for p in participants(chat_id) if p.participant_key == pkey]
+        became_active = self._write_people(pk, [person], existing, pkey)
+        if became_active:
+            chat = Chat.get(pk, "META", consistent_read=True)
+            if chat.state == "open":
+                self.chats.kickoff.kickoff(chat, became_active, batch="late")
+        return self.signup_view(integration, event_id, signup_id), ref is None
+
+    def signup_view(self, integration: str, event_id: str, signup_id: str) -> SignupView:
+        self._load(integration, event_id)
+        try:
+            ref = SignupRef.get(_event_key(integration, event_id), f"S#{signup_id}", consistent_read=True)
+        except DoesNotExist:
+            raise NotFound(f"no signup '{signup_id}' in event '{event_id}'", "signup_id") from None
+        chat_id = self._chat_id(integration, event_id, ref.timeslot_id)
+        p = Participant.get(f"CH#{chat_id}", f"P#s-{signup_id}", consistent_read=True)
+        return SignupView(
+            id=signup_id,
+            event_id=event_id,
+            timeslot_id=ref.timeslot_id,
+            status=ref.status,  # type: ignore[arg-type]
+            person={"first_name": p.first_name, "last_name": p.last_name, "email": p.email},  # type: ignore[arg-type]
+            referred_by=ref.referred_by,
+        )
+
+

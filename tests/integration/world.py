@@ -1,0 +1,202 @@
+"""A test world: moto-backed AWS resources, the Chalice test client, and the
+triggers AWS would fire (SQS drain, Scheduler) done by hand."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from typing import Any
+from unittest import mock
+
+import boto3
+from chalice.test import Client
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.ses.models import ses_backends
+
+from chalicelib import models
+from chalicelib.adapters import aws
+from chalicelib.services import keys
+from chalicelib.settings import Settings, get_settings
+
+
+@dataclass
+class Sent:
+    to: str
+    raw: bytes
+
+    @property
+    def message(self) -> EmailMessage:
+        return BytesParser(policy=policy.default).parsebytes(self.raw)  # type: ignore[return-value]
+
+
+@dataclass
+class World:
+    settings: Settings
+    client: Client
+    api_key: str
+    integration: str = "acme"
+    _patches: list[Any] = field(default_factory=list)
+
+    @classmethod
+    def create(cls) -> World:
+        get_settings.cache_clear()
+        aws.reset()
+        settings = get_settings()
+        models.bind()
+        boto3.client("dynamodb").create_table(TableName=settings.table_name, **models.TABLE_SCHEMA)
+        sqs = boto3.client("sqs")
+        dlq = sqs.create_queue(QueueName=f"{settings.delivery_queue}-dlq")["QueueUrl"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        sqs.create_queue(
+            QueueName=settings.delivery_queue,
+            Attributes={
+                "VisibilityTimeout": "0",
+                "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5"}),
+            },
+        )
+        boto3.client("s3").create_bucket(Bucket=settings.mail_bucket)
+        boto3.client("ses").verify_domain_identity(Domain=settings.relay_domain)
+        boto3.client("scheduler").create_schedule_group(Name=settings.schedule_group)
+        # Fresh service singletons per world (they cache clients and settings).
+        from chalicelib.blueprints import api, delivery, scheduling
+
+        for module in (api, delivery, scheduling):
+            for name in ("events", "fanout", "chats"):
+                fn = getattr(module, name, None)
+                if fn is not None:
+                    fn.cache_clear()
+        from app import app
+
+        return cls(settings=settings, client=Client(app), api_key=keys.create_key("acme"))
+
+    def close(self) -> None:
+        for p in self._patches:
+            p.stop()
+        self.client.__exit__(None, None, None) if hasattr(self.client, "__exit__") else None
+
+    # -- HTTP ------------------------------------------------------------------
+
+    def call(self, method: str, path: str, body: Any = None, *, key: str | None = "default", headers: dict[str, str] | None = None) -> Any:
+        h = {"Content-Type": "application/json"}
+        if key is not None:
+            h["Authorization"] = f"Bearer {self.api_key if key == 'default' else key}"
+        h.update(headers or {})
+        raw = body if isinstance(body, (str, bytes)) or body is None else json.dumps(body)
+        return self.client.http.request(method, path, headers=h, body=raw or b"")
+
+    def put_event(self, event_id: str, body: dict[str, Any]) -> Any:
+        return self.call("PUT", f"/events/{event_id}", body)
+
+    def put_signup(self, event_id: str, signup_id: str, body: dict[str, Any]) -> Any:
+        return self.call("PUT", f"/events/{event_id}/signups/{signup_id}", body)
+
+    def chat(self, event_id: str, timeslot_id: str) -> dict[str, Any]:
+        response = self.call("GET", f"/events/{event_id}/timeslots/{timeslot_id}/chat")
+        assert response.status_code == 200, response.body
+        return json.loads(response.body)
+
+    # -- triggers AWS would fire ------------------------------------------------
+
+    def schedules(self) -> list[dict[str, Any]]:
+        client = boto3.client("scheduler")
+        out = []
+        for item in client.list_schedules(GroupName=self.settings.schedule_group)["Schedules"]:
+            out.append(client.get_schedule(Name=item["Name"], GroupName=self.settings.schedule_group))
+        return out
+
+    def fire_schedule(self, schedule: dict[str, Any]) -> Any:
+        """What Scheduler does at the schedule's time: invoke its target."""
+        name = schedule["Target"]["Arn"].rsplit(":", 1)[-1].removeprefix(f"muster-{self.settings.stage}-")
+        payload = json.loads(schedule["Target"]["Input"])
+        boto3.client("scheduler").delete_schedule(Name=schedule["Name"], GroupName=self.settings.schedule_group)
+        return self.client.lambda_.invoke(name, payload)
+
+    def drain(self, max_rounds: int = 20) -> int:
+        """Deliver every queued batch through the real ``deliver`` handler, with
+        SQS's semantics: failed records come back with a higher receive count."""
+        sqs = boto3.client("sqs")
+        url = sqs.get_queue_url(QueueName=self.settings.delivery_queue)["QueueUrl"]
+        handled = 0
+        for _ in range(max_rounds):
+            got = sqs.receive_message(
+                QueueUrl=url, MaxNumberOfMessages=10, MessageSystemAttributeNames=["All"]
+            ).get("Messages", [])
+            if not got:
+                break
+            event = {
+                "Records": [
+                    {
+                        "messageId": m["MessageId"],
+                        "receiptHandle": m["ReceiptHandle"],
+                        "body": m["Body"],
+                        "attributes": m.get("Attributes", {}),
+                        "messageAttributes": {},
+                        "md5OfBody": m["MD5OfBody"],
+                        "eventSource": "aws:sqs",
+                        "eventSourceARN": f"arn:aws:sqs:us-east-1:{DEFAULT_ACCOUNT_ID}:{self.settings.delivery_queue}",
+                        "awsRegion": "us-east-1",
+                    }
+                    for m in got
+                ]
+            }
+            try:
+                result = self.client.lambda_.invoke("deliver", event).payload or {}
+                failed = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
+            except Exception:
+                failed = {m["MessageId"] for m in got}
+            for m in got:
+                if m["MessageId"] not in failed:
+                    sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+            handled += len(got)
+        return handled
+
+    # -- what SES sent -----------------------------------------------------------
+
+    def sent(self) -> list[Sent]:
+        backend = ses_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
+        out = []
+        for m in backend.sent_messages:
+            raw = m.raw_data.encode() if isinstance(m.raw_data, str) else m.raw_data
+            # moto adds header To/Cc to the envelope; real SES uses Destination only.
+            for to in m.destinations:
+                if not to.lower().endswith("@" + self.settings.relay_domain) and not to.lower().endswith(self.settings.relay_domain + ">"):
+                    out.append(Sent(to=to, raw=raw))
+                    break
+        return out
+
+    def inbox(self, address: str) -> list[Sent]:
+        return [s for s in self.sent() if s.to.lower() == address.lower()]
+
+    def patch(self, target: str, **kwargs: Any) -> Any:
+        p = mock.patch(target, **kwargs)
+        self._patches.append(p)
+        return p.start()
+
+
+def at(hours: float) -> str:
+    return (datetime.now(UTC) + timedelta(hours=hours)).replace(microsecond=0).isoformat()
+
+
+def event_body(*, start_in_hours: float = 50, length_hours: float = 2, organizers: int = 1, **chat: Any) -> dict[str, Any]:
+    return {
+        "title": "Canvass",
+        "timezone": "America/New_York",
+        "chat": chat,
+        "organizers": [
+            {"id": f"org{i}", "first_name": f"Olive{i}", "last_name": "Organizer", "email": f"olive{i}@org.example"}
+            for i in range(organizers)
+        ],
+        "timeslots": [{"id": "t1", "starts_at": at(start_in_hours), "ends_at": at(start_in_hours + length_hours)}],
+    }
+
+
+def signup_body(n: int, status: str = "registered", timeslot: str = "t1") -> dict[str, Any]:
+    return {
+        "timeslot_id": timeslot,
+        "status": status,
+        "person": {"first_name": f"Ann{n}", "last_name": "Attendee", "email": f"ann{n}@people.example"},
+    }
