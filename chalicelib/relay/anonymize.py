@@ -163,7 +163,7 @@ def decode_bytes(data: bytes, charset: str | None) -> str:
 def _payload_bytes(part: Message) -> bytes:
     try:
         data = part.get_payload(decode=True)
-    except Exception:  # noqa: BLE001 -- broken transfer encoding: fall back to raw text
+    except Exception:
         data = None
     if isinstance(data, bytes):
         return data
@@ -177,7 +177,7 @@ def part_text(part: Message) -> str:
     """A text part's content, decoded with charset fallbacks; never raises."""
     try:
         charset = part.get_content_charset()
-    except Exception:  # noqa: BLE001 -- unreadable parameters
+    except Exception:
         charset = None
     return decode_bytes(_payload_bytes(part), charset)
 
@@ -200,17 +200,15 @@ def clean_filename(name: str | None, scrubber: Scrubber) -> str | None:
     name = _FILENAME_DROP.sub("", name).strip(" .")
     if len(name) > MAX_FILENAME:
         stem, dot, ext = name.rpartition(".")
-        if dot and 0 < len(ext) <= 10:
-            name = stem[: MAX_FILENAME - len(ext) - 1] + "." + ext
-        else:
-            name = name[:MAX_FILENAME]
+        keep_ext = dot and 0 < len(ext) <= 10
+        name = stem[: MAX_FILENAME - len(ext) - 1] + "." + ext if keep_ext else name[:MAX_FILENAME]
     return name or None
 
 
 def _safe(call: object, default: str | None = None) -> str | None:
     try:
         value = call() if callable(call) else call
-    except Exception:  # noqa: BLE001 -- malformed header parameters
+    except Exception:
         return default
     return None if value is None else str(value)
 
@@ -260,7 +258,7 @@ def _collect_cids(root: Message, relay_domain: str, seed: str) -> dict[str, str]
             cid = _content_id(part)
             if cid and cid not in cids:
                 cids[cid] = f"part{len(cids) + 1}.{seed}@{relay_domain}"
-    except Exception:  # noqa: BLE001 -- unwalkable structure: no inline references
+    except Exception:
         return cids
     return cids
 

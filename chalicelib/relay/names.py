@@ -23,7 +23,7 @@ def _decode_encoded_words(s: str) -> str:
         return s
     try:
         return str(make_header(decode_header(s)))
-    except Exception:  # noqa: BLE001 -- any malformed encoded word: keep raw text, cleaned below
+    except Exception:
         return s
 
 

@@ -76,7 +76,7 @@ class InboundMail:
     def header_all(self, name: str) -> tuple[str, ...]:
         try:
             values = self.message.get_all(name) or []
-        except Exception:  # noqa: BLE001 -- malformed header: treat as absent
+        except Exception:
             return ()
         return tuple(_to_text(v) for v in values)
 
@@ -84,7 +84,7 @@ class InboundMail:
 def _to_text(value: object) -> str:
     try:
         return str(value)
-    except Exception:  # noqa: BLE001 -- malformed header: treat as empty
+    except Exception:
         return ""
 
 
@@ -92,7 +92,7 @@ def header_text(msg: EmailMessage, name: str) -> str:
     """A header's first value as text, '' if absent or unreadable; never raises."""
     try:
         value = msg.get(name)
-    except Exception:  # noqa: BLE001 -- malformed header: treat as absent
+    except Exception:
         return ""
     return "" if value is None else _to_text(value)
 
@@ -113,7 +113,7 @@ def _first_address(msg: EmailMessage) -> str | None:
             spec = address.addr_spec
             if spec and "@" in spec:
                 return normalize_address(spec)
-    except Exception:  # noqa: BLE001 -- fall back to a plain scan of the raw header
+    except Exception:
         addresses = ()
     match = _ADDR_SPEC_RE.search(_raw_header(msg, h.FROM))
     return normalize_address(match.group(0)) if match else None
@@ -137,13 +137,13 @@ def parse_inbound(raw: bytes) -> InboundMail:
     try:
         parsed = BytesParser(policy=policy.default).parsebytes(raw)
         message = parsed if isinstance(parsed, EmailMessage) else _empty_message()
-    except Exception as exc:  # noqa: BLE001 -- hostile input must not crash the relay
+    except Exception as exc:
         defects.append(f"unparseable: {type(exc).__name__}")
         message = _empty_message()
     try:
         for part in message.walk():
             defects.extend(type(d).__name__ for d in part.defects)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         defects.append(f"unwalkable: {type(exc).__name__}")
     message_ids = _msg_ids(message, h.MESSAGE_ID)
     return InboundMail(
@@ -195,7 +195,7 @@ def _is_delivery_report(mail: InboundMail) -> bool:
         if report_type in _REPORT_TYPES:
             return True
         return any(part.get_content_type() in _REPORT_CONTENT for part in msg.walk())
-    except Exception:  # noqa: BLE001 -- unreadable structure is not evidence of a report
+    except Exception:
         return False
 
 

@@ -9,8 +9,8 @@ from chalicelib.relay.addresses import domain_of
 from chalicelib.relay.outcomes import Outcome
 from chalicelib.relay.parse import InboundMail, Verdicts, loop_or_auto_reason
 
-PASS = "PASS"
-FAIL = "FAIL"
+VERDICT_OK = "PASS"
+VERDICT_FAIL = "FAIL"
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class SenderInfo:
 
 def sender_authenticated(verdicts: Verdicts) -> bool:
     """R6: SPF or DKIM passed, and DMARC did not fail."""
-    return (verdicts.spf == PASS or verdicts.dkim == PASS) and verdicts.dmarc != FAIL
+    return (verdicts.spf == VERDICT_OK or verdicts.dkim == VERDICT_OK) and verdicts.dmarc != VERDICT_FAIL
 
 
 def _aligned(verdicts: Verdicts, mail: InboundMail, envelope_sender: str | None) -> bool:
@@ -43,9 +43,9 @@ def _aligned(verdicts: Verdicts, mail: InboundMail, envelope_sender: str | None)
     domain; otherwise anyone with an SPF-passing domain could post as a
     participant whose domain lacks DMARC.
     """
-    if verdicts.dmarc == PASS:
+    if verdicts.dmarc == VERDICT_OK:
         return True
-    if verdicts.spf != PASS:
+    if verdicts.spf != VERDICT_OK:
         return False
     envelope = domain_of(envelope_sender or "")
     header = domain_of(mail.from_address or "")
@@ -86,9 +86,9 @@ def authorize(
     unknown chat, sender not a participant, inactive sender (R3), chat window (R1).
     Rate limits (R12) and duplicates (R8) need state and are checked by the caller.
     """
-    if verdicts.virus == FAIL:
+    if verdicts.virus == VERDICT_FAIL:
         return Outcome.VIRUS
-    if verdicts.spam == FAIL:
+    if verdicts.spam == VERDICT_FAIL:
         return Outcome.SPAM
     if not sender_authenticated(verdicts):
         return Outcome.AUTH_FAILED

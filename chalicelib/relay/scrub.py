@@ -64,6 +64,10 @@ class Scrubber:
         name = self._names.get(key)
         if name is not None:
             return name
+        # "jane@example.org.pdf": a known address followed by a file extension.
+        stem, dot, ext = key.rpartition(".")
+        if dot and stem in self._names and 0 < len(ext) <= 5 and ext.isalnum():
+            return self._names[stem] + token[len(stem) :]
         domain = key.rpartition("@")[2]
         if domain == self._keep_domain or domain.endswith("." + self._keep_domain):
             return None
