@@ -1,0 +1,107 @@
+"""Display names (R4) and address helpers."""
+
+from __future__ import annotations
+
+import pytest
+
+from chalicelib.relay.addresses import (
+    address_hash,
+    find_addresses,
+    normalize_address,
+    relay_local_part,
+)
+from chalicelib.relay.names import MAX_NAME_LENGTH, clean_name, display_name
+
+
+@pytest.mark.parametrize(
+    ("first", "last", "organizer", "expected"),
+    [
+        ("Jane", "Doe", False, "Jane D."),
+        ("Jane", "", False, "Jane"),
+        ("Jane", None, False, "Jane"),
+        ("Jane", "doe", True, "Jane D. (organizer)"),
+        ("", "Doe", False, "Participant"),
+        ("  ", None, True, "Participant (organizer)"),
+        ("José", "Ñúñez", False, "José Ñ."),
+        ("Jane", "'O'Brien", False, "Jane O."),
+    ],
+)
+def test_given_a_signup_name_when_displayed_then_first_name_and_initial(
+    first: str, last: str | None, organizer: bool, expected: str
+) -> None:
+    assert display_name(first, last, organizer=organizer) == expected
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        "Jane\r\nBcc: victim@example.com",
+        "Jane\nBcc: x@y",
+        "Jane\x00\tD",
+        "Jane\u2028Bcc: x@y",
+        "=?utf-8?q?Jane=0D=0ABcc=3A_x=40y?=",
+        "=?utf-8?b?SmFuZQ0KQmNjOiB4QHk=?=",
+    ],
+)
+def test_given_a_header_injection_attempt_when_cleaned_then_one_safe_line(hostile: str) -> None:
+    cleaned = clean_name(hostile)
+
+    assert "\r" not in cleaned and "\n" not in cleaned and "\x00" not in cleaned
+    assert "@" not in cleaned and ":" not in cleaned and "<" not in cleaned
+    assert cleaned.startswith("Jane")
+
+
+def test_given_an_encoded_word_when_cleaned_then_it_is_decoded() -> None:
+    assert clean_name("=?utf-8?b?SsO2cmc=?=") == "Jörg"
+    assert clean_name("=?iso-8859-1?q?Ren=E9?=") == "René"
+    assert clean_name("=?bogus?q?x?=") != ""
+
+
+def test_given_a_fake_role_tag_or_bidi_override_when_cleaned_then_removed() -> None:
+    assert display_name("Eve (organizer)", "X") == "Eve organizer X."
+    assert clean_name("Eve\u202eresu") == "Everesu"
+
+
+def test_given_a_very_long_name_when_cleaned_then_capped() -> None:
+    assert len(clean_name("A" * 500)) == MAX_NAME_LENGTH
+
+
+def test_given_case_and_space_variants_when_normalized_then_equal() -> None:
+    assert normalize_address("  Jane.Doe@Example.ORG ") == "jane.doe@example.org"
+    assert normalize_address("<jane@x.org>") == "jane@x.org"
+
+
+def test_given_an_address_when_hashed_then_stable_keyed_and_case_insensitive() -> None:
+    key = b"k" * 32
+    h1 = address_hash(key, "Jane@Example.org")
+
+    assert h1 == address_hash(key, " jane@example.ORG")
+    assert len(h1) == 32
+    assert h1 != address_hash(b"other-key-000000", "jane@example.org")
+    assert "jane" not in h1
+
+
+@pytest.mark.parametrize(
+    ("recipient", "expected"),
+    [
+        ("k3x9@relay.example.org", "k3x9"),
+        ("K3X9@Relay.Example.ORG", "k3x9"),
+        ("k3x9+reply@relay.example.org", "k3x9"),
+        ("<k3x9@relay.example.org>", "k3x9"),
+        ("k3x9@other.example.org", None),
+        ("k3x9@sub.relay.example.org", None),
+        ("+x@relay.example.org", None),
+        ("not-an-address", None),
+    ],
+)
+def test_given_a_recipient_when_matched_to_the_relay_domain_then_local_part(
+    recipient: str, expected: str | None
+) -> None:
+    assert relay_local_part(recipient, "relay.example.org") == expected
+
+
+def test_given_text_when_searched_then_addresses_found_lowercased() -> None:
+    assert find_addresses("Mail Jane@X.org or bob@y.co.uk, not @handle") == {
+        "jane@x.org",
+        "bob@y.co.uk",
+    }
