@@ -82,7 +82,7 @@ def test_given_a_kickoff_then_it_explains_the_chat_and_personalizes_like_relayed
     assert kickoff["Reply-To"] == RELAY_ADDRESS
     assert kickoff["List-Unsubscribe"] == f"<{MUTE_URL}>"
     assert kickoff["Auto-Submitted"] == "auto-generated"
-    assert "organizer" not in text
+    assert "As an organizer" not in text
 
 
 def test_given_an_organizer_kickoff_then_it_mentions_organizer_powers() -> None:
