@@ -44,7 +44,7 @@ from email.utils import format_datetime
 from typing import Any
 
 from chalicelib.relay import headers as h
-from chalicelib.relay.names import clean_name
+from chalicelib.relay.names import clean_name, decode_encoded_words
 from chalicelib.relay.parse import MSG_ID_RE, InboundMail, clean_subject
 from chalicelib.relay.scrub import Scrubber, scrubber_for
 
@@ -194,7 +194,8 @@ def clean_filename(name: str | None, scrubber: Scrubber) -> str | None:
     """An attachment name without paths, control characters or addresses."""
     if not name:
         return None
-    name = clean_subject(str(name))
+    # Mail clients decode encoded words in names even where RFC 2047 forbids them.
+    name = clean_subject(decode_encoded_words(str(name)))
     name = re.split(r"[/\\]", name)[-1]
     name = scrubber.scrub(name)
     name = _FILENAME_DROP.sub("", name).strip(" .")

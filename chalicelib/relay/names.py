@@ -18,7 +18,8 @@ _SPACE = re.compile(r"\s+")
 _DROP_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"})
 
 
-def _decode_encoded_words(s: str) -> str:
+def decode_encoded_words(s: str) -> str:
+    """RFC 2047 encoded words decoded; the input unchanged if they are malformed."""
     if "=?" not in s:
         return s
     try:
@@ -31,7 +32,7 @@ def clean_name(s: str | None) -> str:
     """A name safe for any header: decoded, no control chars, no structure chars."""
     if not s:
         return ""
-    s = _decode_encoded_words(str(s))
+    s = decode_encoded_words(str(s))
     chars = []
     for ch in s:
         cat = unicodedata.category(ch)
