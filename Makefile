@@ -49,6 +49,31 @@ contracts: venv
 api-key: venv
 	$(PY) -m chalicelib.cli create-key $(INTEGRATION) --stage $(STAGE)
 
+## Package a stage as CloudFormation (out/sam.json + out/deployment.zip) and cfn-lint it: make package [STAGE=prod]
+package: venv
+	$(PY) infra/package.py --stage $(STAGE) --out out
+
+## Deploy a stage to your AWS account (see docs/deploy.md):
+##   make deploy STAGE=prod RELAY_DOMAIN=chat.example.org DEPLOY_BUCKET=<artifact bucket> [HOSTED_ZONE_ID=Z...] [ALARM_EMAIL=ops@example.org] [PUBLIC_URL=https://...]
+AWS ?= aws
+STACK_NAME ?= muster-$(STAGE)
+deploy: package
+	@command -v $(AWS) >/dev/null || { echo "The AWS CLI is missing: install AWS CLI v2, or run $(PY) -m pip install awscli"; exit 1; }
+	@test -n "$(RELAY_DOMAIN)" || { echo "RELAY_DOMAIN=<domain SES receives mail for> is required"; exit 1; }
+	@test -n "$(DEPLOY_BUCKET)" || { echo "DEPLOY_BUCKET=<S3 bucket for the code zip and template, same region> is required"; exit 1; }
+	$(AWS) cloudformation package --template-file out/sam.json --use-json \
+		--s3-bucket $(DEPLOY_BUCKET) --s3-prefix muster/$(STAGE) --output-template-file out/packaged.json
+	$(AWS) cloudformation deploy --template-file out/packaged.json --stack-name $(STACK_NAME) \
+		--s3-bucket $(DEPLOY_BUCKET) --s3-prefix muster/$(STAGE) \
+		--capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND --no-fail-on-empty-changeset \
+		--parameter-overrides Stage=$(STAGE) RelayDomain=$(RELAY_DOMAIN) \
+		$(if $(HOSTED_ZONE_ID),HostedZoneId=$(HOSTED_ZONE_ID)) $(if $(ALARM_EMAIL),AlarmEmail=$(ALARM_EMAIL)) \
+		$(if $(PUBLIC_URL),PublicUrl=$(PUBLIC_URL))
+	$(AWS) cloudformation describe-stacks --stack-name $(STACK_NAME) \
+		--query 'Stacks[0].Outputs[].[OutputKey,OutputValue]' --output table
+	@echo "Next: add the MX and DKIM records (unless HOSTED_ZONE_ID was given), then activate the rule set:"
+	@echo "  $(AWS) ses set-active-receipt-rule-set --rule-set-name muster-$(STAGE)-inbound   (only ONE set is active per region)"
+
 bench: venv
 	$(PY) bench/cold_start.py
 
