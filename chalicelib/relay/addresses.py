@@ -9,7 +9,7 @@ import re
 ADDRESS_HASH_HEX_CHARS = 32
 
 # Deliberately simple: an address-looking token, used to find addresses in text.
-_ADDRESS_RE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_ADDRESS_RE = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 
 
 def normalize_address(addr: str) -> str:

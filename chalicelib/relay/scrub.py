@@ -20,14 +20,17 @@ from bisect import bisect_right
 from collections.abc import Iterable, Mapping
 
 HIDDEN = "[address hidden]"
-_LOCAL = r"[\w.+-]+"
+# The lookbehind lets a match start only where a run of local-part characters
+# starts; without it a long run with no "@" is rescanned from every position
+# (quadratic: a 100 KB base64 data: URI would take minutes).
+_LOCAL = r"(?<![\w.+-])[\w.+-]+"
 _DOMAIN = r"[\w-]+(?:\.[\w-]+)+"
 GENERIC_ADDRESS = _LOCAL + "@" + _DOMAIN
 _GENERIC_RE = re.compile(GENERIC_ADDRESS)
 _ESCAPE = r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});?|%[0-9A-Fa-f]{2}"
 _ESCAPE_RE = re.compile(_ESCAPE)
 _ESCAPE_OR_TAG_RE = re.compile(_ESCAPE + r"|<[^<>]{0,2000}>")
-_BYTES_ADDRESS_RE = re.compile(rb"[A-Za-z0-9._+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+_BYTES_ADDRESS_RE = re.compile(rb"(?<![A-Za-z0-9._+-])[A-Za-z0-9._+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 
 
 def _decode_escape(token: str) -> str:

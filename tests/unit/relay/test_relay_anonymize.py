@@ -194,3 +194,14 @@ def test_given_a_large_message_then_personalize_costs_a_tenth_of_a_parse(size: i
         lambda: personalize(rendered, mute_url=MUTE_URL, list_unsubscribe_headers=headers), 20
     )
     assert per_recipient <= 0.1 * stdlib
+
+
+def test_given_a_huge_inline_data_uri_then_scrubbing_stays_linear() -> None:
+    blob = "A" * 300_000
+    html_body = f"<p>ask bob@example.com</p><img src='data:image/png;base64,{blob}'>\n"
+    start = time.perf_counter()
+
+    out = relay(_raw(html_body, ctype="text/html; charset=utf-8"), PEOPLE)
+
+    assert time.perf_counter() - start < 3.0
+    assert find_leaks(out, ALL) == []
