@@ -81,7 +81,7 @@ def test_given_an_outlook_block_when_relayed_then_cc_lines_hide_everyone() -> No
 def test_given_an_address_in_a_filename_when_relayed_then_the_name_is_scrubbed() -> None:
     out = _parse(relay(load_eml("attachment_address_filename.eml"), PEOPLE))
 
-    filenames = [p.get_filename() for p in out.walk() if p.get_filename()]
+    filenames = [f for p in out.walk() if (f := p.get_filename())]
     assert "map for Alice A..pdf" in filenames
     assert "contacts Bob B..csv" in filenames
     assert all("/" not in f and ".." not in f.split(" ")[0] for f in filenames)
