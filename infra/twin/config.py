@@ -1,0 +1,123 @@
+"""Where the twin listens and keeps its state; the environment the app sees.
+
+Everything is overridable through environment variables so tests and benchmarks
+can run a twin on free ports with a throw-away state directory:
+
+``MUSTER_API_PORT`` (8000), ``MUSTER_SMTP_PORT`` (2525), ``MUSTER_AWS_PORT`` (5000),
+``MUSTER_MAILBOX_PORT`` (8025), ``MUSTER_TWIN_DIR`` (``.local``),
+``MUSTER_TWIN_HOST`` (127.0.0.1).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+RELAY_DOMAIN = "muster.test"
+BOUNCE_DOMAIN = "bounce.muster.test"
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+STAGE = "dev"
+MAX_MESSAGE_BYTES = 40 * 1024 * 1024
+INTEGRATION_QUEUE = "muster-dev-integration-bus"
+INTEGRATION_RULE = "muster-dev-integration-events"
+# Variables the twin owns: a developer's shell cannot point the app elsewhere.
+RESERVED = frozenset(
+    {
+        "MUSTER_STAGE",
+        "MUSTER_RELAY_DOMAIN",
+        "MUSTER_PUBLIC_URL",
+        "MUSTER_CLOCK_FILE",
+        "MUSTER_TWIN_DIR",
+        "MUSTER_TWIN_HOST",
+        "MUSTER_API_PORT",
+        "MUSTER_SMTP_PORT",
+        "MUSTER_AWS_PORT",
+        "MUSTER_MAILBOX_PORT",
+    }
+)
+
+
+def _port(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    return int(value) if value else default
+
+
+@dataclass(frozen=True)
+class TwinConfig:
+    host: str
+    api_port: int
+    smtp_port: int
+    aws_port: int
+    mailbox_port: int
+    state_dir: Path
+
+    @classmethod
+    def from_env(cls) -> TwinConfig:
+        state = Path(os.environ.get("MUSTER_TWIN_DIR", "").strip() or ROOT / ".local")
+        return cls(
+            host=os.environ.get("MUSTER_TWIN_HOST", "127.0.0.1"),
+            api_port=_port("MUSTER_API_PORT", 8000),
+            smtp_port=_port("MUSTER_SMTP_PORT", 2525),
+            aws_port=_port("MUSTER_AWS_PORT", 5000),
+            mailbox_port=_port("MUSTER_MAILBOX_PORT", 8025),
+            state_dir=state.resolve(),
+        )
+
+    @property
+    def aws_url(self) -> str:
+        return f"http://{self.host}:{self.aws_port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.host}:{self.api_port}"
+
+    @property
+    def mailbox_url(self) -> str:
+        return f"http://{self.host}:{self.mailbox_port}"
+
+    @property
+    def outbox(self) -> Path:
+        return self.state_dir / "outbox"
+
+    @property
+    def clock_file(self) -> Path:
+        return self.state_dir / "clock"
+
+    @property
+    def api_key_file(self) -> Path:
+        return self.state_dir / "api-key"
+
+    @property
+    def outbox_log(self) -> Path:
+        """One JSON line per copy written to the outbox (tests and the benchmark tail it)."""
+        return self.state_dir / "outbox.jsonl"
+
+    def app_environment(self) -> dict[str, str]:
+        """The environment every handler (and the API) sees: the dev stage's
+        variables from .chalice/config.json, pointed at the twin."""
+        from chalicelib.cli import stage_environment
+
+        env = stage_environment(STAGE, ROOT / ".chalice" / "config.json")
+        env.update(
+            AWS_ENDPOINT_URL=self.aws_url,
+            AWS_ACCESS_KEY_ID="testing",
+            AWS_SECRET_ACCESS_KEY="testing",  # noqa: S106 - moto's dummy credentials
+            AWS_DEFAULT_REGION=REGION,
+            AWS_REGION=REGION,
+            MUSTER_STAGE=STAGE,
+            MUSTER_RELAY_DOMAIN=RELAY_DOMAIN,
+            MUSTER_PUBLIC_URL=self.api_url,
+            MUSTER_CLOCK_FILE=str(self.clock_file),
+            MUSTER_ACCOUNT_ID=ACCOUNT,
+            POWERTOOLS_TRACE_DISABLED="1",
+            POWERTOOLS_METRICS_NAMESPACE="Muster",
+        )
+        # Knobs a developer (or the benchmark) sets explicitly win over the stage's.
+        for key, value in os.environ.items():
+            if key.startswith(("MUSTER_", "POWERTOOLS_")) and key not in RESERVED:
+                env[key] = value
+        env.pop("AWS_PROFILE", None)
+        return env
