@@ -33,8 +33,11 @@ def bin_path(name: str) -> str:
 
 def chalice_package(stage: str, out: Path, project: Path = ROOT, merge_template: Path | None = None) -> Path:
     merge = merge_template or project / "infra" / "template.json"
-    env = {**os.environ, "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1")}
-    subprocess.run(
+    # The app reads MUSTER_* at import time (queue and topic names in decorators);
+    # package from a clean slate so the output depends on the stage alone.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MUSTER_")}
+    env.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    subprocess.run(  # noqa: S603 -- fixed argv: our venv's chalice, our paths
         [
             bin_path("chalice"),
             "--project-dir",
@@ -66,7 +69,9 @@ def pin_stage(template_path: Path, stage: str) -> dict:  # type: ignore[type-arg
 
 
 def lint(template_path: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([bin_path("cfn-lint"), str(template_path)], capture_output=True, text=True, check=False)
+    return subprocess.run(  # noqa: S603
+        [bin_path("cfn-lint"), str(template_path)], capture_output=True, text=True, check=False
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,426 @@
+"""The deployable stack, checked offline (issue 5).
+
+``chalice package --merge-template infra/template.json`` runs once per stage (dev
+and prod) for this module; the tests read the packaged template: cfn-lint is clean,
+every trigger is wired, every function holds only what its code calls, and the
+names match what ``.chalice/config.json`` and ``Settings`` expect. Two stages can
+live side by side in one account.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chalicelib.cli import stage_environment
+from chalicelib.models import TABLE_SCHEMA
+from chalicelib.settings import Settings
+from infra import package
+from tests.deploy.cfn import ACCOUNT, REGION, Stack, as_list, policy_statements
+
+ROOT = Path(__file__).resolve().parents[2]
+STAGES = ("dev", "prod")
+RELAY_DOMAINS = {"dev": "chat-dev.example.org", "prod": "chat.example.org"}
+
+# Chalice logical id -> the name in app.py.
+FUNCTIONS = {
+    "APIHandler": "api_handler",
+    "IntegrationEvents": "integration_events",
+    "OpenChat": "open_chat",
+    "CloseChat": "close_chat",
+    "Sweeper": "sweeper",
+    "Deliver": "deliver",
+    "InboundEmail": "inbound_email",
+    "Feedback": "feedback",
+}
+# The AWS services each function's code calls, and nothing more.
+SERVICES = {
+    "APIHandler": {"logs", "xray", "dynamodb", "sqs", "scheduler", "iam"},
+    "IntegrationEvents": {"logs", "xray", "dynamodb", "sqs", "scheduler", "iam"},
+    "OpenChat": {"logs", "xray", "dynamodb", "sqs", "scheduler", "iam"},
+    "CloseChat": {"logs", "xray", "dynamodb", "sqs", "scheduler", "iam"},
+    "Sweeper": {"logs", "xray", "dynamodb", "sqs", "scheduler", "iam"},
+    "Deliver": {"logs", "xray", "dynamodb", "sqs", "ses", "s3"},
+    "InboundEmail": {"logs", "xray", "dynamodb", "sqs", "ses", "s3"},
+    "Feedback": {"logs", "xray", "dynamodb"},
+}
+# Actions AWS only authorizes on Resource "*".
+STAR_RESOURCE_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+
+
+@pytest.fixture(scope="module")
+def templates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    out = {}
+    for stage in STAGES:
+        path = package.chalice_package(stage, tmp_path_factory.mktemp(f"package-{stage}"))
+        out[stage] = package.pin_stage(path, stage)
+        out[stage]["__path__"] = str(path)
+    return out
+
+
+@pytest.fixture(scope="module")
+def stacks(templates: dict[str, dict[str, Any]]) -> dict[str, Stack]:
+    return {s: Stack(t, {"RelayDomain": RELAY_DOMAINS[s]}) for s, t in templates.items()}
+
+
+@pytest.fixture(scope="module")
+def dev(stacks: dict[str, Stack]) -> Stack:
+    return stacks["dev"]
+
+
+def settings_for(stage: str) -> Settings:
+    env = stage_environment(stage, ROOT / ".chalice" / "config.json")
+    return Settings.from_env({**env, "MUSTER_ACCOUNT_ID": ACCOUNT, "AWS_REGION": REGION})
+
+
+def role_of(stack: Stack, function: str) -> str:
+    role = stack.props(function)["Role"]
+    assert set(role) == {"Fn::GetAtt"}, f"{function} must use a role from this template"
+    return str(role["Fn::GetAtt"][0])
+
+
+def allowed(stack: Stack, role: str) -> Iterator[dict[str, Any]]:
+    for logical, statement in policy_statements(stack):
+        if logical == role and statement["Effect"] == "Allow":
+            yield statement
+
+
+def grants(stack: Stack, role: str) -> list[tuple[str, str]]:
+    """Every (action, resolved resource) pair the role allows."""
+    return [
+        (action, str(stack.resolve(resource)))
+        for statement in allowed(stack, role)
+        for action in as_list(statement["Action"])
+        for resource in as_list(statement["Resource"])
+    ]
+
+
+def function_arn(stack: Stack, logical: str) -> str:
+    return stack.getatt(logical, "Arn")
+
+
+# -- the template is valid --------------------------------------------------------
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_cfn_lint_reports_nothing(templates: dict[str, dict[str, Any]], stage: str) -> None:
+    result = package.lint(Path(templates[stage]["__path__"]))
+    assert result.returncode == 0 and not result.stdout.strip(), result.stdout + result.stderr
+
+
+def test_every_function_exists_and_every_merged_resource_has_a_type(dev: Stack) -> None:
+    # A merge-template entry for a function app.py lacks would be a typeless stub.
+    untyped = [k for k, v in dev.resources.items() if "Type" not in v]
+    assert not untyped, f"merged into resources Chalice did not generate: {untyped}"
+    functions = dev.of_type("AWS::Serverless::Function")
+    assert set(functions) == set(FUNCTIONS)
+    for logical, name in FUNCTIONS.items():
+        expected = "muster-dev" if logical == "APIHandler" else f"muster-dev-{name}"
+        assert dev.name(logical) == expected
+
+
+def test_stage_parameter_is_pinned(templates: dict[str, dict[str, Any]]) -> None:
+    for stage in STAGES:
+        parameter = templates[stage]["Parameters"]["Stage"]
+        assert parameter["Default"] == stage and parameter["AllowedValues"] == [stage]
+
+
+# -- triggers ---------------------------------------------------------------------------
+
+
+def test_ses_receipt_rule_stores_then_invokes_inbound_email(dev: Stack) -> None:
+    (rule_id,) = dev.of_type("AWS::SES::ReceiptRule")
+    rule = dev.props(rule_id)["Rule"]
+    assert rule["Enabled"] is True and rule["ScanEnabled"] is True
+    assert dev.resolve(rule["Recipients"]) == [RELAY_DOMAINS["dev"]]
+    s3, lam = (a for a in rule["Actions"])  # order matters: raw mail is in S3 before the Lambda runs
+    assert dev.resolve(s3["S3Action"]) == {"BucketName": "muster-dev-mail-123456789012", "ObjectKeyPrefix": "inbound/"}
+    assert lam["LambdaAction"]["InvocationType"] == "Event"
+    assert dev.resolve(lam["LambdaAction"]["FunctionArn"]) == function_arn(dev, "InboundEmail")
+    assert dev.props("InboundEmail")["Handler"].startswith(("app.", "chalicelib."))
+
+    rule_arn = (
+        f"arn:aws:ses:{REGION}:{ACCOUNT}:receipt-rule-set/{dev.name(dev.props(rule_id)['RuleSetName']['Ref'])}"
+        f":receipt-rule/{dev.name(rule_id)}"
+    )
+    permissions = [
+        dev.resolve(p["Properties"])
+        for p in dev.of_type("AWS::Lambda::Permission").values()
+        if p["Properties"]["Principal"] == "ses.amazonaws.com"
+    ]
+    assert permissions == [
+        {
+            "Action": "lambda:InvokeFunction",
+            "FunctionName": "muster-dev-inbound_email",
+            "Principal": "ses.amazonaws.com",
+            "SourceAccount": ACCOUNT,
+            "SourceArn": rule_arn,
+        }
+    ]
+    # SES checks both grants when the rule is created.
+    assert {"MailBucketPolicy", "InboundEmailSesPermission"} <= set(dev.resources[rule_id]["DependsOn"])
+
+
+def test_sqs_delivers_to_deliver_with_partial_batch_failures(dev: Stack) -> None:
+    events = dev.props("Deliver")["Events"]
+    (event,) = events.values()
+    assert event["Type"] == "SQS"
+    assert dev.resolve(event["Properties"]["Queue"]) == dev.getatt("DeliveryQueue", "Arn")
+    assert event["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    queue = dev.props("DeliveryQueue")
+    assert queue["VisibilityTimeout"] >= 6 * dev.props("Deliver")["Timeout"]
+    assert queue["SqsManagedSseEnabled"] is True
+    redrive = dev.resolve(queue["RedrivePolicy"])
+    assert redrive["deadLetterTargetArn"] == dev.getatt("DeliveryDeadLetterQueue", "Arn")
+    assert 3 <= redrive["maxReceiveCount"] <= 10
+    assert dev.props("DeliveryDeadLetterQueue")["SqsManagedSseEnabled"] is True
+    # No other function consumes the queue.
+    for logical in FUNCTIONS:
+        if logical != "Deliver":
+            assert all(e["Type"] != "SQS" for e in dev.props(logical).get("Events", {}).values())
+
+
+def test_ses_feedback_reaches_the_feedback_function(dev: Stack) -> None:
+    (event,) = dev.props("Feedback")["Events"].values()
+    assert event["Type"] == "SNS"
+    topic_arn = dev.ref("FeedbackTopic")
+    assert dev.resolve(event["Properties"]["Topic"]) == topic_arn
+    (destination,) = dev.of_type("AWS::SES::ConfigurationSetEventDestination").values()
+    dest = dev.resolve(destination["Properties"])
+    assert dest["EventDestination"]["SnsDestination"]["TopicARN"] == topic_arn
+    assert {"bounce", "complaint"} <= set(dest["EventDestination"]["MatchingEventTypes"])
+    assert dest["ConfigurationSetName"] == "muster-dev"
+    # The senders use that configuration set; the identity defaults to it too.
+    for logical in ("Deliver", "InboundEmail"):
+        assert dev.resolve(dev.props(logical)["Environment"]["Variables"]["MUSTER_CONFIGURATION_SET"]) == "muster-dev"
+    identity = dev.resolve(dev.props("EmailIdentity"))
+    assert identity["EmailIdentity"] == RELAY_DOMAINS["dev"]
+    assert identity["ConfigurationSetAttributes"]["ConfigurationSetName"] == "muster-dev"
+    (policy,) = dev.of_type("AWS::SNS::TopicPolicy").values()
+    (statement,) = dev.resolve(policy["Properties"]["PolicyDocument"]["Statement"])
+    assert statement["Principal"] == {"Service": "ses.amazonaws.com"} and statement["Action"] == "sns:Publish"
+    assert statement["Condition"]["StringEquals"]["aws:SourceAccount"] == ACCOUNT
+
+
+def test_scheduler_role_invokes_exactly_open_chat_and_close_chat(dev: Stack) -> None:
+    role = dev.props("SchedulerRole")
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "scheduler.amazonaws.com"}
+    assert dev.resolve(trust["Condition"]["StringEquals"]["aws:SourceAccount"]) == ACCOUNT
+    pairs = grants(dev, "SchedulerRole")
+    assert {a for a, _ in pairs} == {"lambda:InvokeFunction"}
+    targets = {function_arn(dev, "OpenChat"), function_arn(dev, "CloseChat")}
+    assert {r for _, r in pairs} == targets
+    # Every function that schedules passes this role and these targets.
+    for logical in FUNCTIONS:
+        env = dev.resolve(dev.props(logical)["Environment"]["Variables"])
+        assert env["MUSTER_OPEN_CHAT_ARN"] == function_arn(dev, "OpenChat")
+        assert env["MUSTER_CLOSE_CHAT_ARN"] == function_arn(dev, "CloseChat")
+        assert env["MUSTER_SCHEDULER_ROLE_ARN"] == "<SchedulerRole.Arn>"
+        assert env["MUSTER_SCHEDULE_GROUP"] == dev.name("ScheduleGroup") == "muster-dev"
+        for statement in allowed(dev, role_of(dev, logical)):
+            if "iam:PassRole" in as_list(statement["Action"]):
+                assert as_list(statement["Action"]) == ["iam:PassRole"]
+                assert dev.resolve(as_list(statement["Resource"])) == ["<SchedulerRole.Arn>"]
+                assert statement["Condition"] == {"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}}
+
+
+def test_api_gateway_routes_to_the_app(dev: Stack) -> None:
+    api = dev.props("RestAPI")
+    uris = {
+        json.dumps(method["x-amazon-apigateway-integration"]["uri"])
+        for path in api["DefinitionBody"]["paths"].values()
+        for method in path.values()
+        if "x-amazon-apigateway-integration" in method
+    }
+    assert uris and all("${APIHandler.Arn}" in uri for uri in uris)
+    permission = dev.props("APIHandlerInvokePermission")
+    assert permission["Principal"] == "apigateway.amazonaws.com"
+    assert permission["FunctionName"] == {"Ref": "APIHandler"}
+    assert dev.props("APIHandler")["Handler"] == "app.app"
+
+
+def test_eventbridge_and_the_sweeper_are_wired(dev: Stack) -> None:
+    (event,) = dev.props("IntegrationEvents")["Events"].values()
+    assert event["Type"] == "CloudWatchEvent"
+    assert event["Properties"]["Pattern"]["source"] == ["muster.integration"]
+    (sweep,) = dev.props("Sweeper")["Events"].values()
+    assert sweep["Type"] == "Schedule" and sweep["Properties"]["Schedule"] == "rate(5 minutes)"
+
+
+# -- least privilege ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_no_policy_grants_a_wildcard_action(stacks: dict[str, Stack], stage: str) -> None:
+    stack = stacks[stage]
+    statements = list(policy_statements(stack))
+    assert len(statements) > 30
+    for logical, statement in statements:
+        if statement["Effect"] != "Allow":
+            continue
+        assert "NotAction" not in statement and "NotResource" not in statement, logical
+        for action in as_list(statement["Action"]):
+            assert "*" not in action, f"{logical} allows {action}"
+        if "*" in as_list(statement.get("Resource", [])):
+            assert set(as_list(statement["Action"])) <= STAR_RESOURCE_ACTIONS, f"{logical}: {statement}"
+
+
+def test_each_function_has_its_own_role_with_only_what_its_code_calls(dev: Stack) -> None:
+    roles = {logical: role_of(dev, logical) for logical in FUNCTIONS}
+    assert len(set(roles.values())) == len(roles), "functions must not share a role"
+    assert "DefaultRole" not in dev.resources, "Chalice's generated wildcard role must be gone"
+    for logical, role in roles.items():
+        trust = dev.props(role)["AssumeRolePolicyDocument"]["Statement"]
+        assert [s["Principal"] for s in trust] == [{"Service": "lambda.amazonaws.com"}]
+        pairs = grants(dev, role)
+        assert {a.split(":")[0] for a, _ in pairs} == SERVICES[logical], logical
+        log_group = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/{dev.name(logical)}:*"
+        assert {r for a, r in pairs if a.startswith("logs:")} == {log_group}
+        table = dev.getatt("Table", "Arn")
+        for action, resource in pairs:
+            if action.startswith("dynamodb:"):
+                assert (
+                    resource == table
+                    or resource.startswith(table + "/index/")
+                    or (resource == dev.getatt("IdempotencyTable", "Arn"))
+                ), (logical, action, resource)
+            if action.startswith("sqs:"):
+                assert resource == dev.getatt("DeliveryQueue", "Arn")
+            if action.startswith("scheduler:"):
+                assert resource == f"arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule/muster-dev/*"
+            if action.startswith("ses:"):
+                assert resource in {
+                    f"arn:aws:ses:{REGION}:{ACCOUNT}:identity/{RELAY_DOMAINS['dev']}",
+                    f"arn:aws:ses:{REGION}:{ACCOUNT}:configuration-set/muster-dev",
+                }
+        actions = {a for a, _ in pairs}
+        if ("dynamodb:DeleteItem", table) in pairs:  # only the upsert paths drop participants
+            assert logical in {"APIHandler", "IntegrationEvents"}
+        idempotency = dev.getatt("IdempotencyTable", "Arn")
+        assert (logical == "InboundEmail") == any(r == idempotency for _, r in pairs), logical
+        if logical == "Deliver":
+            assert {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"} <= actions
+            assert "sqs:SendMessage" not in actions
+        elif "sqs" in SERVICES[logical]:
+            assert {a for a in actions if a.startswith("sqs:")} == {"sqs:GetQueueUrl", "sqs:SendMessage"}
+        if "scheduler" in SERVICES[logical]:
+            assert {a for a in actions if a.startswith("scheduler:")} == {
+                "scheduler:CreateSchedule",
+                "scheduler:UpdateSchedule",
+                "scheduler:DeleteSchedule",
+                "scheduler:GetSchedule",
+            }
+
+
+def test_mail_objects_are_split_by_prefix(dev: Stack) -> None:
+    bucket = dev.getatt("MailBucket", "Arn")
+    s3 = {
+        logical: sorted(
+            (a, r.removeprefix(bucket)) for a, r in grants(dev, role_of(dev, logical)) if a.startswith("s3:")
+        )
+        for logical in FUNCTIONS
+    }
+    assert s3["InboundEmail"] == [("s3:GetObject", "/inbound/*"), ("s3:PutObject", "/outbound/*")]
+    assert s3["Deliver"] == [("s3:GetObject", "/outbound/*")]
+    assert all(not v for k, v in s3.items() if k not in ("InboundEmail", "Deliver"))
+
+
+# -- data -------------------------------------------------------------------------------
+
+
+def test_main_table_is_the_models_schema(dev: Stack) -> None:
+    props = dev.props("Table")
+    for key in ("AttributeDefinitions", "KeySchema", "BillingMode", "GlobalSecondaryIndexes"):
+        assert props[key] == TABLE_SCHEMA[key], key
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expires", "Enabled": True}
+    assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert dev.resources["Table"]["DeletionPolicy"] == "Retain"
+    idem = dev.props("IdempotencyTable")
+    assert idem["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
+    assert idem["AttributeDefinitions"] == [{"AttributeName": "id", "AttributeType": "S"}]
+    assert idem["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
+    assert idem["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+
+
+def test_mail_bucket_is_private_encrypted_expiring_and_only_ses_from_this_account_writes(dev: Stack) -> None:
+    props = dev.resolve(dev.props("MailBucket"))
+    assert all(props["PublicAccessBlockConfiguration"].values()) and len(props["PublicAccessBlockConfiguration"]) == 4
+    (encryption,) = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert encryption["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in {"AES256", "aws:kms"}
+    rules = {r.get("Prefix"): r for r in props["LifecycleConfiguration"]["Rules"]}
+    assert rules["inbound/"]["ExpirationInDays"] == "14" and rules["inbound/"]["Status"] == "Enabled"
+    assert rules["outbound/"]["ExpirationInDays"] == "14"
+    policy = dev.resolve(dev.props("MailBucketPolicy"))
+    ses = [s for s in policy["PolicyDocument"]["Statement"] if s.get("Principal") == {"Service": "ses.amazonaws.com"}]
+    (statement,) = ses
+    assert statement["Effect"] == "Allow" and statement["Action"] == "s3:PutObject"
+    assert statement["Resource"] == dev.getatt("MailBucket", "Arn") + "/inbound/*"
+    assert statement["Condition"]["StringEquals"] == {"aws:SourceAccount": ACCOUNT}
+    assert re.fullmatch(
+        rf"arn:aws:ses:{REGION}:{ACCOUNT}:receipt-rule-set/muster-dev-inbound:receipt-rule/muster-dev-relay",
+        statement["Condition"]["ArnLike"]["aws:SourceArn"],
+    )
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_names_match_config_and_settings(stacks: dict[str, Stack], stage: str) -> None:
+    stack, settings = stacks[stage], settings_for(stage)
+    config = stage_environment(stage, ROOT / ".chalice" / "config.json")
+    assert stack.name("Table") == settings.table_name == config["MUSTER_TABLE"]
+    assert stack.name("IdempotencyTable") == settings.idempotency_table_name == config["MUSTER_IDEMPOTENCY_TABLE"]
+    assert stack.name("DeliveryQueue") == settings.delivery_queue == config["MUSTER_DELIVERY_QUEUE"]
+    assert stack.name("ScheduleGroup") == settings.schedule_group == config["MUSTER_SCHEDULE_GROUP"]
+    assert stack.name("MailBucket") == settings.mail_bucket
+    assert stack.name("FeedbackTopic") == config.get("MUSTER_FEEDBACK_TOPIC", f"muster-{stage}-feedback")
+    assert function_arn(stack, "OpenChat") == settings.open_chat_arn
+    assert function_arn(stack, "CloseChat") == settings.close_chat_arn
+    for logical in FUNCTIONS:
+        env = stack.resolve(stack.props(logical)["Environment"]["Variables"])
+        deployed = Settings.from_env({**env, "AWS_REGION": REGION})
+        assert deployed.stage == stage
+        assert deployed.table_name == stack.name("Table")
+        assert deployed.idempotency_table_name == stack.name("IdempotencyTable")
+        assert deployed.delivery_queue == stack.name("DeliveryQueue")
+        assert deployed.mail_bucket == stack.name("MailBucket")
+        assert deployed.relay_domain == RELAY_DOMAINS[stage]
+        assert env["MUSTER_FEEDBACK_TOPIC"] == stack.name("FeedbackTopic")
+        # The HMAC key comes from Secrets Manager, never from config.json.
+        assert env["MUSTER_SECRET"] == "{{resolve:secretsmanager:<RelaySecret>:SecretString}}"
+    for logical in ("Deliver", "InboundEmail"):
+        env = stack.resolve(stack.props(logical)["Environment"]["Variables"])
+        assert env["MUSTER_PUBLIC_URL"] == f"https://<RestAPI>.execute-api.{REGION}.amazonaws.com/api"
+
+
+def test_alarms_watch_the_dead_letter_queue_and_every_function(dev: Stack) -> None:
+    alarms = [dev.resolve(a["Properties"]) for a in dev.of_type("AWS::CloudWatch::Alarm").values()]
+    dlq = [a for a in alarms if a["MetricName"] == "ApproximateNumberOfMessagesVisible"]
+    assert [a["Dimensions"] for a in dlq] == [[{"Name": "QueueName", "Value": "muster-dev-delivery-dlq"}]]
+    assert dlq[0]["Threshold"] == 0 and dlq[0]["ComparisonOperator"] == "GreaterThanThreshold"
+    watched = {d["Value"] for a in alarms if a["MetricName"] == "Errors" for d in a["Dimensions"]}
+    assert watched == {dev.name(logical) for logical in FUNCTIONS}
+
+
+def test_outputs_give_the_dns_records_to_add(templates: dict[str, dict[str, Any]]) -> None:
+    outputs = templates["prod"]["Outputs"]
+    assert outputs["MxRecord"]["Value"] == {"Fn::Sub": "10 inbound-smtp.${AWS::Region}.amazonaws.com"}
+    assert {f"DkimRecord{i}" for i in (1, 2, 3)} <= set(outputs)
+    assert {"ApiUrl", "ReceiptRuleSetName", "EndpointURL"} <= set(outputs)
+
+
+# -- stages side by side -----------------------------------------------------------------
+
+
+def test_two_stages_share_no_physical_name(stacks: dict[str, Stack]) -> None:
+    dev_names, prod_names = stacks["dev"].physical_names(), stacks["prod"].physical_names()
+    assert len(dev_names) >= 30
+    assert set(dev_names) & set(prod_names) == set()
+    for stage, names in (("dev", dev_names), ("prod", prod_names)):
+        for name in names:
+            if not name.startswith("AWS::SES::EmailIdentity"):  # the relay domain is a parameter
+                assert f"muster-{stage}" in name, name
