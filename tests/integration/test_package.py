@@ -21,7 +21,7 @@ from chalicelib.cli import stage_environment
 from chalicelib.models import TABLE_SCHEMA
 from chalicelib.settings import Settings
 from infra import package
-from tests.deploy.cfn import ACCOUNT, REGION, Stack, as_list, policy_statements
+from tests.deploy.cfn import ACCOUNT, REGION, Stack, as_list, cycle, policy_statements
 
 ROOT = Path(__file__).resolve().parents[2]
 STAGES = ("dev", "prod")
@@ -122,6 +122,14 @@ def test_every_function_exists_and_every_merged_resource_has_a_type(dev: Stack) 
     for logical, name in FUNCTIONS.items():
         expected = "muster-dev" if logical == "APIHandler" else f"muster-dev-{name}"
         assert dev.name(logical) == expected
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_no_circular_dependencies(stacks: dict[str, Stack], stage: str) -> None:
+    # cfn-lint validates SAM templates without transforming them and misses cycles
+    # through an AWS::Serverless::Api's DefinitionBody (the API handler must never
+    # reference RestAPI, for instance).
+    assert cycle(stacks[stage]) is None
 
 
 def test_stage_parameter_is_pinned(templates: dict[str, dict[str, Any]]) -> None:
