@@ -220,6 +220,10 @@ def test_scheduler_role_invokes_exactly_open_chat_and_close_chat(dev: Stack) -> 
     (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
     assert trust["Principal"] == {"Service": "scheduler.amazonaws.com"}
     assert dev.resolve(trust["Condition"]["StringEquals"]["aws:SourceAccount"]) == ACCOUNT
+    # Scheduler sets aws:SourceArn to the schedule group's ARN, not the schedule's.
+    assert dev.resolve(trust["Condition"]["ArnEquals"]["aws:SourceArn"]) == (
+        f"arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule-group/muster-dev"
+    )
     pairs = grants(dev, "SchedulerRole")
     assert {a for a, _ in pairs} == {"lambda:InvokeFunction"}
     targets = {function_arn(dev, "OpenChat"), function_arn(dev, "CloseChat")}
