@@ -45,6 +45,7 @@ class Copy:
     path: Path
     ses_message_id: str
     at: float
+    sent_message_id: str | None = None  # the Message-ID the app set (SES replaced it)
 
     @property
     def raw(self) -> bytes:
@@ -156,7 +157,9 @@ class TwinClient:
                 item = json.loads(line)
             except ValueError:
                 continue  # a line being written
-            out.append(Copy(item["to"], Path(item["path"]), item["ses_message_id"], float(item["at"])))
+            out.append(
+                Copy(item["to"], Path(item["path"]), item["ses_message_id"], float(item["at"]), item.get("sent_message_id"))
+            )
         return out
 
     def inbox(self, address: str) -> list[Copy]:
@@ -201,7 +204,9 @@ def signup_body(first: str, last: str, email: str, timeslot_id: str = "t1", stat
 
 
 def chat_message(sender: str, to: str, subject: str, text: str, *, html: str | None = None, headers: dict[str, str] | None = None) -> EmailMessage:
-    msg = EmailMessage()
+    # Like a mail client: CRLF, and long msg-id headers (In-Reply-To, References)
+    # kept as they are, not folded into RFC 2047 encoded words.
+    msg = EmailMessage(policy=policy.SMTP.clone(max_line_length=998))
     msg["From"] = sender
     msg["To"] = to
     msg["Subject"] = subject

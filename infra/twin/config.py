@@ -11,6 +11,7 @@ can run a twin on free ports with a throw-away state directory:
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,8 +41,8 @@ RESERVED = frozenset(
 )
 
 
-def _port(name: str, default: int) -> int:
-    value = os.environ.get(name, "").strip()
+def _port(env: Mapping[str, str], name: str, default: int) -> int:
+    value = env.get(name, "").strip()
     return int(value) if value else default
 
 
@@ -55,14 +56,15 @@ class TwinConfig:
     state_dir: Path
 
     @classmethod
-    def from_env(cls) -> TwinConfig:
-        state = Path(os.environ.get("MUSTER_TWIN_DIR", "").strip() or ROOT / ".local")
+    def from_env(cls, env: Mapping[str, str] | None = None) -> TwinConfig:
+        e = os.environ if env is None else env
+        state = Path(e.get("MUSTER_TWIN_DIR", "").strip() or ROOT / ".local")
         return cls(
-            host=os.environ.get("MUSTER_TWIN_HOST", "127.0.0.1"),
-            api_port=_port("MUSTER_API_PORT", 8000),
-            smtp_port=_port("MUSTER_SMTP_PORT", 2525),
-            aws_port=_port("MUSTER_AWS_PORT", 5000),
-            mailbox_port=_port("MUSTER_MAILBOX_PORT", 8025),
+            host=e.get("MUSTER_TWIN_HOST", "127.0.0.1"),
+            api_port=_port(e, "MUSTER_API_PORT", 8000),
+            smtp_port=_port(e, "MUSTER_SMTP_PORT", 2525),
+            aws_port=_port(e, "MUSTER_AWS_PORT", 5000),
+            mailbox_port=_port(e, "MUSTER_MAILBOX_PORT", 8025),
             state_dir=state.resolve(),
         )
 

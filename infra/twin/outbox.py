@@ -6,6 +6,9 @@ moto's SES keeps sent mail in memory (``sent_messages``); the twin runs moto
 in-process, so this reads it directly. moto appends the header To/Cc addresses
 to ``destinations``; real SES v2 sends to ``Destination`` only, so the first
 destination is the envelope recipient (relay-domain addresses are skipped).
+Like SES, the twin replaces each message's Message-ID with
+``<SES MessageId@email.amazonses.com>``; ``outbox.jsonl`` keeps the one the app
+set (``sent_message_id``).
 
 Copies to ``@bounce.muster.test`` (or ``@complaint.muster.test``) also produce an
 SES Bounce (Complaint) notification on the feedback topic, as SES would.
@@ -28,9 +31,11 @@ from typing import Any
 from chalicelib import clock
 from infra.twin.config import ACCOUNT, BOUNCE_DOMAIN, REGION
 from infra.twin.lambdas import iso_millis
+from infra.twin.mime import set_header
 
 log = logging.getLogger("twin.outbox")
 COMPLAINT_DOMAIN = "complaint.muster.test"
+SES_MESSAGE_ID_DOMAIN = f"{REGION}.amazonses.com" if REGION != "us-east-1" else "email.amazonses.com"
 _UNSAFE = re.compile(r"[^a-z0-9@._+=-]")
 
 
@@ -158,6 +163,8 @@ class Outbox:
         if recipient is None:
             log.warning("SES message %s has no recipient outside @%s", message.id, self.relay_domain)
             return
+        # SES replaces the Message-ID of everything it sends with its own.
+        raw, original = set_header(raw, "Message-ID", f"<{message.id}@{SES_MESSAGE_ID_DOMAIN}>")
         folder = self.directory / folder_name(recipient)
         folder.mkdir(parents=True, exist_ok=True)
         stamp = clock.now().strftime("%Y%m%dT%H%M%S%f")
@@ -166,7 +173,13 @@ class Outbox:
         tmp.write_bytes(raw)
         os.replace(tmp, path)  # readers never see half a message
         self.written += 1
-        line = {"to": recipient, "path": str(path), "ses_message_id": message.id, "at": time.time()}
+        line = {
+            "to": recipient,
+            "path": str(path),
+            "ses_message_id": message.id,
+            "sent_message_id": original[0].decode("ascii", "replace") if original else None,
+            "at": time.time(),
+        }
         with self.log_path.open("a", encoding="utf-8") as fh:
             fh.write(json.dumps(line) + "\n")
         domain = recipient.rpartition("@")[2]

@@ -32,12 +32,12 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from infra.twin.config import MAX_MESSAGE_BYTES
 from infra.twin.lambdas import function_arn, iso_millis
+from infra.twin.mime import remove_header
 
 log = logging.getLogger("twin.smtp")
 
-VERDICT_HEADER = b"x-muster-local-verdicts"
+VERDICT_HEADER = "X-Muster-Local-Verdicts"
 VERDICT_KEYS = ("spf", "dkim", "dmarc", "spam", "virus")
-_HEADER_END = re.compile(rb"\r?\n\r?\n")
 
 
 def ses_message_id() -> str:
@@ -46,30 +46,16 @@ def ses_message_id() -> str:
 
 
 def split_verdicts(raw: bytes) -> tuple[bytes, dict[str, str]]:
-    """Remove every ``X-Muster-Local-Verdicts`` header (with its folded lines)
-    from the header block; return the message and the verdicts it asked for."""
+    """Remove every ``X-Muster-Local-Verdicts`` header from the message; return
+    the message and the verdicts it asked for (PASS unless given)."""
     verdicts = dict.fromkeys(VERDICT_KEYS, "PASS")
-    match = _HEADER_END.search(raw)
-    head, rest = (raw[: match.start()], raw[match.start() :]) if match else (raw, b"")
-    if VERDICT_HEADER not in head.lower():
-        return raw, verdicts
-    kept: list[bytes] = []
-    dropping = False
-    for line in head.splitlines(keepends=True):
-        if line[:1] in (b" ", b"\t"):  # a folded continuation of the previous header
-            if not dropping:
-                kept.append(line)
-            continue
-        name, _, value = line.partition(b":")
-        dropping = name.strip().lower() == VERDICT_HEADER
-        if dropping:
-            for part in re.split(rb"[,;\s]+", value.strip()):
-                key, _, status = part.decode("ascii", "replace").partition("=")
-                if key.strip().lower() in verdicts and status.strip():
-                    verdicts[key.strip().lower()] = status.strip().upper()
-            continue
-        kept.append(line)
-    return b"".join(kept) + rest, verdicts
+    body, values = remove_header(raw, VERDICT_HEADER)
+    for value in values:
+        for part in re.split(rb"[,;\s]+", value):
+            key, _, status = part.decode("ascii", "replace").partition("=")
+            if key.strip().lower() in verdicts and status.strip():
+                verdicts[key.strip().lower()] = status.strip().upper()
+    return body, verdicts
 
 
 def ses_stored_copy(raw: bytes, mail_from: str, recipients: list[str], verdicts: dict[str, str], when: datetime) -> bytes:
