@@ -5,7 +5,10 @@ from chalice import Chalice, ConvertToMiddleware
 
 from chalicelib.blueprints.api import api
 from chalicelib.blueprints.delivery import delivery
+from chalicelib.blueprints.feedback import feedback_bp
+from chalicelib.blueprints.inbound import inbound
 from chalicelib.blueprints.integration import integration
+from chalicelib.blueprints.mute import mute_bp
 from chalicelib.blueprints.scheduling import scheduling
 from chalicelib.observability import logger, metrics
 
@@ -16,3 +19,6 @@ app.register_blueprint(api)
 app.register_blueprint(integration)
 app.register_blueprint(scheduling)
 app.register_blueprint(delivery)
+app.register_blueprint(inbound)
+app.register_blueprint(feedback_bp)
+app.register_blueprint(mute_bp)

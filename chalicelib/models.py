@@ -137,9 +137,6 @@ class Chat(Base):
     closed_at = UTCDateTimeAttribute(null=True)
     due_bucket = UnicodeAttribute(null=True)
     due_at = UTCDateTimeAttribute(null=True)
-    message_count = NumberAttribute(default=0)
-    after_event_count = NumberAttribute(default=0)
-    last_message_at = UTCDateTimeAttribute(null=True)
     version = VersionAttribute()
     due_index = DueIndex()
 
@@ -276,6 +273,18 @@ class Rejection(Base):
     expires = TTLAttribute(null=True)
 
 
+
+
+class ChatStats(Base):
+    """Activity counters of one chat (``CH#<id>``/``STATS``), kept apart from the
+    versioned :class:`Chat` so relaying never races a window change (R14 KPIs)."""
+
+    messages = NumberAttribute(default=0)
+    after_event = NumberAttribute(default=0)
+    first_message_at = UTCDateTimeAttribute(null=True)
+    last_message_at = UTCDateTimeAttribute(null=True)
+
+
 ALL_MODELS: tuple[type[Base], ...] = (
     Event,
     SignupRef,
@@ -289,4 +298,5 @@ ALL_MODELS: tuple[type[Base], ...] = (
     Counter,
     ThreadRef,
     Rejection,
+    ChatStats,
 )

@@ -14,7 +14,7 @@ os.environ.update(
     AWS_REGION="us-east-1",
     MUSTER_STAGE="test",
     MUSTER_RELAY_DOMAIN="muster.test",
-    MUSTER_SECRET="test-secret",
+    MUSTER_SECRET="test-secret-0123456789abcdef",
     MUSTER_PUBLIC_URL="https://api.muster.test",
     POWERTOOLS_TRACE_DISABLED="1",
     POWERTOOLS_METRICS_NAMESPACE="MusterTest",

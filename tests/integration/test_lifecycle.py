@@ -144,6 +144,7 @@ def test_open_chat_twice_sends_one_kickoff_per_person(world: World) -> None:
     _signups(world, ["registered", "confirmed"])
     (schedule,) = world.schedules()
 
+    world.advance(2)  # the schedule's time
     world.fire_schedule(schedule)
     world.client.lambda_.invoke("open_chat", json.loads(schedule["Target"]["Input"]))
     world.drain()
@@ -177,8 +178,8 @@ def test_sweeper_opens_a_chat_whose_schedule_never_fired(world: World) -> None:
     _signups(world, ["registered"])
     from chalicelib.services.chats import ChatService
 
-    later = datetime.now().astimezone() + timedelta(hours=3)
-    assert ChatService().sweep(now=later) == 1
+    world.advance(3)  # past the opening; the schedule never fired
+    assert ChatService().sweep() == 1
     world.drain()
     assert world.chat("e1", "t1")["state"] == "open"
     assert sorted(s.to for s in world.sent()) == ["ann0@people.example", "olive0@org.example"]
@@ -188,10 +189,9 @@ def test_close_schedule_closes_the_chat(world: World) -> None:
     world.put_event("e1", event_body(start_in_hours=10, close_after_hours=1))
     (schedule,) = world.schedules()
     assert schedule["Target"]["Arn"].endswith("close_chat")
-    from chalicelib.services.chats import ChatService
-
-    assert ChatService().fire(world.chat("e1", "t1")["address"].split("@")[0].rsplit("-", 1)[-1], "close",
-                              now=datetime.now().astimezone() + timedelta(hours=14)) == "closed"
+    world.advance(14)  # past ends_at + 1 h
+    world.fire_schedule(schedule)
+    assert world.chat("e1", "t1")["state"] == "closed"
     assert world.schedules() == []
 
 
@@ -231,6 +231,7 @@ def test_invalid_eventbridge_events_are_recorded_not_lost(world: World, detail_t
 def test_schedule_targets_exist_as_lambda_functions(world: World) -> None:
     world.put_event("e1", event_body(start_in_hours=50))
     (schedule,) = world.schedules()
+    world.advance(2)
     response = world.fire_schedule(schedule)
     assert response.payload["state"] == "open"
     assert boto3.client("scheduler").list_schedules(GroupName=world.settings.schedule_group)["Schedules"][0]["Name"].startswith("muster-test-close-")

@@ -43,11 +43,23 @@ class World:
 
     @classmethod
     def create(cls) -> World:
+        import os
+        import tempfile
+
+        clock_file = tempfile.NamedTemporaryFile(prefix="muster-clock-", delete=False)  # noqa: SIM115
+        clock_file.close()
+        os.environ["MUSTER_CLOCK_FILE"] = clock_file.name
         get_settings.cache_clear()
         aws.reset()
         settings = get_settings()
         models.bind()
         boto3.client("dynamodb").create_table(TableName=settings.table_name, **models.TABLE_SCHEMA)
+        boto3.client("dynamodb").create_table(
+            TableName=settings.idempotency_table_name,
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
         sqs = boto3.client("sqs")
         dlq = sqs.create_queue(QueueName=f"{settings.delivery_queue}-dlq")["QueueUrl"]
         dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
@@ -62,10 +74,10 @@ class World:
         boto3.client("ses").verify_domain_identity(Domain=settings.relay_domain)
         boto3.client("scheduler").create_schedule_group(Name=settings.schedule_group)
         # Fresh service singletons per world (they cache clients and settings).
-        from chalicelib.blueprints import api, delivery, scheduling
+        from chalicelib.blueprints import api, delivery, inbound, scheduling
 
-        for module in (api, delivery, scheduling):
-            for name in ("events", "fanout", "chats"):
+        for module in (api, delivery, scheduling, inbound):
+            for name in ("events", "fanout", "chats", "relay"):
                 fn = getattr(module, name, None)
                 if fn is not None:
                     fn.cache_clear()
@@ -74,9 +86,20 @@ class World:
         return cls(settings=settings, client=Client(app), api_key=keys.create_key("acme"))
 
     def close(self) -> None:
+        import os
+
         for p in self._patches:
             p.stop()
-        self.client.__exit__(None, None, None) if hasattr(self.client, "__exit__") else None
+        os.unlink(os.environ.pop("MUSTER_CLOCK_FILE"))
+
+    def advance(self, hours: float) -> None:
+        """Move the clock every service reads (chalicelib.clock) forward."""
+        import os
+
+        from chalicelib import clock
+
+        with open(os.environ["MUSTER_CLOCK_FILE"], "w") as fh:
+            fh.write(str(clock.offset_seconds() + hours * 3600))
 
     # -- HTTP ------------------------------------------------------------------
 
@@ -154,6 +177,47 @@ class World:
             handled += len(got)
         return handled
 
+    def receive(
+        self,
+        raw: bytes,
+        *,
+        sender: str,
+        to: list[str],
+        verdicts: dict[str, str] | None = None,
+        ses_message_id: str | None = None,
+    ) -> Any:
+        """What SES receiving does: S3 action (raw MIME), then the Lambda action."""
+        import uuid
+
+        ses_message_id = ses_message_id or uuid.uuid4().hex
+        boto3.client("s3").put_object(Bucket=self.settings.mail_bucket, Key=f"inbound/{ses_message_id}", Body=raw)
+        v = {"spf": "PASS", "dkim": "PASS", "dmarc": "PASS", "spam": "PASS", "virus": "PASS", **(verdicts or {})}
+        parsed = BytesParser(policy=policy.compat32).parsebytes(raw, headersonly=True)
+        event = {
+            "Records": [
+                {
+                    "eventSource": "aws:ses",
+                    "eventVersion": "1.0",
+                    "ses": {
+                        "mail": {
+                            "timestamp": datetime.now(UTC).isoformat(),
+                            "source": sender,
+                            "messageId": ses_message_id,
+                            "destination": to,
+                            "headersTruncated": False,
+                            "headers": [{"name": k, "value": str(v_)} for k, v_ in parsed.items()],
+                        },
+                        "receipt": {
+                            "recipients": to,
+                            **{f"{k}Verdict": {"status": s} for k, s in v.items()},
+                            "action": {"type": "Lambda", "invocationType": "Event"},
+                        },
+                    },
+                }
+            ]
+        }
+        return self.client.lambda_.invoke("inbound_email", event).payload
+
     # -- what SES sent -----------------------------------------------------------
 
     def sent(self) -> list[Sent]:
@@ -171,8 +235,8 @@ class World:
     def inbox(self, address: str) -> list[Sent]:
         return [s for s in self.sent() if s.to.lower() == address.lower()]
 
-    def patch(self, target: str, **kwargs: Any) -> Any:
-        p = mock.patch(target, **kwargs)
+    def patch(self, target: str, new: Any) -> Any:
+        p = mock.patch(target, new)
         self._patches.append(p)
         return p.start()
 

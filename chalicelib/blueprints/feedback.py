@@ -1,0 +1,25 @@
+"""SES bounce and complaint notifications (SNS) suppress addresses (R11)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from chalice import Blueprint
+from chalice.app import SNSEvent
+
+from chalicelib.observability import logger
+from chalicelib.services.people import handle_feedback
+
+feedback_bp = Blueprint(__name__)
+TOPIC = os.environ.get("MUSTER_FEEDBACK_TOPIC", "muster-dev-feedback")
+
+
+@feedback_bp.on_sns_message(topic=TOPIC, name="feedback")
+def feedback(event: SNSEvent) -> list[str]:
+    try:
+        notification = json.loads(event.message)
+    except ValueError:
+        logger.warning("feedback message is not JSON; ignored")
+        return []
+    return handle_feedback(notification)

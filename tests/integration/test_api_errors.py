@@ -1,0 +1,117 @@
+"""R13: every malformed or unauthorized request gets its documented 4xx and the
+error body {"error": {"code", "message", "field"}} -- never a 500."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.integration.world import World, at, event_body, signup_body
+
+
+def _event(**changes: Any) -> dict[str, Any]:
+    body = event_body(start_in_hours=50)
+    body.update(changes)
+    return body
+
+
+def _slot(**changes: Any) -> dict[str, Any]:
+    slot = {"id": "t1", "starts_at": at(50), "ends_at": at(52)}
+    slot.update(changes)
+    return _event(timeslots=[slot])
+
+
+def _org(**changes: Any) -> dict[str, Any]:
+    org = {"id": "o1", "first_name": "Olive", "last_name": "O", "email": "olive@org.example"}
+    org.update(changes)
+    return _event(organizers=[org])
+
+
+def _signup(**changes: Any) -> dict[str, Any]:
+    body = signup_body(1)
+    body.update(changes)
+    return body
+
+
+E = "/events/e1"
+S = "/events/e1/signups/s1"
+# (case, method, path, body, key, headers, status, code, field)
+CASES: list[tuple[str, str, str, Any, str | None, dict[str, str], int, str, str | None]] = [
+    ("no key", "GET", E, None, None, {}, 401, "unauthorized", "Authorization"),
+    ("wrong key", "GET", E, None, "mk_not-a-real-key", {}, 401, "unauthorized", "Authorization"),
+    ("not a bearer scheme", "GET", E, None, "", {"Authorization": "Basic dXNlcjpwYXNz"}, 401, "unauthorized", "Authorization"),
+    ("key without prefix", "GET", E, None, "abc", {}, 401, "unauthorized", "Authorization"),
+    ("malformed json", "PUT", E, "{not json", "default", {}, 400, "invalid_json", None),
+    ("json array body", "PUT", E, "[]", "default", {}, 400, "invalid_json", None),
+    ("empty body", "PUT", E, "", "default", {}, 400, "invalid_json", None),
+    ("not utf-8", "PUT", E, b"\xff\xfe{", "default", {}, 400, "invalid_json", None),
+    ("wrong content type", "PUT", E, json.dumps(_event()), "default", {"Content-Type": "text/plain"}, 415, "unsupported_media_type", "Content-Type"),
+    ("body too large", "PUT", E, json.dumps(_event(title="x" * 300_000)), "default", {}, 413, "payload_too_large", None),
+    ("missing title", "PUT", E, {k: v for k, v in _event().items() if k != "title"}, "default", {}, 422, "missing_field", "title"),
+    ("title wrong type", "PUT", E, _event(title=42), "default", {}, 422, "validation_error", "title"),
+    ("empty title", "PUT", E, _event(title="  "), "default", {}, 422, "validation_error", "title"),
+    ("unknown top-level field", "PUT", E, _event(colour="red"), "default", {}, 422, "unknown_field", "colour"),
+    ("unknown chat field", "PUT", E, _event(chat={"enabld": True}), "default", {}, 422, "unknown_field", "chat.enabld"),
+    ("bad time zone", "PUT", E, _event(timezone="Mars/Olympus_Mons"), "default", {}, 422, "validation_error", "timezone"),
+    ("shift ends before it starts", "PUT", E, _slot(ends_at=at(49)), "default", {}, 422, "validation_error", "timeslots.0"),
+    ("naive datetime", "PUT", E, _slot(starts_at="2030-01-01T10:00:00"), "default", {}, 422, "validation_error", "timeslots.0.starts_at"),
+    ("not a datetime", "PUT", E, _slot(starts_at="next tuesday"), "default", {}, 422, "validation_error", "timeslots.0.starts_at"),
+    ("duplicate timeslot ids", "PUT", E, _event(timeslots=[_slot()["timeslots"][0]] * 2), "default", {}, 422, "validation_error", "timeslots"),
+    ("bad organizer address", "PUT", E, _org(email="olive-at-org"), "default", {}, 422, "validation_error", "organizers.0.email"),
+    ("header injection in address", "PUT", E, _org(email="olive@org.example\r\nBcc: x@y.z"), "default", {}, 422, "validation_error", "organizers.0.email"),
+    ("negative open_before", "PUT", E, _event(chat={"open_before_hours": -1}), "default", {}, 422, "validation_error", "chat.open_before_hours"),
+    ("chat enabled not a bool", "PUT", E, _event(chat={"enabled": "sometimes"}), "default", {}, 422, "validation_error", "chat.enabled"),
+    ("invalid event id in path", "PUT", "/events/bad%20id!", _event(), "default", {}, 400, "invalid_id", "event_id"),
+    ("unknown event", "GET", "/events/nope", None, "default", {}, 404, "not_found", "event_id"),
+    ("cancel unknown event", "DELETE", "/events/nope", None, "default", {}, 404, "not_found", "event_id"),
+    ("signup for unknown event", "PUT", "/events/nope/signups/s1", _signup(), "default", {}, 404, "not_found", "event_id"),
+    ("signup for unknown shift", "PUT", S, _signup(timeslot_id="t9"), "default", {}, 422, "unknown_timeslot", "timeslot_id"),
+    ("signup bad status", "PUT", S, _signup(status="maybe"), "default", {}, 422, "validation_error", "status"),
+    ("signup missing person", "PUT", S, {"timeslot_id": "t1", "status": "registered"}, "default", {}, 422, "missing_field", "person"),
+    ("signup bad address", "PUT", S, _signup(person={"first_name": "A", "email": "a@b"}), "default", {}, 422, "validation_error", "person.email"),
+    ("unknown signup", "GET", "/events/e1/signups/nobody", None, "default", {}, 404, "not_found", "signup_id"),
+    ("chat of unknown shift", "GET", "/events/e1/timeslots/t9/chat", None, "default", {}, 404, "not_found", "timeslot_id"),
+    ("method not allowed", "POST", E, _event(), "default", {}, 405, "method_not_allowed", None),
+]
+
+
+@pytest.mark.parametrize(
+    "case, method, path, body, key, headers, status, code, field", CASES, ids=[c[0] for c in CASES]
+)
+def test_bad_request_gets_documented_error(
+    world: World, case: str, method: str, path: str, body: Any, key: str | None,
+    headers: dict[str, str], status: int, code: str, field: str | None,
+) -> None:
+    # Given an existing event, so only the request's own mistake matters
+    assert world.put_event("e1", event_body(start_in_hours=50)).status_code == 201
+
+    response = world.call(method, path, body, key=key, headers=headers)
+
+    assert response.status_code == status, response.body
+    payload = json.loads(response.body)
+    assert set(payload) == {"error"}
+    assert set(payload["error"]) == {"code", "message", "field"}
+    assert payload["error"]["code"] == code
+    assert payload["error"]["field"] == field
+    assert payload["error"]["message"]
+    if status == 401:
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_another_integrations_key_cannot_see_the_event(world: World) -> None:
+    from chalicelib.services import keys
+
+    world.put_event("e1", event_body(start_in_hours=50))
+    other = keys.create_key("someone-else")
+    response = world.call("GET", E, key=other)
+    assert response.status_code == 404
+    assert "olive0@org.example" not in response.body.decode()
+
+
+def test_revoked_key_is_refused(world: World) -> None:
+    from chalicelib.services import keys
+
+    keys.revoke_key(world.api_key)
+    assert world.call("GET", E).status_code == 401

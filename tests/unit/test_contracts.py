@@ -1,0 +1,61 @@
+"""The published contracts (OpenAPI, EventBridge JSON Schemas) match the models
+and the routes; a drift in either direction fails here."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from jsonschema import Draft202012Validator
+
+from app import app
+from chalicelib import contracts
+from chalicelib.schemas import INTEGRATION_EVENTS
+
+
+def test_committed_openapi_matches_the_models() -> None:
+    committed = json.loads(contracts.OPENAPI_PATH.read_text())
+    assert committed == json.loads(contracts.dump(contracts.build_openapi())), "run `make contracts`"
+
+
+def test_openapi_and_routes_agree() -> None:
+    document = json.loads(contracts.OPENAPI_PATH.read_text())
+    documented = {(path, method.upper()) for path, ops in document["paths"].items() for method in ops}
+    routed = {(path, method) for path, methods in app.routes.items() for method in methods}
+    assert documented == routed
+
+
+@pytest.mark.parametrize("detail_type", sorted(INTEGRATION_EVENTS))
+def test_event_schemas_on_disk_match_the_models(detail_type: str) -> None:
+    on_disk = json.loads((contracts.EVENTS_DIR / f"{detail_type}.json").read_text())
+    assert on_disk == json.loads(contracts.dump(contracts.build_event_schemas()[f"{detail_type}.json"]))
+    Draft202012Validator.check_schema(on_disk)
+
+
+def test_event_schema_and_model_agree_on_a_real_event() -> None:
+    detail = {
+        "integration": "acme",
+        "event_id": "e1",
+        "signup_id": "s1",
+        "signup": {
+            "timeslot_id": "t1",
+            "status": "registered",
+            "person": {"first_name": "Jane", "last_name": "Doe", "email": "jane@example.org"},
+        },
+    }
+    schema = json.loads((contracts.EVENTS_DIR / "SignupCreated.json").read_text())
+    Draft202012Validator(schema).validate(detail)
+    INTEGRATION_EVENTS["SignupCreated"].model_validate(detail)
+    bad = {**detail, "surprise": 1}
+    assert list(Draft202012Validator(schema).iter_errors(bad))
+    with pytest.raises(ValueError):
+        INTEGRATION_EVENTS["SignupCreated"].model_validate(bad)
+
+
+def test_served_document_is_the_committed_one() -> None:
+    from chalice.test import Client
+
+    with Client(app) as client:
+        response = client.http.get("/openapi.json")
+    assert response.status_code == 200
+    assert json.loads(response.body) == json.loads(contracts.OPENAPI_PATH.read_text())
