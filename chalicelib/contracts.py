@@ -17,11 +17,11 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from chalicelib import schemas
+from chalicelib.vocab import EVENT_SOURCE, EXTERNAL_ID
 
 ROOT = Path(__file__).resolve().parent.parent
 OPENAPI_PATH = Path(__file__).resolve().parent / "openapi.json"
 EVENTS_DIR = ROOT / "events_schema"
-EVENT_SOURCE = "muster.integration"
 
 ERRORS = {
     "400": "Malformed JSON, a body that is not an object, or an invalid id in the path",
@@ -65,7 +65,7 @@ def build_openapi() -> dict[str, Any]:
             "summary": summary,
             "security": [{"bearer": []}],
             "parameters": [
-                {"name": p, "in": "path", "required": True, "schema": {"type": "string", "pattern": schemas.ExternalIdPattern.pattern}}
+                {"name": p, "in": "path", "required": True, "schema": {"type": "string", "pattern": EXTERNAL_ID.pattern}}
                 for p in ("event_id", "signup_id", "timeslot_id")
                 if "{" + p + "}" in path
             ],

@@ -23,13 +23,12 @@ from pydantic import (
     model_validator,
 )
 
-ACTIVE_STATUSES = frozenset({"registered", "confirmed", "attended"})
+from chalicelib.vocab import DETAIL_TYPES, EXTERNAL_ID, SIGNUP_STATUSES
+
 SignupStatus = Literal["registered", "confirmed", "attended", "cancelled", "missed", "blocked"]
 
 # An integration's own identifier: safe in keys, URLs and schedule names.
-ExternalId = Annotated[
-    str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")
-]
+ExternalId = Annotated[str, StringConstraints(pattern=EXTERNAL_ID.pattern)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 
 # Deliberately simple: one @, no spaces or control characters, a dotted domain.
@@ -47,7 +46,8 @@ Email = Annotated[str, AfterValidator(_email)]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_max_length=2000)
+    # Schemas are built on first validation, not at import (cold start).
+    model_config = ConfigDict(extra="forbid", str_max_length=2000, defer_build=True)
 
 
 class ChatSettings(Strict):
@@ -152,7 +152,7 @@ class SignupUpdated(SignupCreated):
     pass
 
 
-INTEGRATION_EVENTS: dict[str, type[Strict]] = {
+INTEGRATION_EVENTS: dict[str, type[Strict]] = {  # keys: vocab.DETAIL_TYPES
     "EventCreated": EventCreated,
     "EventUpdated": EventUpdated,
     "EventCancelled": EventCancelled,
@@ -210,4 +210,5 @@ class ErrorDetail(BaseModel):
 class ErrorBody(BaseModel):
     error: ErrorDetail
 
-ExternalIdPattern = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")
+assert tuple(sorted(INTEGRATION_EVENTS)) == DETAIL_TYPES
+assert SignupStatus.__args__ == SIGNUP_STATUSES  # type: ignore[attr-defined]

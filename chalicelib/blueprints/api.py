@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import json
 from functools import cache
+from typing import TYPE_CHECKING
 
 from chalice import Blueprint, Response
 
 from chalicelib.blueprints.http import endpoint, integration_of, json_response, make_auth_middleware, parse_body
 from chalicelib.openapi import document
-from chalicelib.schemas import EventBody, SignupBody
 from chalicelib.services import keys
-from chalicelib.services.events import EventService
+
+if TYPE_CHECKING:
+    from chalicelib.services.events import EventService
 
 api = Blueprint(__name__)
 api.register_middleware(make_auth_middleware(keys.authenticate), "http")
@@ -21,12 +23,18 @@ ANY = ["*/*"]  # the endpoint checks Content-Type itself, so errors keep R13's s
 
 @cache
 def events() -> EventService:
+    # The domain service and its pydantic schemas load on the first request, so
+    # functions that never serve the API don't pay for them at cold start.
+    from chalicelib.services.events import EventService
+
     return EventService()
 
 
 @api.route("/events/{event_id}", methods=["PUT"], content_types=ANY)
 @endpoint
 def put_event(event_id: str) -> Response:
+    from chalicelib.schemas import EventBody
+
     request = api.current_request
     view, created = events().upsert_event(integration_of(request), event_id, parse_body(request, EventBody))
     return json_response(view, 201 if created else 200)
@@ -47,6 +55,8 @@ def cancel_event(event_id: str) -> Response:
 @api.route("/events/{event_id}/signups/{signup_id}", methods=["PUT"], content_types=ANY)
 @endpoint
 def put_signup(event_id: str, signup_id: str) -> Response:
+    from chalicelib.schemas import SignupBody
+
     request = api.current_request
     body = parse_body(request, SignupBody)
     view, created = events().upsert_signup(integration_of(request), event_id, signup_id, body)

@@ -12,11 +12,10 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from chalice import Response
 from chalice.app import Request
-from pydantic import BaseModel, ValidationError
 
 from chalicelib.errors import (
     ApiError,
@@ -26,13 +25,16 @@ from chalicelib.errors import (
     from_validation,
 )
 from chalicelib.observability import logger
-from chalicelib.schemas import ExternalIdPattern
+from chalicelib.vocab import EXTERNAL_ID
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 MAX_BODY = 256 * 1024
 PUBLIC_PREFIXES = ("/openapi.json", "/mute/", "/health")
 JSON = {"Content-Type": "application/json"}
 
-M = TypeVar("M", bound=BaseModel)
+M = TypeVar("M", bound="BaseModel")
 
 
 def error_response(err: ApiError) -> Response:
@@ -43,7 +45,7 @@ def error_response(err: ApiError) -> Response:
 
 
 def json_response(model: BaseModel | dict[str, Any], status: int = 200) -> Response:
-    body = model.model_dump_json() if isinstance(model, BaseModel) else json.dumps(model)
+    body = json.dumps(model) if isinstance(model, dict) else model.model_dump_json()
     return Response(body=body, status_code=status, headers=dict(JSON))
 
 
@@ -93,20 +95,23 @@ def parse_body(request: Request, model: type[M]) -> M:
         raise BadRequest(f"the body is not valid JSON: {exc}", code="invalid_json") from None
     if not isinstance(data, dict):
         raise BadRequest("the body must be a JSON object", code="invalid_json")
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise from_validation(exc) from None
+    return model.model_validate(data)
 
 
 def check_ids(**ids: str) -> None:
     for name, value in ids.items():
-        if not ExternalIdPattern.match(value or ""):
+        if not EXTERNAL_ID.match(value or ""):
             raise BadRequest(
                 f"'{name}' must be 1-100 letters, digits or . _ : - and start with a letter or digit",
                 name,
                 code="invalid_id",
             )
+
+
+def is_validation_error(exc: Exception) -> bool:
+    from pydantic import ValidationError
+
+    return isinstance(exc, ValidationError)
 
 
 def endpoint(view: Callable[..., Response]) -> Callable[..., Response]:
@@ -119,9 +124,9 @@ def endpoint(view: Callable[..., Response]) -> Callable[..., Response]:
             return view(**kwargs)
         except ApiError as err:
             return error_response(err)
-        except ValidationError as exc:
-            return error_response(from_validation(exc))
-        except Exception:
+        except Exception as exc:
+            if is_validation_error(exc):
+                return error_response(from_validation(exc))  # type: ignore[arg-type]
             logger.exception("unhandled error in API view")
             internal = ApiError("something went wrong on our side", None, code="internal_error")
             internal.status = 500

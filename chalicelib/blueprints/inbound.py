@@ -19,4 +19,4 @@ def relay() -> RelayService:
 
 @inbound.lambda_function(name="inbound_email")
 def inbound_email(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return {"outcomes": relay().handle_ses_event(event)}
+    return {"outcomes": relay().handle_ses_event(event, context)}

@@ -6,18 +6,17 @@ from __future__ import annotations
 from chalice import Blueprint
 from chalice.app import CloudWatchEvent
 
-from chalicelib.contracts import EVENT_SOURCE
 from chalicelib.observability import logger
-from chalicelib.schemas import INTEGRATION_EVENTS
-from chalicelib.services.integration import handle_integration_event
+from chalicelib.vocab import DETAIL_TYPES, EVENT_SOURCE
 
 integration = Blueprint(__name__)
 
 
-@integration.on_cw_event(
-    {"source": [EVENT_SOURCE], "detail-type": sorted(INTEGRATION_EVENTS)}, name="integration_events"
-)
+@integration.on_cw_event({"source": [EVENT_SOURCE], "detail-type": list(DETAIL_TYPES)}, name="integration_events")
 def integration_events(event: CloudWatchEvent) -> str:
+    # Imported on first use: only this function and the API validate bodies.
+    from chalicelib.services.integration import handle_integration_event
+
     outcome = handle_integration_event(event.to_dict())
     logger.info("integration event", extra={"detail_type": event.detail_type, "outcome": outcome})
     return outcome

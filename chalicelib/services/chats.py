@@ -23,8 +23,8 @@ from chalicelib import clock
 from chalicelib.adapters.scheduler import ChatScheduler
 from chalicelib.models import Chat, Event, Participant, TimeslotMap
 from chalicelib.observability import logger, metrics
-from chalicelib.schemas import ACTIVE_STATUSES
 from chalicelib.settings import Settings, get_settings
+from chalicelib.vocab import ACTIVE_STATUSES
 
 State = Literal["scheduled", "open", "closed", "disabled"]
 DUE = "due"

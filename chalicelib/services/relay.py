@@ -97,8 +97,10 @@ class RelayService:
 
     # -- entry -----------------------------------------------------------------
 
-    def handle_ses_event(self, event: dict[str, Any]) -> list[str]:
+    def handle_ses_event(self, event: dict[str, Any], context: Any = None) -> list[str]:
         """One SES receipt event; one outcome per (message, chat address)."""
+        if context is not None and hasattr(context, "get_remaining_time_in_millis"):
+            self._idempotency.register_lambda_context(context)
         outcomes: list[str] = []
         for record in event.get("Records", []):
             ses = record.get("ses", {})
@@ -117,22 +119,21 @@ class RelayService:
         return outcomes
 
     @cached_property
+    def _idempotency(self) -> Any:
+        from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
+
+        return IdempotencyConfig(event_key_jmespath="[ses_message_id, recipient]", expires_after_seconds=7 * 86400)
+
+    @cached_property
     def _once(self) -> Callable[..., str]:
         """``relay_one`` behind Powertools idempotency keyed on (SES id, chat)."""
-        from aws_lambda_powertools.utilities.idempotency import (
-            DynamoDBPersistenceLayer,
-            IdempotencyConfig,
-            idempotent_function,
-        )
+        from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, idempotent_function
 
         layer = DynamoDBPersistenceLayer(
             table_name=self.settings.idempotency_table_name, boto3_client=aws.client("dynamodb")
         )
-        config = IdempotencyConfig(
-            event_key_jmespath="[ses_message_id, recipient]", expires_after_seconds=7 * 86400
-        )
 
-        @idempotent_function(data_keyword_argument="job", persistence_store=layer, config=config)
+        @idempotent_function(data_keyword_argument="job", persistence_store=layer, config=self._idempotency)
         def once(job: Job) -> str:
             return self.relay_one(job).value
 
