@@ -53,7 +53,7 @@ api-key: venv
 package: venv
 	$(PY) infra/package.py --stage $(STAGE) --out out
 
-## Deploy a stage to your AWS account (see docs/deploy.md):
+## Deploy a stage to your AWS account (see README, Deploy to AWS):
 ##   make deploy STAGE=prod RELAY_DOMAIN=chat.example.org DEPLOY_BUCKET=<artifact bucket> [HOSTED_ZONE_ID=Z...] [ALARM_EMAIL=ops@example.org] [PUBLIC_URL=https://...]
 AWS ?= aws
 STACK_NAME ?= muster-$(STAGE)
@@ -76,6 +76,8 @@ deploy: package
 
 bench: venv
 	$(PY) bench/cold_start.py
+	$(PY) bench/relay.py
+	$(PY) bench/twin.py
 
 clean:
 	rm -rf $(VENV) out .local .pytest_cache .mypy_cache .ruff_cache

@@ -34,7 +34,7 @@ from chalicelib.adapters.blobs import MailStore
 from chalicelib.adapters.mail import Mailer, SendFailed
 from chalicelib.adapters.queue import DeliveryQueue
 from chalicelib.models import BatchClaim, Chat, Delivery, Participant
-from chalicelib.observability import logger, metrics
+from chalicelib.observability import get_tracer, logger, metrics
 from chalicelib.relay import anonymize, compose
 from chalicelib.relay.names import display_name
 from chalicelib.relay.tokens import sign_token
@@ -259,6 +259,7 @@ class FanOut:
                     )
         self._record(records, message_id, batch, done=not result.retry)
         metrics.add_metric(name="CopiesSent", unit="Count", value=result.sent)
+        get_tracer().put_annotation(key="copies_sent", value=result.sent)
         if result.failed:
             metrics.add_metric(name="CopiesFailed", unit="Count", value=result.failed)
         if result.retry:

@@ -38,7 +38,7 @@ from chalicelib.adapters import aws
 from chalicelib.adapters.blobs import MailStore
 from chalicelib.adapters.mail import Mailer, SendFailed
 from chalicelib.models import Chat, ChatStats, Counter, Delivery, MessageLog, Participant, ThreadRef
-from chalicelib.observability import logger, metrics
+from chalicelib.observability import get_tracer, logger, metrics
 from chalicelib.relay import anonymize, compose
 from chalicelib.relay.addresses import address_hash, normalize_address, relay_local_part
 from chalicelib.relay.names import display_name
@@ -201,6 +201,7 @@ class RelayService:
         ).save()
         metrics.add_metric(name="Relayed" if outcome.relayed else f"Rejected_{outcome.value}", unit="Count", value=1)
         metrics.add_metric(name="RelayLatency", unit="Milliseconds", value=(time.monotonic() - started) * 1000)
+        get_tracer().put_annotation(key="outcome", value=outcome.value)
         logger.info(
             "inbound handled",
             extra={

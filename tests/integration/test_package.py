@@ -283,6 +283,17 @@ def test_no_policy_grants_a_wildcard_action(stacks: dict[str, Stack], stage: str
             assert set(as_list(statement["Action"])) <= STAR_RESOURCE_ACTIONS, f"{logical}: {statement}"
 
 
+ASYNC = {"InboundEmail", "IntegrationEvents"}
+
+
+def test_async_functions_park_failures_instead_of_dropping_them(dev: Stack) -> None:
+    """R9: an inbound mail or integration event that fails every retry is kept."""
+    configs = {dev.props(k)["FunctionName"]["Ref"]: dev.props(k) for k in dev.of_type("AWS::Lambda::EventInvokeConfig")}
+    assert set(configs) == ASYNC
+    for config in configs.values():
+        assert config["DestinationConfig"]["OnFailure"]["Destination"] == {"Fn::GetAtt": ["AsyncFailureQueue", "Arn"]}
+
+
 def test_each_function_has_its_own_role_with_only_what_its_code_calls(dev: Stack) -> None:
     roles = {logical: role_of(dev, logical) for logical in FUNCTIONS}
     assert len(set(roles.values())) == len(roles), "functions must not share a role"
@@ -303,7 +314,12 @@ def test_each_function_has_its_own_role_with_only_what_its_code_calls(dev: Stack
                     or (resource == dev.getatt("IdempotencyTable", "Arn"))
                 ), (logical, action, resource)
             if action.startswith("sqs:"):
-                assert resource == dev.getatt("DeliveryQueue", "Arn")
+                # the delivery queue, or (async functions only) their on-failure destination
+                assert resource == dev.getatt("DeliveryQueue", "Arn") or (
+                    action == "sqs:SendMessage"
+                    and logical in ASYNC
+                    and resource == dev.getatt("AsyncFailureQueue", "Arn")
+                ), (logical, action, resource)
             if action.startswith("scheduler:"):
                 assert resource == f"arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule/muster-dev/*"
             if action.startswith("ses:"):
@@ -412,7 +428,7 @@ def test_names_match_config_and_settings(stacks: dict[str, Stack], stage: str) -
 def test_alarms_watch_the_dead_letter_queue_and_every_function(dev: Stack) -> None:
     alarms = [dev.resolve(a["Properties"]) for a in dev.of_type("AWS::CloudWatch::Alarm").values()]
     dlq = [a for a in alarms if a["MetricName"] == "ApproximateNumberOfMessagesVisible"]
-    assert [a["Dimensions"] for a in dlq] == [[{"Name": "QueueName", "Value": "muster-dev-delivery-dlq"}]]
+    assert sorted(a["Dimensions"][0]["Value"] for a in dlq) == ["muster-dev-async-failures", "muster-dev-delivery-dlq"]
     assert dlq[0]["Threshold"] == 0 and dlq[0]["ComparisonOperator"] == "GreaterThanThreshold"
     watched = {d["Value"] for a in alarms if a["MetricName"] == "Errors" for d in a["Dimensions"]}
     assert watched == {dev.name(logical) for logical in FUNCTIONS}
