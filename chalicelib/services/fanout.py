@@ -259,7 +259,7 @@ class FanOut:
                     )
         self._record(records, message_id, batch, done=not result.retry)
         metrics.add_metric(name="CopiesSent", unit="Count", value=result.sent)
-        get_tracer().put_annotation(key="copies_sent", value=result.sent)
+        get_tracer().put_annotation(key="copies_sent", value=str(result.sent))
         if result.failed:
             metrics.add_metric(name="CopiesFailed", unit="Count", value=result.failed)
         if result.retry:
