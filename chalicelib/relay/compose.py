@@ -98,8 +98,9 @@ def render_kickoff(
     name = clean_name(recipient_name) or "Participant"
     shift = clean_subject(shift_label)
     role = (
-        "As an organizer you can close the chat or remove a sender from the links in "
-        "organizer mail.\n\n"
+        "You are an organizer of this shift, so your name carries an \"(organizer)\" tag. "
+        "To remove someone from the chat, cancel or block their signup in your event "
+        "platform; to switch the chat off, turn chat off for this shift there.\n\n"
         if organizer
         else ""
     )

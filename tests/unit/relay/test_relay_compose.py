@@ -85,9 +85,11 @@ def test_given_a_kickoff_then_it_explains_the_chat_and_personalizes_like_relayed
     assert "As an organizer" not in text
 
 
-def test_given_an_organizer_kickoff_then_it_mentions_organizer_powers() -> None:
+def test_given_an_organizer_kickoff_then_it_says_how_to_remove_someone() -> None:
     rendered = render_kickoff(
         chat=CHAT, recipient_name="Olu O. (organizer)", shift_label="Canvass", organizer=True,
         message_id="<k-2@relay.example.org>", date=WHEN,
     )
-    assert "As an organizer" in _parse(rendered).get_content()
+    text = _parse(rendered).get_content()
+    assert "organizer of this shift" in text
+    assert "cancel or block their signup" in text
