@@ -21,6 +21,7 @@ from chalicelib import models
 from chalicelib.adapters import aws
 from chalicelib.services import keys
 from chalicelib.settings import Settings, get_settings
+from infra.twin.smtp import ses_event
 
 
 @dataclass
@@ -191,31 +192,10 @@ class World:
 
         ses_message_id = ses_message_id or uuid.uuid4().hex
         boto3.client("s3").put_object(Bucket=self.settings.mail_bucket, Key=f"inbound/{ses_message_id}", Body=raw)
-        v = {"spf": "PASS", "dkim": "PASS", "dmarc": "PASS", "spam": "PASS", "virus": "PASS", **(verdicts or {})}
-        parsed = BytesParser(policy=policy.compat32).parsebytes(raw, headersonly=True)
-        event = {
-            "Records": [
-                {
-                    "eventSource": "aws:ses",
-                    "eventVersion": "1.0",
-                    "ses": {
-                        "mail": {
-                            "timestamp": datetime.now(UTC).isoformat(),
-                            "source": sender,
-                            "messageId": ses_message_id,
-                            "destination": to,
-                            "headersTruncated": False,
-                            "headers": [{"name": k, "value": str(v_)} for k, v_ in parsed.items()],
-                        },
-                        "receipt": {
-                            "recipients": to,
-                            **{f"{k}Verdict": {"status": s} for k, s in v.items()},
-                            "action": {"type": "Lambda", "invocationType": "Event"},
-                        },
-                    },
-                }
-            ]
-        }
+        verdicts = {"spf": "PASS", "dkim": "PASS", "dmarc": "PASS", "spam": "PASS", "virus": "PASS", **(verdicts or {})}
+        event = ses_event(
+            message_id=ses_message_id, stored=raw, mail_from=sender, recipients=to, verdicts=verdicts, when=datetime.now(UTC)
+        )
         return self.client.lambda_.invoke("inbound_email", event).payload
 
     # -- what SES sent -----------------------------------------------------------
