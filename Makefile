@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAGE ?= dev
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: dev demo advance test system-deps lint typecheck contracts package deploy api-key bench clean
+.PHONY: dev demo advance test system-deps lint typecheck contracts package deploy api-key kpis bench clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -73,6 +73,10 @@ deploy: package
 		--query 'Stacks[0].Outputs[].[OutputKey,OutputValue]' --output table
 	@echo "Next: add the MX and DKIM records (unless HOSTED_ZONE_ID was given), then activate the rule set:"
 	@echo "  $(AWS) ses set-active-receipt-rule-set --rule-set-name muster-$(STAGE)-inbound   (only ONE set is active per region)"
+
+## R14's product KPIs for a stage (uses your AWS credentials): make kpis STAGE=prod
+kpis: venv
+	$(PY) -m chalicelib.cli kpis --stage $(STAGE)
 
 bench: venv
 	$(PY) bench/cold_start.py

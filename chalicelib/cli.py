@@ -1,4 +1,5 @@
-"""Operator commands: ``python -m chalicelib.cli create-key <integration> [--stage prod]``.
+"""Operator commands: ``python -m chalicelib.cli create-key <integration> [--stage prod]``
+and ``python -m chalicelib.cli kpis [--stage prod]`` (R14's product KPIs).
 
 Reads the stage's settings from .chalice/config.json, so the key lands in that
 stage's table (in AWS with your credentials, or in the local twin when
@@ -28,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument("integration")
     create.add_argument("--name", default="default")
     create.add_argument("--stage", default=os.environ.get("STAGE", "dev"))
+    report = sub.add_parser("kpis", help="share of opened chats with messages, and with messages after the event")
+    report.add_argument("--stage", default=os.environ.get("STAGE", "dev"))
     args = parser.parse_args(argv)
 
     for key, value in stage_environment(args.stage).items():
@@ -36,6 +39,16 @@ def main(argv: list[str] | None = None) -> int:
     from chalicelib.services import keys
 
     models.bind()
+    if args.command == "kpis":
+        from chalicelib.services.kpis import kpis
+
+        k = kpis()
+        sys.stdout.write(
+            f"chats opened: {k.chats_opened}\n"
+            f"with at least one message: {k.with_messages} ({k.share_with_messages:.0%})\n"
+            f"with messages after the event: {k.after_event} ({k.share_after_event:.0%})\n"
+        )
+        return 0
     key = keys.create_key(args.integration, args.name)
     sys.stdout.write(f"API key for integration '{args.integration}' (shown once; stored hashed):\n{key}\n")
     return 0

@@ -323,3 +323,22 @@ def test_kpis_count_messages_per_chat(world: World, chat: dict) -> None:
     (stats,) = [s for s in ChatStats.scan() if s.sk == "STATS"]
     assert stats.messages == 1 and stats.after_event == 0
     assert json.dumps(log_outcomes(world)) == '["relayed"]'
+
+
+def test_kpis_report_shares_of_opened_chats(world: World, chat: dict) -> None:
+    from chalicelib.services.kpis import kpis
+
+    # Given a second shift whose chat opened but stayed silent
+    body = event_body(start_in_hours=10)
+    body["timeslots"].append({**body["timeslots"][0], "id": "t2"})
+    world.put_event("e1", body)
+    assert kpis().chats_opened == 2 and kpis().with_messages == 0
+
+    # When someone posts in the first chat after its shift ended
+    world.advance(13)
+    world.receive(mail(addr("ann0"), chat["address"]), sender=addr("ann0"), to=[chat["address"]])
+
+    # Then half the chats carried a message, and half went on after the event
+    k = kpis()
+    assert (k.chats_opened, k.with_messages, k.after_event) == (2, 1, 1)
+    assert k.share_with_messages == 0.5 and k.share_after_event == 0.5
