@@ -82,7 +82,8 @@ class Settings:
             max_message_bytes=int(e.get("MUSTER_MAX_MESSAGE_BYTES", str(10 * 1024 * 1024))),
             sender_messages_per_hour=int(e.get("MUSTER_SENDER_MESSAGES_PER_HOUR", "30")),
             chat_copies_per_hour=int(e.get("MUSTER_CHAT_COPIES_PER_HOUR", "20000")),
-            batch_size=int(e.get("MUSTER_BATCH_SIZE", "500")),
+            # 499 recipients + the batch's claim fill exactly 20 BatchWriteItem calls.
+            batch_size=int(e.get("MUSTER_BATCH_SIZE", "499")),
             send_concurrency=int(e.get("MUSTER_SEND_CONCURRENCY", "8")),
         )
 

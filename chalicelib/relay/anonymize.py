@@ -563,18 +563,44 @@ def _header_line(name: str, value: str) -> bytes:
     return f"{name}: {value.strip()}\r\n".encode("ascii")
 
 
+_PLACEHOLDERS = re.compile(b"(" + re.escape(_PH_TEXT) + b"|" + re.escape(_PH_HTML) + b")")
+
+
+@dataclass(frozen=True)
+class CopyTemplate:
+    """A rendered message split once at its mute placeholders.
+
+    Fan-out builds every recipient's copy from the same pieces with a single
+    ``join``: one allocation the size of the message per copy, no re-parsing and
+    no intermediate copies (a 10 MB message stays 10 MB per copy in flight).
+    """
+
+    pieces: tuple[bytes, ...]
+    html_slots: tuple[bool, ...]  # for each gap between pieces: the HTML placeholder?
+
+    @classmethod
+    def of(cls, rendered: bytes) -> CopyTemplate:
+        split = _PLACEHOLDERS.split(rendered)
+        return cls(pieces=tuple(split[0::2]), html_slots=tuple(s == _PH_HTML for s in split[1::2]))
+
+    def render(self, *, mute_url: str, list_unsubscribe_headers: Mapping[str, str]) -> bytes:
+        """One recipient's copy: per-recipient headers first, mute URL in every footer."""
+        text_url = _qp_url(mute_url)
+        html_url = _qp_url(html.escape(mute_url, quote=True))
+        parts = [b"".join(_header_line(k, v) for k, v in list_unsubscribe_headers.items())]
+        for piece, is_html in zip(self.pieces, (*self.html_slots, None), strict=True):
+            parts.append(piece)
+            if is_html is not None:
+                parts.append(html_url if is_html else text_url)
+        return b"".join(parts)
+
+
 def personalize(
     rendered: bytes, *, mute_url: str, list_unsubscribe_headers: Mapping[str, str]
 ) -> bytes:
-    """One recipient's copy: per-recipient headers first, mute URL in every footer.
-
-    Bytes operations only (two substring replacements and one concatenation), so
-    fan-out to thousands of recipients never re-parses the message.
-    """
-    head = b"".join(_header_line(k, v) for k, v in list_unsubscribe_headers.items())
-    body = rendered.replace(_PH_TEXT, _qp_url(mute_url))
-    body = body.replace(_PH_HTML, _qp_url(html.escape(mute_url, quote=True)))
-    return head + body
+    """One recipient's copy of ``rendered`` (see :class:`CopyTemplate`, which
+    fan-out prepares once per batch)."""
+    return CopyTemplate.of(rendered).render(mute_url=mute_url, list_unsubscribe_headers=list_unsubscribe_headers)
 
 
 def list_unsubscribe_headers(one_click_url: str, mailto: str | None = None) -> dict[str, str]:

@@ -309,7 +309,10 @@ class EventService:
         person = self._person(
             pk, pkey, "attendee", body.status, body.person.first_name, body.person.last_name, body.person.email
         )
-        existing = [p for p in participants(chat_id) if p.participant_key == pkey]
+        try:
+            existing = [Participant.get(pk, f"P#{pkey}", consistent_read=True)]
+        except DoesNotExist:
+            existing = []
         became_active = self._write_people(pk, [person], existing, pkey)
         if became_active:
             chat = Chat.get(pk, "META", consistent_read=True)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -44,6 +44,15 @@ from chalicelib.settings import Settings, get_settings
 LEASE_SECONDS = 300
 RECORD_DAYS = 90
 MUTE_DAYS = 400
+# Each copy in flight costs ~4x its size (the copy, botocore's base64 and JSON
+# bodies). Cap the bytes in flight per delivery Lambda, and the copies per batch
+# of a large message, so a 10 MB message to 500 people fits 512 MB and 60 s.
+IN_FLIGHT_BUDGET = 96 * 1024 * 1024
+BATCH_BYTES_BUDGET = 500 * 1024 * 1024
+MIN_BATCH = 10
+# Fields of a Chat that delivery needs; they travel in the SQS body (no PII), so
+# a batch doesn't read the chat item.
+CHAT_FIELDS = ("chat_id", "title", "timezone", "relay_local", "starts_at", "ends_at")
 
 
 class BatchNotDone(Exception):
@@ -103,8 +112,23 @@ class FanOut:
 
     # -- enqueue ---------------------------------------------------------------
 
-    def _enqueue(self, base: dict[str, Any], recipients: list[str], batch: str) -> int:
-        size = self.settings.batch_size
+    @staticmethod
+    def _chat_fields(chat: Chat) -> dict[str, str]:
+        return {
+            name: value.isoformat() if isinstance(value := getattr(chat, name), datetime) else str(value)
+            for name in CHAT_FIELDS
+        }
+
+    @staticmethod
+    def _chat_from(fields: dict[str, str]) -> Chat:
+        """A transient Chat for rendering (never saved)."""
+        values: dict[str, Any] = dict(fields)
+        for name in ("starts_at", "ends_at"):
+            values[name] = datetime.fromisoformat(fields[name])
+        return Chat(f"CH#{fields['chat_id']}", "META", **values)
+
+    def _enqueue(self, base: dict[str, Any], recipients: list[str], batch: str, size: int | None = None) -> int:
+        size = size or self.settings.batch_size
         bodies = [
             {**base, "batch": f"{batch}-{n}", "recipients": recipients[i : i + size]}
             for n, i in enumerate(range(0, len(recipients), size))
@@ -116,7 +140,13 @@ class FanOut:
         """Queue the kickoff for ``recipients`` (once per person, however often asked)."""
         if not recipients:
             return
-        base = {"v": 1, "kind": "kickoff", "message_id": f"kickoff-{chat.chat_id}", "chat_id": chat.chat_id}
+        base = {
+            "v": 1,
+            "kind": "kickoff",
+            "message_id": f"kickoff-{chat.chat_id}",
+            "chat_id": chat.chat_id,
+            "chat": self._chat_fields(chat),
+        }
         if batch == "late":
             # Each late arrival gets a batch of its own so claims never overlap.
             for key in recipients:
@@ -125,16 +155,21 @@ class FanOut:
             self._enqueue(base, recipients, batch)
         metrics.add_metric(name="KickoffsQueued", unit="Count", value=len(recipients))
 
-    def relay(self, chat: Chat, message_id: str, object_key: str, author: str, recipients: list[str]) -> int:
+    def relay(
+        self, chat: Chat, message_id: str, object_key: str, author: str, recipients: list[str], size: int
+    ) -> int:
+        """Queue a rendered message (``size`` bytes, at ``object_key``) for ``recipients``."""
         base = {
             "v": 1,
             "kind": "relay",
             "message_id": message_id,
             "chat_id": chat.chat_id,
+            "chat": self._chat_fields(chat),
             "object": object_key,
             "author": author,
         }
-        return self._enqueue(base, recipients, "r")
+        per_batch = min(self.settings.batch_size, max(MIN_BATCH, BATCH_BYTES_BUDGET // max(size, 1)))
+        return self._enqueue(base, recipients, "r", per_batch)
 
     # -- deliver ---------------------------------------------------------------
 
@@ -174,7 +209,7 @@ class FanOut:
         # A redelivery may follow a crash or a partial failure: skip what went out.
         takeover = receive_count > 1
 
-        chat = Chat.get(f"CH#{body['chat_id']}", "META")
+        chat = self._chat_from(body["chat"])
         people = {p.participant_key: p for p in participants(chat.chat_id)}
         keys: list[str] = list(dict.fromkeys(body["recipients"]))
         if takeover or body["kind"] == "kickoff":
@@ -195,7 +230,10 @@ class FanOut:
 
         ctx = chat_context(chat, self.settings)
         sender = ctx.relay_address
-        rendered = _rendered(self.store.bucket, body["object"]) if body["kind"] == "relay" else b""
+        template = (
+            anonymize.CopyTemplate.of(_rendered(self.store.bucket, body["object"])) if body["kind"] == "relay" else None
+        )
+        copy_size = sum(map(len, template.pieces)) if template else 64 * 1024
         now = clock.now()
 
         def copy_for(p: Participant) -> bytes:
@@ -207,21 +245,18 @@ class FanOut:
                 expires_at=int(time.time()) + MUTE_DAYS * 86400,
             )
             mute_url = f"{self.settings.public_url}/mute/{token}"
-            headers = {
-                "List-Unsubscribe": f"<{mute_url}>",
-                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-            }
-            raw = rendered
-            if body["kind"] == "kickoff":
-                raw = compose.render_kickoff(
-                    chat=ctx,
-                    recipient_name=display_name(p.first_name, p.last_name, organizer=p.role == "organizer"),
-                    shift_label=chat_label(chat),
-                    organizer=p.role == "organizer",
-                    message_id=f"<{message_id}.{p.participant_key}@{self.settings.relay_domain}>",
-                    date=now,
-                )
-            return anonymize.personalize(raw, mute_url=mute_url, list_unsubscribe_headers=headers)
+            headers = anonymize.list_unsubscribe_headers(mute_url)
+            if template is not None:
+                return template.render(mute_url=mute_url, list_unsubscribe_headers=headers)
+            kickoff = compose.render_kickoff(
+                chat=ctx,
+                recipient_name=display_name(p.first_name, p.last_name, organizer=p.role == "organizer"),
+                shift_label=chat_label(chat),
+                organizer=p.role == "organizer",
+                message_id=f"<{message_id}.{p.participant_key}@{self.settings.relay_domain}>",
+                date=now,
+            )
+            return anonymize.personalize(kickoff, mute_url=mute_url, list_unsubscribe_headers=headers)
 
         def send(p: Participant) -> tuple[Participant, str | None, SendFailed | None]:
             try:
@@ -230,7 +265,7 @@ class FanOut:
                 return p, None, exc
 
         records: list[Delivery] = []
-        workers = max(1, min(self.settings.send_concurrency, len(targets)))
+        workers = max(1, min(self.settings.send_concurrency, len(targets), IN_FLIGHT_BUDGET // (4 * copy_size)))
         with ThreadPoolExecutor(max_workers=workers) as pool:
             for p, ses_id, error in pool.map(send, targets):
                 if error is not None and error.transient:

@@ -284,7 +284,7 @@ class RelayService:
             if (local := ref.strip("<>").rpartition("@")[0]) and ref.strip("<>").lower().endswith("@" + self.settings.relay_domain)
             and not local.startswith("kickoff-")
         ]
-        if parent is None and mail.references:
+        if parent is None and mail.references and mail.references[-1] not in mail.in_reply_to:
             parent = self._resolve(mail.references[-1], chat)
         chain = list(dict.fromkeys([*own, *([parent] if parent else [])]))[-20:]
         return parent, chain
@@ -331,7 +331,7 @@ class RelayService:
                 message_id=message_id,
                 expires=timedelta(days=LOG_DAYS),
             ).save()
-        self.fanout.relay(chat, message_id, key, author.participant_key, recipients)
+        self.fanout.relay(chat, message_id, key, author.participant_key, recipients, len(rendered))
         after = now > chat.ends_at
         actions: list[Action] = [
             ChatStats.messages.add(1),

@@ -342,3 +342,41 @@ def test_kpis_report_shares_of_opened_chats(world: World, chat: dict) -> None:
     k = kpis()
     assert (k.chats_opened, k.with_messages, k.after_event) == (2, 1, 1)
     assert k.share_with_messages == 0.5 and k.share_after_event == 0.5
+
+
+def test_many_batches_still_deliver_one_copy_each(world: World, chat: dict) -> None:
+    import boto3
+
+    from chalicelib.blueprints import delivery, inbound
+
+    # Given recipient batches of one person each (as a 10 MB message gets smaller batches)
+    for settings in (inbound.relay().settings, inbound.relay().fanout.settings, delivery.fanout().settings):
+        object.__setattr__(settings, "batch_size", 1)
+    try:
+        world.receive(mail(addr("ann0"), chat["address"]), sender=addr("ann0"), to=[chat["address"]])
+        sqs = boto3.client("sqs")
+        url = sqs.get_queue_url(QueueName=world.settings.delivery_queue)["QueueUrl"]
+        queued = int(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]["ApproximateNumberOfMessages"])
+        world.drain()
+    finally:
+        for settings in (inbound.relay().settings, inbound.relay().fanout.settings, delivery.fanout().settings):
+            object.__setattr__(settings, "batch_size", 499)
+    assert queued == 4
+    assert sorted(s.to for s in relayed(world)) == sorted([ORGANIZER, addr("ann1"), addr("ann2"), addr("ann3")])
+
+
+def test_large_message_gets_smaller_batches(world: World, chat: dict) -> None:
+    import boto3
+
+    from chalicelib.models import Chat
+    from chalicelib.services.fanout import FanOut
+
+    # Given a 10 MB rendered message for 120 recipients
+    chat_item = next(c for c in Chat.scan() if c.sk == "META" and c.pk.startswith("CH#"))
+    FanOut().relay(chat_item, "m1", "outbound/m1.eml", "s-s0", [f"s-x{n}" for n in range(120)], size=10 * 1024 * 1024)
+
+    # Then they go out in batches of 50, so one delivery Lambda holds ~500 MB of copies at most
+    sqs = boto3.client("sqs")
+    url = sqs.get_queue_url(QueueName=world.settings.delivery_queue)["QueueUrl"]
+    bodies = [json.loads(m["Body"]) for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]]
+    assert sorted(len(b["recipients"]) for b in bodies) == [20, 50, 50]
