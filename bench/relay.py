@@ -352,33 +352,14 @@ def ses_event(world: World, raw: bytes, *, to: str, sender: str = AUTHOR) -> dic
     """SES receiving's S3 action (done here, uncounted), and the Lambda action's event."""
     import boto3
 
+    from infra.twin.smtp import ses_event as receipt_event
+
     ses_id = uuid.uuid4().hex
     boto3.client("s3").put_object(Bucket=world.settings.mail_bucket, Key=f"inbound/{ses_id}", Body=raw)
-    headers = BytesParser(policy=policy.compat32).parsebytes(raw, headersonly=True)
-    verdict = {"status": "PASS"}
-    return {
-        "Records": [
-            {
-                "eventSource": "aws:ses",
-                "eventVersion": "1.0",
-                "ses": {
-                    "mail": {
-                        "timestamp": datetime.now(UTC).isoformat(),
-                        "source": sender,
-                        "messageId": ses_id,
-                        "destination": [to],
-                        "headersTruncated": False,
-                        "headers": [{"name": k, "value": str(v)} for k, v in headers.items()],
-                    },
-                    "receipt": {
-                        "recipients": [to],
-                        **{f"{k}Verdict": verdict for k in ("spf", "dkim", "dmarc", "spam", "virus")},
-                        "action": {"type": "Lambda", "invocationType": "Event"},
-                    },
-                },
-            }
-        ]
-    }
+    verdicts = dict.fromkeys(("spf", "dkim", "dmarc", "spam", "virus"), "PASS")
+    return receipt_event(
+        message_id=ses_id, stored=raw, mail_from=sender, recipients=[to], verdicts=verdicts, when=datetime.now(UTC)
+    )
 
 
 def relay_one(world: World, event: dict[str, Any]) -> None:
@@ -662,7 +643,7 @@ def report_calls(rows: list[dict[str, Any]]) -> bool:
         "  SES SendEmail        = N\n"
         "  DynamoDB BatchWrite  = sum_i ceil((n_i + 1)/25)   (records + the batch's claim)"
         " <= ceil(N/25) + B\n"
-        "  DynamoDB other       = {ib} (inbound) + {pb} x B (claim PutItem, Chat GetItem, participants Query)\n"
+        "  DynamoDB other       = {ib} (inbound) + {pb} x B (claim PutItem, participants Query)\n"
         "  SQS SendMessageBatch = ceil(B/10);  S3 = 1 GetObject + 1 PutObject (inbound) + 1 GetObject per warm container"
         .format(
             b=batch,
