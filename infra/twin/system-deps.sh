@@ -13,7 +13,9 @@ if [ "$(id -u)" -ne 0 ]; then
         SUDO="sudo"
     else
         echo "system-deps: chromium is missing and we are not root (no sudo); install it with: apt-get install -y chromium" >&2
-        exit 1
+        # Locally the mailbox browser test then skips; CI must have it.
+        if [ "${CI:-}" = "true" ]; then exit 1; fi
+        exit 0
     fi
 fi
 
