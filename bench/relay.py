@@ -52,26 +52,14 @@ from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
 
-# Environment first: nothing may import boto3 or chalicelib before this.
-for _key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
-    os.environ.pop(_key, None)
-os.environ.update(
-    AWS_ACCESS_KEY_ID="testing",
-    AWS_SECRET_ACCESS_KEY="testing",
-    AWS_DEFAULT_REGION="us-east-1",
-    AWS_REGION="us-east-1",
-    MUSTER_STAGE="test",
-    MUSTER_RELAY_DOMAIN="muster.test",
-    MUSTER_SECRET="bench-secret-0123456789abcdef",
-    MUSTER_PUBLIC_URL="https://api.muster.test",
-    POWERTOOLS_TRACE_DISABLED="1",
-    POWERTOOLS_METRICS_NAMESPACE="MusterBench",
-    POWERTOOLS_LOG_LEVEL="ERROR",
-)
-warnings.filterwarnings("ignore")
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+# Environment first: nothing may import boto3 or chalicelib before this.
+from tests.offline import use_offline_aws  # noqa: E402
+
+use_offline_aws(POWERTOOLS_METRICS_NAMESPACE="MusterBench", POWERTOOLS_LOG_LEVEL="ERROR")
+warnings.filterwarnings("ignore")
 
 import botocore.client  # noqa: E402
 from botocore.awsrequest import AWSResponse  # noqa: E402
@@ -190,7 +178,6 @@ def bench_rendering(quick: bool) -> list[dict[str, Any]]:
         relay_address="canvass-a46sobqb7q6wxrl6@muster.test",
         list_name="Canvass \u2013 Sat 08 Jun 09:00",
         subject_prefix="[Canvass Sat 09:00]",
-        unsubscribe_base_url=f"{settings.public_url}/mute/",
     )
     people = [
         anonymize.Person(key=f"s-s{i}", display_name=f"Ann{i} A.", addresses=(f"ann{i}@people.example",))

@@ -1,5 +1,6 @@
 """Operator commands: ``python -m chalicelib.cli create-key <integration> [--stage prod]``
-and ``python -m chalicelib.cli kpis [--stage prod]`` (R14's product KPIs).
+``python -m chalicelib.cli revoke-key <key> [--stage prod]`` and
+``python -m chalicelib.cli kpis [--stage prod]`` (R14's product KPIs).
 
 Reads the stage's settings from .chalice/config.json, so the key lands in that
 stage's table (in AWS with your credentials, or in the local twin when
@@ -29,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument("integration")
     create.add_argument("--name", default="default")
     create.add_argument("--stage", default=os.environ.get("STAGE", "dev"))
+    revoke = sub.add_parser("revoke-key", help="revoke an API key (requests with it get 401 at once)")
+    revoke.add_argument("key")
+    revoke.add_argument("--stage", default=os.environ.get("STAGE", "dev"))
     report = sub.add_parser("kpis", help="share of opened chats with messages, and with messages after the event")
     report.add_argument("--stage", default=os.environ.get("STAGE", "dev"))
     args = parser.parse_args(argv)
@@ -39,6 +43,10 @@ def main(argv: list[str] | None = None) -> int:
     from chalicelib.services import keys
 
     models.bind()
+    if args.command == "revoke-key":
+        keys.revoke_key(args.key)
+        sys.stdout.write("revoked\n")
+        return 0
     if args.command == "kpis":
         from chalicelib.services.kpis import kpis
 

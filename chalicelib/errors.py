@@ -16,12 +16,14 @@ class ApiError(Exception):
     status = 400
     code = "bad_request"
 
-    def __init__(self, message: str, field: str | None = None, *, code: str | None = None):
+    def __init__(self, message: str, field: str | None = None, *, code: str | None = None, status: int | None = None):
         super().__init__(message)
         self.message = message
         self.field = field
         if code:
             self.code = code
+        if status:
+            self.status = status
 
     def body(self) -> dict[str, Any]:
         return {"error": {"code": self.code, "message": self.message, "field": self.field}}
@@ -39,10 +41,6 @@ class NotFound(ApiError):
     status, code = 404, "not_found"
 
 
-class Conflict(ApiError):
-    status, code = 409, "conflict"
-
-
 class PayloadTooLarge(ApiError):
     status, code = 413, "payload_too_large"
 
@@ -53,10 +51,6 @@ class UnsupportedMediaType(ApiError):
 
 class Unprocessable(ApiError):
     status, code = 422, "validation_error"
-
-
-class Forbidden(ApiError):
-    status, code = 403, "forbidden"
 
 
 def _loc(loc: tuple[int | str, ...]) -> str | None:

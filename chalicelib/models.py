@@ -87,10 +87,6 @@ class TimeslotMap(MapAttribute[str, Any]):
     chat_enabled = BooleanAttribute(null=True)
 
 
-class OrganizerRef(MapAttribute[str, Any]):
-    id = UnicodeAttribute()
-
-
 class Event(Base):
     integration = UnicodeAttribute()
     event_id = UnicodeAttribute()

@@ -61,7 +61,7 @@ class ChatSettings(Strict):
         default=None,
         ge=0,
         le=24 * 366,
-        description="Hours after a shift ends that its chat closes (default 168); explicit null keeps it open until an organizer closes it.",
+        description="Hours after a shift ends that its chat closes (default 168); explicit null keeps it open until chat is turned off or the event is cancelled.",
     )
 
     @property

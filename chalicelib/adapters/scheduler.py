@@ -48,11 +48,3 @@ class ChatScheduler:
         except Exception as exc:
             if aws.error_code(exc) != "ResourceNotFoundException":
                 raise
-
-    def get(self, name: str) -> dict[str, Any] | None:
-        try:
-            return dict(self.client.get_schedule(Name=name, GroupName=self.group))
-        except Exception as exc:
-            if aws.error_code(exc) == "ResourceNotFoundException":
-                return None
-            raise

@@ -57,8 +57,8 @@ _FRAMEWORK_CODES = {405: "method_not_allowed", 415: "unsupported_media_type", 40
 def _normalize(response: Response) -> Response:
     body = response.body
     if response.status_code >= 400 and isinstance(body, dict) and "Code" in body:
-        err = ApiError(str(body.get("Message", "")), None, code=_FRAMEWORK_CODES.get(response.status_code, "error"))
-        err.status = response.status_code
+        code = _FRAMEWORK_CODES.get(response.status_code, "error")
+        err = ApiError(str(body.get("Message", "")), None, code=code, status=response.status_code)
         response.body = json.dumps(err.body())
         response.headers = {**(response.headers or {}), **JSON}
     return response
@@ -128,8 +128,6 @@ def endpoint(view: Callable[..., Response]) -> Callable[..., Response]:
             if is_validation_error(exc):
                 return error_response(from_validation(exc))  # type: ignore[arg-type]
             logger.exception("unhandled error in API view")
-            internal = ApiError("something went wrong on our side", None, code="internal_error")
-            internal.status = 500
-            return error_response(internal)
+            return error_response(ApiError("something went wrong on our side", code="internal_error", status=500))
 
     return wrapper

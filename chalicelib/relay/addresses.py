@@ -44,8 +44,3 @@ def relay_local_part(recipient: str, relay_domain: str) -> str | None:
         return None
     local = local.split("+", 1)[0]
     return local or None
-
-
-def find_addresses(text: str) -> set[str]:
-    """Normalized address-looking tokens in ``text``."""
-    return {m.group(0).lower() for m in _ADDRESS_RE.finditer(text)}

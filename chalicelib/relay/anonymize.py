@@ -35,7 +35,7 @@ import hashlib
 import html
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import policy
 from email.headerregistry import Address
@@ -87,7 +87,6 @@ class ChatContext:
     relay_address: str
     list_name: str
     subject_prefix: str
-    unsubscribe_base_url: str
 
     @property
     def relay_domain(self) -> str:
@@ -104,7 +103,6 @@ class _Render:
     html_footer_done: bool = False
     parts: int = 0
     footers: bool = True
-    notes: list[str] = field(default_factory=list)
 
 
 # --- footers ---------------------------------------------------------------
@@ -245,6 +243,9 @@ def _new_part() -> EmailMessage:
 
 
 def _finish_part(new: EmailMessage) -> EmailMessage:
+    """Keep only safelisted content headers on a rebuilt part (R5)."""
+    for name in {k.lower() for k in new} - h.SAFELIST:  # iterating a Message yields header names
+        del new[name]
     del new[h.MIME_VERSION]  # set once, on the top-level message
     return new
 

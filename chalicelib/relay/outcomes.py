@@ -24,7 +24,6 @@ class Outcome(StrEnum):
     TOO_LARGE = "too_large"
     RATE_LIMITED = "rate_limited"
     MALFORMED = "malformed"
-    DUPLICATE = "duplicate"
 
     @property
     def relayed(self) -> bool:

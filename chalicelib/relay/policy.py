@@ -15,7 +15,7 @@ VERDICT_FAIL = "FAIL"
 
 @dataclass(frozen=True)
 class ChatWindow:
-    """A chat's state and window; ``closes_at`` None means until an organizer closes it."""
+    """A chat's state and window; ``closes_at`` None: open until chat is turned off."""
 
     state: str  # "scheduled" | "open" | "closed" | "disabled"
     opens_at: datetime

@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pynamodb.exceptions import DoesNotExist, PutError
 
@@ -25,6 +25,9 @@ from chalicelib.models import Chat, Event, Participant, TimeslotMap
 from chalicelib.observability import logger, metrics
 from chalicelib.settings import Settings, get_settings
 from chalicelib.vocab import ACTIVE_STATUSES
+
+if TYPE_CHECKING:
+    from chalicelib.services.fanout import FanOut
 
 State = Literal["scheduled", "open", "closed", "disabled"]
 DUE = "due"
@@ -103,7 +106,9 @@ def schedule_name(kind: str, chat_id: str, settings: Settings) -> str:
 class ChatService:
     """Keeps chats, their schedules and their kickoff in step."""
 
-    def __init__(self, settings: Settings | None = None, scheduler: ChatScheduler | None = None, kickoff=None) -> None:  # type: ignore[no-untyped-def]
+    def __init__(
+        self, settings: Settings | None = None, scheduler: ChatScheduler | None = None, kickoff: FanOut | None = None
+    ) -> None:
         self.settings = settings or get_settings()
         self.scheduler = scheduler or ChatScheduler(
             group=self.settings.schedule_group, role_arn=self.settings.scheduler_role_arn
@@ -111,8 +116,9 @@ class ChatService:
         self._kickoff = kickoff
 
     @property
-    def kickoff(self):  # type: ignore[no-untyped-def]
+    def kickoff(self) -> FanOut:
         if self._kickoff is None:
+            # Imported here: fanout imports this module (participants, is_active).
             from chalicelib.services.fanout import FanOut
 
             self._kickoff = FanOut(self.settings)
@@ -230,13 +236,6 @@ class ChatService:
             logger.warning("schedule fired for unknown chat", extra={"chat_id": chat_id, "action": action})
             return None
         return chat.state  # type: ignore[return-value]
-
-    def close_by_organizer(self, chat_id: str) -> Chat | None:
-        def close(chat: Chat) -> bool:
-            chat.closed_reason = "organizer"
-            return True
-
-        return self.update(chat_id, close)
 
     def sweep(self, now: datetime | None = None, limit: int = 200) -> int:
         """Open or close every chat whose time passed without its schedule firing."""

@@ -14,6 +14,7 @@ from chalicelib import clock
 from chalicelib.errors import NotFound, Unprocessable
 from chalicelib.models import Chat, Event, Participant, SignupRef, Suppression, TimeslotMap
 from chalicelib.relay.addresses import address_hash
+from chalicelib.relay.names import display_name
 from chalicelib.schemas import (
     ChatSettings,
     ChatView,
@@ -157,10 +158,13 @@ class EventService:
             self._person(pk, o.participant_key, "organizer", "organizer", o.first_name, o.last_name, o.email)
             for o in organizers
         ]
-        new_organizers = self._write_people(pk, copies, participants(chat_id), "o-")
+        current = Participant.query(pk, Participant.sk.startswith("P#o-"), consistent_read=True)
+        new_organizers = self._write_people(pk, copies, current, "o-")
         window = window_for(event, slot, self.settings)
+        before: list[str | None] = [None]  # the state this update found (None: a new chat)
 
         def apply(chat: Chat) -> bool:
+            before[0] = chat.state if chat.version else None
             chat.title, chat.timezone = event.title, event.timezone
             chat.starts_at, chat.ends_at = slot.starts_at, slot.ends_at
             chat.opens_at, chat.closes_at = window.opens_at, window.closes_at
@@ -185,17 +189,10 @@ class EventService:
                 opens_at=window.opens_at,
             )
 
-        before = self._state(chat_id)
         chat = self.chats.update(chat_id, apply, create=create)
-        if chat is not None and chat.state == "open" and before == "open" and new_organizers:
+        # Opening sends everyone the kickoff; an organizer added to an open chat gets theirs now.
+        if chat is not None and chat.state == "open" and before[0] == "open" and new_organizers:
             self.chats.kickoff.kickoff(chat, new_organizers, batch="late")
-
-    @staticmethod
-    def _state(chat_id: str) -> str | None:
-        try:
-            return str(Chat.get(f"CH#{chat_id}", "META", consistent_read=True).state)
-        except DoesNotExist:
-            return None
 
     def _close(self, chat_id: str, reason: str) -> None:
         def close(chat: Chat) -> bool:
@@ -247,8 +244,6 @@ class EventService:
         )
 
     def _chat_view(self, chat: Chat, people: list[Participant] | None) -> ChatView:
-        from chalicelib.relay.names import display_name
-
         return ChatView(
             state=chat.state,  # type: ignore[arg-type]
             opens_at=chat.opens_at,

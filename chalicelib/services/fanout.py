@@ -86,7 +86,6 @@ def chat_context(chat: Chat, settings: Settings) -> anonymize.ChatContext:
         relay_address=relay_address(chat, settings),
         list_name=f"{chat.title} \u2013 {start:%a %d %b %H:%M}",
         subject_prefix=f"[{chat.title[:40]} {start:%a %H:%M}]",
-        unsubscribe_base_url=f"{settings.public_url}/mute/",
     )
 
 

@@ -37,7 +37,9 @@ def create_key(integration: str, name: str = "default") -> str:
 
 
 def revoke_key(key: str) -> None:
-    ApiKey(pk=f"KEY#{_digest(key)}", sk="META").update(actions=[ApiKey.revoked.set(True)])
+    """Revoke an existing key; raise DoesNotExist for a key that never was."""
+    record = ApiKey.get(f"KEY#{_digest(key)}", "META", consistent_read=True)
+    record.update(actions=[ApiKey.revoked.set(True)])
 
 
 def authenticate(authorization: str | None) -> str:

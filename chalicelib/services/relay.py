@@ -25,7 +25,7 @@ import hashlib
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any
@@ -148,12 +148,8 @@ class RelayService:
         chat = self._chat(job.recipient)
         verdicts = verdicts_from_ses(job.receipt)
         raw, size = self._raw(job.ses_message_id)
-        if raw is None:
-            # Too large to fetch (or gone): decide on the headers SES sent us.
-            mail = parse_inbound(headers_only(job.headers))
-            mail = InboundMail(**{**mail.__dict__, "size": size})
-        else:
-            mail = parse_inbound(raw)
+        # Too large to fetch (or gone): decide on the headers SES sent us.
+        mail = parse_inbound(raw) if raw is not None else replace(parse_inbound(headers_only(job.headers)), size=size)
         people = participants(chat.chat_id) if chat is not None else []
         sender_hash = address_hash(s.secret, mail.from_address) if mail.from_address else None
         author = next((p for p in people if sender_hash and p.address_hash == sender_hash), None)
@@ -179,12 +175,13 @@ class RelayService:
             outcome = self._limits(sender_hash or "", chat, len(recipients), now)  # type: ignore[arg-type]
         message_id = new_message_id()
         parent = None
+        bounced = False
         if outcome is Outcome.RELAYED:
             assert chat is not None and author is not None
             parent = self._relay(message_id, mail, chat, author, people, recipients, now)
             metrics.add_metric(name="FanOutSize", unit="Count", value=len(recipients))
         elif outcome.may_bounce and sender_authenticated(verdicts):
-            self._bounce(job, outcome, mail, chat, sender_hash, now)
+            bounced = self._bounce(job, outcome, mail, chat, sender_hash, now)
         MessageLog(
             f"CH#{chat.chat_id}" if chat else f"UNROUTED#{now:%Y-%m-%d}",
             f"M#{now.isoformat()}#{message_id}",
@@ -197,6 +194,7 @@ class RelayService:
             parent_id=parent,
             ses_message_id=job.ses_message_id,
             received_at=now,
+            bounced=bounced,
             expires=timedelta(days=LOG_DAYS),
         ).save()
         metrics.add_metric(name="Relayed" if outcome.relayed else f"Rejected_{outcome.value}", unit="Count", value=1)
@@ -345,18 +343,18 @@ class RelayService:
 
     def _bounce(
         self, job: Job, outcome: Outcome, mail: InboundMail, chat: Chat | None, sender_hash: str | None, now: datetime
-    ) -> None:
-        """At most one polite notice per sender per day (R6, R12)."""
+    ) -> bool:
+        """At most one polite notice per sender per day (R6, R12); True if sent."""
         to = normalize_address(job.envelope_sender)
         if not to or "@" not in to:
-            return
+            return False
         marker = Counter(f"LIM#bounce#{sender_hash or address_hash(self.settings.secret, to)}#{now:%Y%m%d}", "ONCE")
         marker.expires = timedelta(days=2)  # type: ignore[assignment]
         try:
             marker.save(condition=Counter.pk.does_not_exist())
         except PutError as exc:
             if exc.cause_response_code == "ConditionalCheckFailedException":
-                return
+                return False
             raise
         relay = job.recipient if chat is None else chat_context(chat, self.settings).relay_address
         raw = compose.render_bounce(
@@ -373,5 +371,7 @@ class RelayService:
         try:
             self.mailer.send_raw(sender=f"muster-noreply@{self.settings.relay_domain}", recipient=to, raw=raw)
             metrics.add_metric(name="Bounced", unit="Count", value=1)
+            return True
         except SendFailed as exc:
             logger.warning("bounce not sent", extra={"code": exc.code, "outcome": outcome.value})
+            return False

@@ -115,3 +115,13 @@ def test_revoked_key_is_refused(world: World) -> None:
 
     keys.revoke_key(world.api_key)
     assert world.call("GET", E).status_code == 401
+
+
+def test_operator_cli_creates_and_revokes_keys(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+    from chalicelib import cli
+
+    assert cli.main(["create-key", "crm", "--stage", "test"]) == 0
+    key = capsys.readouterr().out.strip().splitlines()[-1]
+    assert world.call("GET", "/events/nope", key=key).status_code == 404  # authenticated
+    assert cli.main(["revoke-key", key, "--stage", "test"]) == 0
+    assert world.call("GET", "/events/nope", key=key).status_code == 401

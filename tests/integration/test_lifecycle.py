@@ -235,3 +235,12 @@ def test_schedule_targets_exist_as_lambda_functions(world: World) -> None:
     response = world.fire_schedule(schedule)
     assert response.payload["state"] == "open"
     assert boto3.client("scheduler").list_schedules(GroupName=world.settings.schedule_group)["Schedules"][0]["Name"].startswith("muster-test-close-")
+
+
+def test_organizer_added_to_an_open_chat_gets_a_kickoff_once(world: World) -> None:
+    world.put_event("e1", event_body(start_in_hours=10, organizers=1))
+    world.drain()
+    world.put_event("e1", event_body(start_in_hours=10, organizers=2))
+    world.put_event("e1", event_body(start_in_hours=10, organizers=2))  # the integration retries
+    world.drain()
+    assert sorted(s.to for s in world.sent()) == ["olive0@org.example", "olive1@org.example"]

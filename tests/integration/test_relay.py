@@ -230,6 +230,9 @@ def test_stranger_gets_one_polite_notice_a_day(world: World, chat: dict) -> None
     world.drain()
     notices = relayed(world)
     assert [n.to for n in notices] == [stranger]
+    from chalicelib.models import MessageLog
+
+    assert sorted(m.bounced for m in MessageLog.scan() if m.sk.startswith("M#")) == [False, False, True]
     text = notices[0].message.get_body(("plain",)).get_content()
     assert "not in this chat" in text
     for real in real_addresses():
@@ -237,14 +240,8 @@ def test_stranger_gets_one_polite_notice_a_day(world: World, chat: dict) -> None
 
 
 def test_too_large_is_refused_with_a_notice(world: World, chat: dict) -> None:
-    from chalicelib.blueprints import inbound
-
-    service = inbound.relay()
-    object.__setattr__(service.settings, "max_message_bytes", 2000)
-    try:
+    with world.settings_override(MUSTER_MAX_MESSAGE_BYTES="2000"):
         outcome = world.receive(mail(addr("ann0"), chat["address"], body="x" * 5000), sender=addr("ann0"), to=[chat["address"]])
-    finally:
-        object.__setattr__(service.settings, "max_message_bytes", 10 * 1024 * 1024)
     world.drain()
     assert outcome == {"outcomes": ["too_large"]}
     assert [n.to for n in relayed(world)] == [addr("ann0")]
@@ -302,18 +299,15 @@ def test_authors_own_reply_to_their_sent_message_threads(world: World, chat: dic
 
 
 def test_sender_rate_limit_bounces_politely(world: World, chat: dict) -> None:
-    from chalicelib.blueprints import inbound
-
-    service = inbound.relay()
-    object.__setattr__(service.settings, "sender_messages_per_hour", 2)
-    try:
+    with world.settings_override(MUSTER_SENDER_MESSAGES_PER_HOUR="2"):
         outcomes = [
             world.receive(mail(addr("ann0"), chat["address"], subject=f"m{n}"), sender=addr("ann0"), to=[chat["address"]])["outcomes"][0]
             for n in range(3)
         ]
-    finally:
-        object.__setattr__(service.settings, "sender_messages_per_hour", 30)
     assert outcomes == ["relayed", "relayed", "rate_limited"]
+    world.drain()
+    (notice,) = [s for s in relayed(world) if s.to == addr("ann0")]
+    assert "too many messages" in notice.message.get_body(("plain",)).get_content()
 
 
 def test_kpis_count_messages_per_chat(world: World, chat: dict) -> None:
@@ -347,20 +341,13 @@ def test_kpis_report_shares_of_opened_chats(world: World, chat: dict) -> None:
 def test_many_batches_still_deliver_one_copy_each(world: World, chat: dict) -> None:
     import boto3
 
-    from chalicelib.blueprints import delivery, inbound
-
     # Given recipient batches of one person each (as a 10 MB message gets smaller batches)
-    for settings in (inbound.relay().settings, inbound.relay().fanout.settings, delivery.fanout().settings):
-        object.__setattr__(settings, "batch_size", 1)
-    try:
+    with world.settings_override(MUSTER_BATCH_SIZE="1"):
         world.receive(mail(addr("ann0"), chat["address"]), sender=addr("ann0"), to=[chat["address"]])
         sqs = boto3.client("sqs")
         url = sqs.get_queue_url(QueueName=world.settings.delivery_queue)["QueueUrl"]
         queued = int(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]["ApproximateNumberOfMessages"])
         world.drain()
-    finally:
-        for settings in (inbound.relay().settings, inbound.relay().fanout.settings, delivery.fanout().settings):
-            object.__setattr__(settings, "batch_size", 499)
     assert queued == 4
     assert sorted(s.to for s in relayed(world)) == sorted([ORGANIZER, addr("ann1"), addr("ann2"), addr("ann3")])
 

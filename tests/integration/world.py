@@ -4,6 +4,8 @@ triggers AWS would fire (SQS drain, Scheduler) done by hand."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email import policy
@@ -74,14 +76,7 @@ class World:
         boto3.client("s3").create_bucket(Bucket=settings.mail_bucket)
         boto3.client("ses").verify_domain_identity(Domain=settings.relay_domain)
         boto3.client("scheduler").create_schedule_group(Name=settings.schedule_group)
-        # Fresh service singletons per world (they cache clients and settings).
-        from chalicelib.blueprints import api, delivery, inbound, scheduling
-
-        for module in (api, delivery, scheduling, inbound):
-            for name in ("events", "fanout", "chats", "relay"):
-                fn = getattr(module, name, None)
-                if fn is not None:
-                    fn.cache_clear()
+        _forget_services()
         from app import app
 
         return cls(settings=settings, client=Client(app), api_key=keys.create_key("acme"))
@@ -92,6 +87,34 @@ class World:
         for p in self._patches:
             p.stop()
         os.unlink(os.environ.pop("MUSTER_CLOCK_FILE"))
+
+    @contextmanager
+    def settings_override(self, **env: str) -> Iterator[None]:
+        """Run with some MUSTER_* settings changed, as a redeploy with new
+        config would: the handlers rebuild their services from the new values.
+
+        Settings are read once per container. They are read here, outside the
+        Chalice test client, which swaps in .chalice/config.json's environment
+        during each call (and that sets the same limits).
+        """
+        import os
+
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        get_settings.cache_clear()
+        _forget_services()
+        get_settings()
+        try:
+            yield
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+            get_settings.cache_clear()
+            _forget_services()
+            get_settings()
 
     def advance(self, hours: float) -> None:
         """Move the clock every service reads (chalicelib.clock) forward."""
@@ -219,6 +242,17 @@ class World:
         p = mock.patch(target, new)
         self._patches.append(p)
         return p.start()
+
+
+def _forget_services() -> None:
+    """Drop the handlers' cached services (they hold clients and settings)."""
+    from chalicelib.blueprints import api, delivery, inbound, scheduling
+
+    for module in (api, delivery, scheduling, inbound):
+        for name in ("events", "fanout", "chats", "relay"):
+            fn = getattr(module, name, None)
+            if fn is not None:
+                fn.cache_clear()
 
 
 def at(hours: float) -> str:

@@ -205,3 +205,19 @@ def test_given_a_huge_inline_data_uri_then_scrubbing_stays_linear() -> None:
 
     assert time.perf_counter() - start < 3.0
     assert find_leaks(out, ALL) == []
+
+
+def test_given_parts_with_stray_headers_then_only_safelisted_content_headers_survive() -> None:
+    from chalicelib.relay.anonymize import Person
+    from chalicelib.relay.headers import SAFELIST
+
+    body = (
+        "--b\nContent-Type: text/plain; charset=utf-8\nContent-Description: from jane.doe@example.org\n"
+        "X-Attachment-Id: f_jane\nContent-Location: file:///Users/jane/notes.txt\n\nHello\n"
+        "--b\nContent-Type: application/pdf; name=\"map.pdf\"\nContent-Disposition: attachment; filename=\"map.pdf\"\n"
+        "Content-Transfer-Encoding: base64\nX-Uploaded-By: jane.doe@example.org\n\nJVBERi0xLjQK\n--b--\n"
+    )
+    jane = Person(key="p-jane", display_name="Jane D.", addresses=("jane.doe@example.org",))
+    out = _parse(relay(_raw(body, ctype="multipart/mixed; boundary=b"), [jane]))
+    for part in list(out.walk())[1:]:
+        assert {k.lower() for k in part} <= SAFELIST, dict(part.items())

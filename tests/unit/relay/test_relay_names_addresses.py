@@ -6,7 +6,6 @@ import pytest
 
 from chalicelib.relay.addresses import (
     address_hash,
-    find_addresses,
     normalize_address,
     relay_local_part,
 )
@@ -98,10 +97,3 @@ def test_given_a_recipient_when_matched_to_the_relay_domain_then_local_part(
     recipient: str, expected: str | None
 ) -> None:
     assert relay_local_part(recipient, "relay.example.org") == expected
-
-
-def test_given_text_when_searched_then_addresses_found_lowercased() -> None:
-    assert find_addresses("Mail Jane@X.org or bob@y.co.uk, not @handle") == {
-        "jane@x.org",
-        "bob@y.co.uk",
-    }

@@ -195,7 +195,7 @@ def test_given_outcomes_then_only_safe_ones_may_bounce() -> None:
     never = {
         Outcome.AUTH_FAILED, Outcome.SPAM, Outcome.VIRUS, Outcome.AUTO_REPLY,
         Outcome.DELIVERY_REPORT, Outcome.NULL_SENDER, Outcome.LOOP, Outcome.MALFORMED,
-        Outcome.DUPLICATE, Outcome.RELAYED,
+        Outcome.RELAYED,
     }
     for outcome in Outcome:
         assert outcome.may_bounce is (outcome not in never), outcome
