@@ -24,6 +24,9 @@ class Outcome(StrEnum):
     TOO_LARGE = "too_large"
     RATE_LIMITED = "rate_limited"
     MALFORMED = "malformed"
+    FROM_INVALID = "from_invalid"  # R6: not exactly one well-formed From address
+    TOO_COMPLEX = "too_complex"  # R12: header size or MIME part count over the cap
+    RENDER_FAILED = "render_failed"  # R9: the message could not be rendered safely
 
     @property
     def relayed(self) -> bool:
@@ -59,6 +62,14 @@ _BOUNCE_TEXT: dict[Outcome, str] = {
     Outcome.TOO_LARGE: (
         "Your message is too large to share. Please send a smaller message "
         "(for example, link to large files instead of attaching them)."
+    ),
+    Outcome.TOO_COMPLEX: (
+        "Your message has too many parts or too large a header to share. Please "
+        "send a simpler message."
+    ),
+    Outcome.RENDER_FAILED: (
+        "Your message could not be processed, so it was not shared. Please send it "
+        "again as plain text."
     ),
     Outcome.RATE_LIMITED: (
         "You have sent too many messages to this chat in a short time. "
