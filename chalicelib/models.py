@@ -133,6 +133,7 @@ class Chat(Base):
     closed_at = UTCDateTimeAttribute(null=True)
     due_bucket = UnicodeAttribute(null=True)
     due_at = UTCDateTimeAttribute(null=True)
+    kickoff_pending = BooleanAttribute(null=True)  # opened, kickoff not yet queued
     version = VersionAttribute()
     due_index = DueIndex()
 
@@ -157,7 +158,9 @@ class MessageLog(Base):
     message_id = UnicodeAttribute()
     chat_id = UnicodeAttribute(null=True)
     outcome = UnicodeAttribute()
+    state = UnicodeAttribute(default="done")  # relaying (fan-out under way) | done
     sender_hash = UnicodeAttribute(null=True)
+    author_key = UnicodeAttribute(null=True)
     size = NumberAttribute(default=0)
     recipients = NumberAttribute(default=0)
     parent_id = UnicodeAttribute(null=True)
@@ -172,7 +175,8 @@ class Delivery(Base):
 
     chat_id = UnicodeAttribute()
     participant_key = UnicodeAttribute()
-    status = UnicodeAttribute()  # sent | failed | skipped
+    status = UnicodeAttribute()  # sending (claimed) | sent | failed
+    batch = UnicodeAttribute(null=True)  # the delivery batch that claimed it
     reason = UnicodeAttribute(null=True)
     ses_message_id = UnicodeAttribute(null=True)
     at = UTCDateTimeAttribute()

@@ -10,6 +10,8 @@ paths that trace call :func:`get_tracer`.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import cache
 from typing import TYPE_CHECKING
 
@@ -30,3 +32,28 @@ def get_tracer() -> Tracer:
     from aws_lambda_powertools import Tracer
 
     return Tracer(service=SERVICE)
+
+
+@contextmanager
+def traced(name: str) -> Iterator[Callable[[str, str], None]]:
+    """A Tracer subsegment around a unit of work; yields ``annotate(key, value)``.
+
+    Lambda's own segment is a facade that the X-Ray SDK refuses to change
+    (``FacadeSegmentMutationException``), so annotations go on a subsegment of
+    ours. Tracing must never fail the work it observes: annotation errors are
+    swallowed.
+    """
+    tracer = get_tracer()
+    if tracer.disabled:
+        yield lambda key, value: None
+        return
+    with tracer.provider.in_subsegment(name) as subsegment:
+
+        def annotate(key: str, value: str) -> None:
+            try:
+                if subsegment is not None:
+                    subsegment.put_annotation(key, value)
+            except Exception:  # noqa: S110  (tracing never breaks a relay)
+                pass
+
+        yield annotate

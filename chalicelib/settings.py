@@ -1,7 +1,13 @@
 """One typed settings object, read once per container from the environment.
 
 `.chalice/config.json` supplies the values per stage; the merged CloudFormation
-template supplies the resource names in a deployed stack.
+template supplies the resource names and the secret in a deployed stack.
+
+The secret (``MUSTER_SECRET``) keys every chat id, relay address, mute token and
+address hash: whoever knows it can forge them all. Only the local stages (``dev``:
+the twin and the Chalice test client; ``test``: the test suite) may fall back to
+the public dev secret. Any other stage, and any deployed function whatever its
+stage, refuses to start without a secret of at least 32 bytes.
 """
 
 from __future__ import annotations
@@ -9,6 +15,40 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from functools import cache
+
+DEV_SECRET = "dev-only-secret-change-me"  # noqa: S105 -- public on purpose: local stages only
+LOCAL_STAGES = frozenset({"dev", "test"})
+MIN_SECRET_BYTES = 32
+
+
+class ConfigurationError(RuntimeError):
+    """The environment cannot run this stage safely; the container must not start."""
+
+
+def _secret(e: os._Environ[str] | dict[str, str], stage: str) -> bytes:
+    raw = e.get("MUSTER_SECRET", "")
+    # A real Lambda container (not the twin, not the Chalice test client).
+    deployed = bool(e.get("AWS_LAMBDA_FUNCTION_NAME"))
+    if stage in LOCAL_STAGES and not deployed:
+        return (raw or DEV_SECRET).encode()
+    where = f"stage {stage!r}" + (" (deployed function)" if deployed else "")
+    if not raw.strip():
+        raise ConfigurationError(
+            f"MUSTER_SECRET is not set: {where} needs a secret of at least {MIN_SECRET_BYTES} bytes "
+            "(the deployed stack supplies it from Secrets Manager; see README, Configuration)"
+        )
+    if raw == DEV_SECRET:
+        raise ConfigurationError(f"MUSTER_SECRET is the public dev secret: {where} needs its own secret")
+    if deployed and raw.startswith("{{resolve:"):
+        raise ConfigurationError(
+            f"MUSTER_SECRET is an unresolved CloudFormation reference: deploy {where} with `make deploy`"
+        )
+    secret = raw.encode()
+    if len(secret) < MIN_SECRET_BYTES:
+        raise ConfigurationError(
+            f"MUSTER_SECRET is {len(secret)} bytes: {where} needs at least {MIN_SECRET_BYTES}"
+        )
+    return secret
 
 
 def _bool(value: str) -> bool:
@@ -43,6 +83,8 @@ class Settings:
     chat_copies_per_hour: int
     batch_size: int
     send_concurrency: int
+    max_send_rate: float | None  # None: ask SES (GetAccount) for the account's rate
+    send_rate_fallback: float
 
     @property
     def prefix(self) -> str:
@@ -75,16 +117,20 @@ class Settings:
             close_chat_arn=e.get("MUSTER_CLOSE_CHAT_ARN", fn_arn("close_chat")),
             public_url=e.get("MUSTER_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/"),
             configuration_set=e.get("MUSTER_CONFIGURATION_SET", ""),
-            secret=e.get("MUSTER_SECRET", "dev-only-secret-change-me").encode(),
+            secret=_secret(e, stage),
             chat_enabled=_bool(e.get("MUSTER_CHAT_ENABLED", "true")),
             open_before_hours=float(e.get("MUSTER_OPEN_BEFORE_HOURS", "48")),
             close_after_hours=_optional_float(e.get("MUSTER_CLOSE_AFTER_HOURS", "168")),
             max_message_bytes=int(e.get("MUSTER_MAX_MESSAGE_BYTES", str(10 * 1024 * 1024))),
             sender_messages_per_hour=int(e.get("MUSTER_SENDER_MESSAGES_PER_HOUR", "30")),
             chat_copies_per_hour=int(e.get("MUSTER_CHAT_COPIES_PER_HOUR", "20000")),
-            # 499 recipients + the batch's claim fill exactly 20 BatchWriteItem calls.
-            batch_size=int(e.get("MUSTER_BATCH_SIZE", "499")),
+            # 100 copies at SES's starting 14/s take ~7 s: well inside the 60 s
+            # timeout; a slower account continues the rest in a new batch.
+            batch_size=int(e.get("MUSTER_BATCH_SIZE", "100")),
             send_concurrency=int(e.get("MUSTER_SEND_CONCURRENCY", "8")),
+            max_send_rate=_optional_float(e.get("MUSTER_MAX_SEND_RATE", "")),
+            # When SES cannot be asked (no ses:GetAccount): the sandbox's rate.
+            send_rate_fallback=float(e.get("MUSTER_SEND_RATE_FALLBACK", "1")),
         )
 
 

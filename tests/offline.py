@@ -15,6 +15,7 @@ OFFLINE_ENV = {
     "MUSTER_RELAY_DOMAIN": "muster.test",
     "MUSTER_SECRET": "test-secret-0123456789abcdef",
     "MUSTER_PUBLIC_URL": "https://api.muster.test",
+    "MUSTER_MAX_SEND_RATE": "1000",  # moto has no SES v2 GetAccount
     "POWERTOOLS_TRACE_DISABLED": "1",
     "POWERTOOLS_METRICS_NAMESPACE": "MusterTest",
     "POWERTOOLS_LOG_LEVEL": "WARNING",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -25,15 +26,33 @@ def fanout() -> FanOut:
     return FanOut()
 
 
-def _deliver(record: SQSRecord) -> None:
-    fanout().deliver(json.loads(record.body), int(record.attributes.approximate_receive_count or 1))
+# Stop starting new sends this long before Lambda would stop the invocation
+# (a quarter of the time left, for short timeouts).
+TIME_MARGIN_SECONDS = 10.0
 
 
-@delivery.on_sqs_message(queue=QUEUE, batch_size=10, name="deliver")
+def _send_until(context: Any) -> float | None:
+    """When to stop starting new sends (epoch seconds), if Lambda says how long we have."""
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if not callable(remaining):
+        return None
+    seconds = remaining() / 1000
+    return time.time() + seconds - min(TIME_MARGIN_SECONDS, seconds / 4)
+
+
+# One SQS message (one recipient batch) per invocation: its copies are paced to
+# the account's send rate and the rest continues in a new batch when time runs
+# low, so an invocation never has a queue of batches it cannot finish.
+@delivery.on_sqs_message(queue=QUEUE, batch_size=1, name="deliver")
 def deliver(event: SQSEvent) -> dict[str, Any]:
     # Imported here: only this function needs it, and every function imports app.py.
     from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
+    deadline = _send_until(event.context)
+
+    def one(record: SQSRecord) -> None:
+        fanout().deliver(json.loads(record.body), deadline=deadline)
+
     return process_partial_response(  # type: ignore[return-value]
-        event=event.to_dict(), record_handler=_deliver, processor=BatchProcessor(event_type=EventType.SQS)
+        event=event.to_dict(), record_handler=one, processor=BatchProcessor(event_type=EventType.SQS)
     )

@@ -1,6 +1,7 @@
 """System mail Muster writes itself (R6 bounces, R1/R11 kickoff): pure renderers.
 
-Bounces quote nothing from the original message and name no other participant,
+Bounces quote nothing from the original message (not even its subject) and name
+no other participant,
 and carry ``Auto-Submitted: auto-replied`` so they are never answered in turn.
 The kickoff uses the same mute placeholders as relayed mail, so
 :func:`chalicelib.relay.anonymize.personalize` finishes it per recipient.
@@ -40,7 +41,6 @@ def render_bounce(
     relay_address: str,
     chat_label: str | None,
     opens_at: datetime | None,
-    original_subject: str,
     message_id: str,
     date: datetime,
     from_address: str,
@@ -72,8 +72,9 @@ def render_bounce(
     message.set_content("\n".join(lines) + "\n", charset="utf-8", cte="quoted-printable")
     message[h.FROM] = Address(display_name=SYSTEM_NAME, addr_spec=from_address)
     message[h.TO] = Address(addr_spec=to_address)
-    subject = clean_subject(original_subject)
-    message[h.SUBJECT] = f"Not delivered: {subject}" if subject else "Not delivered"
+    # Never the sender's subject: a notice that quoted it would carry a forger's
+    # text from the relay domain (R6).
+    message[h.SUBJECT] = "Your message to a Muster chat was not shared"
     message[h.DATE] = _format_date(date)
     message[h.MESSAGE_ID] = message_id
     message[h.AUTO_SUBMITTED] = "auto-replied"

@@ -15,19 +15,17 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from pynamodb.exceptions import DoesNotExist, PutError
 
 from chalicelib import clock
 from chalicelib.adapters.scheduler import ChatScheduler
-from chalicelib.models import Chat, Event, Participant, TimeslotMap
+from chalicelib.models import Chat, Event, TimeslotMap
 from chalicelib.observability import logger, metrics
+from chalicelib.services.fanout import FanOut
+from chalicelib.services.roster import participants, recipients
 from chalicelib.settings import Settings, get_settings
-from chalicelib.vocab import ACTIVE_STATUSES
-
-if TYPE_CHECKING:
-    from chalicelib.services.fanout import FanOut
 
 State = Literal["scheduled", "open", "closed", "disabled"]
 DUE = "due"
@@ -45,26 +43,6 @@ def chat_id_for(integration: str, event_id: str, timeslot_id: str, secret: bytes
 def relay_local(title: str, chat_id: str) -> str:
     slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:24].strip("-")
     return f"{slug}-{chat_id}" if slug else chat_id
-
-
-def chat_id_from_local(local: str) -> str:
-    """Inverse of :func:`relay_local`: the id is the last 16 characters."""
-    return local.rsplit("-", 1)[-1]
-
-
-def relay_address(chat: Chat, settings: Settings | None = None) -> str:
-    return f"{chat.relay_local}@{(settings or get_settings()).relay_domain}"
-
-
-def is_active(p: Participant) -> bool:
-    return p.role == "organizer" or p.status in ACTIVE_STATUSES
-
-
-def participants(chat_id: str) -> list[Participant]:
-    """All of a chat's participants in one query (R3 filtering is the caller's)."""
-    return list(
-        Participant.query(f"CH#{chat_id}", Participant.sk.startswith("P#"), consistent_read=True)
-    )
 
 
 @dataclass(frozen=True)
@@ -118,9 +96,6 @@ class ChatService:
     @property
     def kickoff(self) -> FanOut:
         if self._kickoff is None:
-            # Imported here: fanout imports this module (participants, is_active).
-            from chalicelib.services.fanout import FanOut
-
             self._kickoff = FanOut(self.settings)
         return self._kickoff
 
@@ -173,15 +148,23 @@ class ChatService:
             if enabled is None:
                 enabled = self.enabled_for(chat)
             previous = chat.state if chat.version else "new"
+            if chat.kickoff_pending and previous != "open":
+                chat.kickoff_pending = None  # closed again before the kickoff went out
             state = self._reconcile(chat, enabled, now)
+            if state == "open" and previous != "open":
+                # Saved with the transition: until the kickoff is queued, the chat
+                # stays due, so a crash or a queue failure here is retried by the
+                # sweeper instead of losing the kickoff (R8, R9).
+                chat.kickoff_pending = True
+                chat.due_bucket, chat.due_at = DUE, now
             try:
                 chat.save()
             except PutError as exc:
                 if exc.cause_response_code == "ConditionalCheckFailedException":
                     continue
                 raise
-            if state == "open" and previous != "open":
-                self._after_open(chat)
+            if state == "open" and chat.kickoff_pending:
+                self._after_open(chat, first=previous != "open")
             return chat
         raise RuntimeError(f"chat {chat_id} kept changing under us")
 
@@ -192,7 +175,9 @@ class ChatService:
         if state != "closed" and chat.closed_reason == "window":
             chat.closed_reason = None  # moved later: the window reopens
         self._sync_schedules(chat, state)
-        if state == "scheduled":
+        if state == "open" and chat.kickoff_pending:
+            chat.due_bucket, chat.due_at = DUE, now
+        elif state == "scheduled":
             chat.due_bucket, chat.due_at = DUE, chat.opens_at
         elif state == "open" and chat.closes_at is not None:
             chat.due_bucket, chat.due_at = DUE, chat.closes_at
@@ -205,11 +190,19 @@ class ChatService:
         chat.state = state
         return state
 
-    def _after_open(self, chat: Chat) -> None:
-        metrics.add_metric(name="ChatsOpened", unit="Count", value=1)
-        logger.info("chat opened", extra={"chat_id": chat.chat_id})
-        recipients = [p.participant_key for p in participants(chat.chat_id) if is_active(p)]
-        self.kickoff.kickoff(chat, recipients, batch="open")
+    def _after_open(self, chat: Chat, *, first: bool) -> None:
+        """Queue the kickoff, then clear the chat's pending mark. Queuing again
+        after a failure is safe: each person's kickoff is claimed once (R8)."""
+        if first:
+            metrics.add_metric(name="ChatsOpened", unit="Count", value=1)
+            logger.info("chat opened", extra={"chat_id": chat.chat_id})
+        people = [p.participant_key for p in recipients(participants(chat.chat_id))]
+        self.kickoff.kickoff(chat, people, batch="open")
+
+        def queued(c: Chat) -> None:
+            c.kickoff_pending = None
+
+        self.update(chat.chat_id, queued)
 
     def enabled_for(self, chat: Chat) -> bool:
         try:

@@ -26,15 +26,8 @@ from chalicelib.schemas import (
     SignupView,
     TimeslotView,
 )
-from chalicelib.services.chats import (
-    ChatService,
-    chat_id_for,
-    is_active,
-    participants,
-    relay_address,
-    relay_local,
-    window_for,
-)
+from chalicelib.services.chats import ChatService, chat_id_for, relay_local, window_for
+from chalicelib.services.roster import is_active, participants, relay_address
 from chalicelib.settings import Settings, get_settings
 
 

@@ -1,30 +1,42 @@
-"""Fan-out: recipient batches on SQS, delivered exactly once per copy (R8, R9, R11).
+"""Fan-out: recipient batches on SQS, each copy delivered exactly once (R8, R9, R11, R12).
 
 A message is rendered once (relay) or is tiny (kickoff). Its recipients go to SQS
-in batches of ``batch_size`` participant keys -- never addresses. The delivery
-Lambda, per batch:
+in batches of participant keys -- never addresses. A batch's name carries a
+digest of its keys, so a fan-out queued again after a failure names an identical
+batch identically and a different one differently. The delivery Lambda, per batch:
 
-1. claims the batch with one conditional write (a duplicate SQS delivery finds the
-   claim and stops; a retry after a crash or a partial failure takes it over);
-2. reads the chat's participants in one query (fresh mute/status/suppression);
-3. on a take-over (or for kickoffs, which can be asked for again) reads the copies
-   already sent, and skips them;
-4. personalizes headers only and sends each copy through SES v2;
-5. records every copy -- sent with its SES MessageId, or permanently failed --
-   25 per BatchWriteItem, with the claim marked done in the last one.
+1. leases the batch with one conditional write (a concurrent duplicate SQS
+   delivery finds the lease and stops; one after the batch is done, too);
+2. reads the chat's participants in one query (fresh mute/status/suppression)
+   and keeps one record per person (R8: an organizer who also signed up);
+3. per copy: **claims** the (message, recipient) pair with a conditional write
+   (``attribute_not_exists`` -- or a claim of this same batch left by a crash),
+   takes a send token from the account-wide pacer, sends through SES v2 and
+   records the SES MessageId at once. A recipient someone else claimed or
+   already got is skipped, however the batch reached us: a retry, a duplicate
+   fan-out, a DLQ redrive. A crash can repeat only the copies in flight at that
+   moment (at most ``send_concurrency``), each at most once more;
+4. stops sending when the Lambda's remaining time runs low and queues the
+   untouched rest as a continuation batch;
+5. marks the lease done.
 
-Throttles and other transient failures leave their recipients unrecorded; the
-batch is reported failed and SQS redelivers it, so only they are retried, and a
-batch that keeps failing ends in the dead-letter queue.
+Throttles and other transient failures keep their claims; the batch is reported
+failed and SQS redelivers it, so only they are retried. Deployment-wide SES
+errors (permissions, a paused account, the sandbox) stop the batch at once and
+park it (SQS, then the DLQ) without recording anything as failed; only
+recipient-specific refusals are recorded as permanent failures (R9).
 """
 
 from __future__ import annotations
 
+import hashlib
+import threading
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 
 from pynamodb.exceptions import PutError
@@ -34,19 +46,21 @@ from chalicelib.adapters.blobs import MailStore
 from chalicelib.adapters.mail import Mailer, SendFailed
 from chalicelib.adapters.queue import DeliveryQueue
 from chalicelib.models import BatchClaim, Chat, Delivery, Participant
-from chalicelib.observability import get_tracer, logger, metrics
+from chalicelib.observability import logger, metrics, traced
 from chalicelib.relay import anonymize, compose
 from chalicelib.relay.names import display_name
 from chalicelib.relay.tokens import sign_token
-from chalicelib.services.chats import is_active, participants, relay_address
+from chalicelib.services.pacing import SendPacer
+from chalicelib.services.roster import participants, recipients, relay_address
 from chalicelib.settings import Settings, get_settings
 
-LEASE_SECONDS = 300
+# A crashed invocation cannot outlive its Lambda timeout; after that its lease lapses.
+LEASE_SECONDS = 90
 RECORD_DAYS = 90
 MUTE_DAYS = 400
 # Each copy in flight costs ~4x its size (the copy, botocore's base64 and JSON
 # bodies). Cap the bytes in flight per delivery Lambda, and the copies per batch
-# of a large message, so a 10 MB message to 500 people fits 512 MB and 60 s.
+# of a large message, so a 10 MB message to 500 people fits 512 MB.
 IN_FLIGHT_BUDGET = 96 * 1024 * 1024
 BATCH_BYTES_BUDGET = 500 * 1024 * 1024
 MIN_BATCH = 10
@@ -65,7 +79,14 @@ class BatchResult:
     failed: int = 0
     skipped: int = 0
     retry: list[str] = field(default_factory=list)
+    continued: list[str] = field(default_factory=list)
+    halted: str | None = None
     duplicate: bool = False
+
+
+def batch_name(prefix: str, n: int, keys: list[str]) -> str:
+    digest = hashlib.sha256("\x1f".join(keys).encode()).hexdigest()[:12]
+    return f"{prefix}-{n}-{digest}"
 
 
 def chat_label(chat: Chat) -> str:
@@ -126,12 +147,10 @@ class FanOut:
             values[name] = datetime.fromisoformat(fields[name])
         return Chat(f"CH#{fields['chat_id']}", "META", **values)
 
-    def _enqueue(self, base: dict[str, Any], recipients: list[str], batch: str, size: int | None = None) -> int:
+    def _enqueue(self, base: dict[str, Any], keys: list[str], batch: str, size: int | None = None) -> int:
         size = size or self.settings.batch_size
-        bodies = [
-            {**base, "batch": f"{batch}-{n}", "recipients": recipients[i : i + size]}
-            for n, i in enumerate(range(0, len(recipients), size))
-        ]
+        chunks = [keys[i : i + size] for i in range(0, len(keys), size)]
+        bodies = [{**base, "batch": batch_name(batch, n, chunk), "recipients": chunk} for n, chunk in enumerate(chunks)]
         self.queue.send_all(bodies)
         return len(bodies)
 
@@ -147,9 +166,9 @@ class FanOut:
             "chat": self._chat_fields(chat),
         }
         if batch == "late":
-            # Each late arrival gets a batch of its own so claims never overlap.
+            # Each late arrival gets a batch of its own.
             for key in recipients:
-                self._enqueue(base, [key], f"late-{key}")
+                self._enqueue(base, [key], "late")
         else:
             self._enqueue(base, recipients, batch)
         metrics.add_metric(name="KickoffsQueued", unit="Count", value=len(recipients))
@@ -172,9 +191,9 @@ class FanOut:
 
     # -- deliver ---------------------------------------------------------------
 
-    def _claim(self, message_id: str, batch: str) -> str:
+    def _lease(self, message_id: str, batch: str) -> str:
         """One conditional write: "go" (ours), "done" (a duplicate) or "busy"."""
-        now = int(time.time())
+        now = int(clock.now().timestamp())
         claim = BatchClaim(
             f"MSG#{message_id}",
             f"B#{batch}",
@@ -195,40 +214,83 @@ class FanOut:
         old = BatchClaim.get(f"MSG#{message_id}", f"B#{batch}", consistent_read=True)
         return "done" if old.state == "done" else "busy"
 
-    def deliver(self, body: dict[str, Any], receive_count: int = 1) -> BatchResult:
+    @staticmethod
+    def _release(message_id: str, batch: str, *, done: bool) -> None:
+        # Lease 0 releases the batch at once so the redelivery can take over.
+        BatchClaim(
+            f"MSG#{message_id}",
+            f"B#{batch}",
+            state="done" if done else "working",
+            lease_until=0,
+            expires=timedelta(days=RECORD_DAYS),
+        ).save()
+
+    @staticmethod
+    def _claim_copy(message_id: str, batch: str, p: Participant, chat_id: str, now: datetime) -> bool:
+        """Claim one (message, recipient) pair; False if it is someone else's or done."""
+        record = Delivery(
+            f"MSG#{message_id}",
+            f"TO#{p.participant_key}",
+            chat_id=chat_id,
+            participant_key=p.participant_key,
+            status="sending",
+            batch=batch,
+            at=now,
+            expires=timedelta(days=RECORD_DAYS),
+        )
+        try:
+            record.save(
+                condition=Delivery.pk.does_not_exist() | ((Delivery.status == "sending") & (Delivery.batch == batch))
+            )
+            return True
+        except PutError as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise
+
+    @staticmethod
+    def _record_copy(message_id: str, p: Participant, *, ses_id: str | None, error: str | None) -> None:
+        Delivery(f"MSG#{message_id}", f"TO#{p.participant_key}").update(
+            actions=[
+                Delivery.status.set("sent" if error is None else "failed"),
+                Delivery.ses_message_id.set(ses_id) if ses_id else Delivery.ses_message_id.remove(),
+                Delivery.reason.set(error) if error else Delivery.reason.remove(),
+            ]
+        )
+
+    @cached_property
+    def pacer(self) -> SendPacer:
+        rate = self.settings.max_send_rate or self.mailer.max_send_rate(self.settings.send_rate_fallback)
+        return SendPacer(rate)
+
+    def deliver(self, body: dict[str, Any], *, deadline: float | None = None) -> BatchResult:
+        """Deliver one batch; start no send after ``deadline`` (epoch seconds)."""
+        with traced("deliver") as annotate:
+            result = self._deliver(body, deadline)
+            annotate("copies_sent", str(result.sent))
+            return result
+
+    def _deliver(self, body: dict[str, Any], deadline: float | None) -> BatchResult:
         message_id, batch = body["message_id"], body["batch"]
         result = BatchResult()
-        verdict = self._claim(message_id, batch)
+        verdict = self._lease(message_id, batch)
         if verdict == "done":
             result.duplicate = True
             metrics.add_metric(name="DuplicateBatches", unit="Count", value=1)
             return result
         if verdict == "busy":
             raise BatchNotDone(f"batch {batch} of {message_id} is being delivered elsewhere")
-        # A redelivery may follow a crash or a partial failure: skip what went out.
-        takeover = receive_count > 1
 
         chat = self._chat_from(body["chat"])
-        people = {p.participant_key: p for p in participants(chat.chat_id)}
+        people = participants(chat.chat_id)
+        by_key = {p.participant_key: p for p in people}
+        author = by_key.get(body.get("author") or "")
+        wanted = {p.participant_key for p in recipients(people, exclude_hash=author.address_hash if author else None)}
         keys: list[str] = list(dict.fromkeys(body["recipients"]))
-        if takeover or body["kind"] == "kickoff":
-            done = {
-                d.participant_key
-                for d in Delivery.batch_get([(f"MSG#{message_id}", f"TO#{k}") for k in keys])
-            }
-            result.skipped += len(done)
-            keys = [k for k in keys if k not in done]
-
-        targets: list[Participant] = []
-        for key in keys:
-            p = people.get(key)
-            if p is None or not is_active(p) or p.muted or p.suppressed or key == body.get("author"):
-                result.skipped += 1
-                continue
-            targets.append(p)
+        targets = [by_key[k] for k in keys if k in wanted]
+        result.skipped = len(keys) - len(targets)
 
         ctx = chat_context(chat, self.settings)
-        sender = ctx.relay_address
         template = (
             anonymize.CopyTemplate.of(_rendered(self.store.bucket, body["object"])) if body["kind"] == "relay" else None
         )
@@ -257,63 +319,77 @@ class FanOut:
             )
             return anonymize.personalize(kickoff, mute_url=mute_url, list_unsubscribe_headers=headers)
 
-        def send(p: Participant) -> tuple[Participant, str | None, SendFailed | None]:
-            try:
-                return p, self.mailer.send_raw(sender=sender, recipient=p.email, raw=copy_for(p)), None
-            except SendFailed as exc:
-                return p, None, exc
+        work = deque(targets)
+        lock = threading.Lock()
+        pacer = self.pacer
+        stop_at = deadline
 
-        records: list[Delivery] = []
-        workers = max(1, min(self.settings.send_concurrency, len(targets), IN_FLIGHT_BUDGET // (4 * copy_size)))
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            for p, ses_id, error in pool.map(send, targets):
-                if error is not None and error.transient:
-                    result.retry.append(p.participant_key)
-                    continue
-                records.append(
-                    Delivery(
-                        f"MSG#{message_id}",
-                        f"TO#{p.participant_key}",
-                        chat_id=chat.chat_id,
-                        participant_key=p.participant_key,
-                        status="sent" if error is None else "failed",
-                        reason=None if error is None else error.code,
-                        ses_message_id=ses_id,
-                        at=now,
-                        expires=timedelta(days=RECORD_DAYS),
-                    )
-                )
-                if error is None:
-                    result.sent += 1
-                else:
-                    result.failed += 1
+        def one(p: Participant) -> None:
+            if not self._claim_copy(message_id, batch, p, chat.chat_id, now):
+                with lock:
+                    result.skipped += 1
+                return
+            try:
+                ses_id = self.mailer.send_raw(sender=ctx.relay_address, recipient=p.email, raw=copy_for(p))
+            except SendFailed as exc:
+                with lock:
+                    if exc.kind == "permanent":
+                        result.failed += 1
+                    else:
+                        result.retry.append(p.participant_key)
+                        if exc.kind == "deployment":
+                            result.halted = exc.code
+                if exc.kind == "permanent":
                     logger.warning(
                         "permanent send failure",
-                        extra={"message_id": message_id, "participant": p.participant_key, "code": error.code},
+                        extra={"message_id": message_id, "participant": p.participant_key, "code": exc.code},
                     )
-        self._record(records, message_id, batch, done=not result.retry)
+                    self._record_copy(message_id, p, ses_id=None, error=exc.code)
+                return
+            self._record_copy(message_id, p, ses_id=ses_id, error=None)
+            with lock:
+                result.sent += 1
+
+        def worker() -> None:
+            while True:
+                with lock:
+                    if result.halted or not work:
+                        return
+                    if stop_at is not None and time.time() >= stop_at:
+                        return
+                    p = work.popleft()
+                if not pacer.acquire(stop_at):
+                    with lock:
+                        work.appendleft(p)
+                    return
+                one(p)
+
+        workers = max(1, min(self.settings.send_concurrency, len(targets), IN_FLIGHT_BUDGET // (4 * copy_size)))
+        try:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                for future in [pool.submit(worker) for _ in range(workers)]:
+                    future.result()
+        except Exception:
+            # An error we did not expect: hand the batch back at once (its
+            # claimed copies stay ours), SQS redelivers it.
+            self._release(message_id, batch, done=False)
+            raise
+
+        if work and not result.halted:
+            # Out of time: the untouched rest goes on in a batch of its own.
+            result.continued = [p.participant_key for p in work]
+            rest = {**body, "batch": f"{batch}+{len(targets) - len(work)}", "recipients": result.continued}
+            self.queue.send_all([rest])
+            metrics.add_metric(name="BatchesContinued", unit="Count", value=1)
+        self._release(message_id, batch, done=not result.retry and not result.halted)
         metrics.add_metric(name="CopiesSent", unit="Count", value=result.sent)
-        get_tracer().put_annotation(key="copies_sent", value=str(result.sent))
         if result.failed:
             metrics.add_metric(name="CopiesFailed", unit="Count", value=result.failed)
+        if result.halted:
+            metrics.add_metric(name="SendsHalted", unit="Count", value=1)
+            logger.error("SES refused the deployment's sends; batch parked", extra={"code": result.halted})
+            raise BatchNotDone(f"SES {result.halted}: batch {batch} of {message_id} parked for retry")
         if result.retry:
             metrics.add_metric(name="CopiesRetried", unit="Count", value=len(result.retry))
             raise BatchNotDone(f"{len(result.retry)} copies of {message_id} to retry")
         return result
-
-    @staticmethod
-    def _record(records: list[Delivery], message_id: str, batch: str, *, done: bool) -> None:
-        # Lease 0 releases the claim at once so the redelivery can take over.
-        claim = BatchClaim(
-            f"MSG#{message_id}",
-            f"B#{batch}",
-            state="done" if done else "working",
-            lease_until=0,
-            expires=timedelta(days=RECORD_DAYS),
-        )
-        with Delivery.batch_write() as writer:
-            for record in records:
-                writer.save(record)
-            writer.save(claim)  # type: ignore[arg-type]
-
-

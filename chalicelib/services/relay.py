@@ -3,15 +3,28 @@
 Envelope and header rules, in short:
 
 - The SES receipt rule stores the raw MIME at ``inbound/<SES messageId>`` and then
-  invokes us with the verdicts. Each (SES message, chat) is handled once
-  (Powertools idempotency), whatever SES retries.
+  invokes us with the verdicts and the headers. Each (SES message, chat) is
+  handled once (Powertools idempotency keyed on the *chat*, so two spellings of
+  one chat address in one message are one job), whatever SES retries.
+- Every id derives from the inbound message: the Muster message id is the SES
+  receipt time plus a digest of (SES id, chat), so a retried invocation redoes
+  the same work under the same ids instead of new work (R8). The message log
+  entry is written *before* the fan-out in state ``relaying`` and finished
+  after it, together with the chat's counters, in one transaction: a retry
+  finds the entry and either returns its outcome or resumes the fan-out, whose
+  batches and copies are claimed per recipient (see fanout).
+- What can be decided from SES's verdicts and the headers SES sends is decided
+  before the raw mail is downloaded or parsed; header sizes and MIME part counts
+  are capped before any full parse (R12).
 - The chat comes from the recipient's local part (case-insensitive, ``+tag``
   ignored); the sender is the header From, matched by address hash among that
-  chat's participants (one query returns them all).
+  chat's participants (one query returns them all). A From that is not exactly
+  one well-formed address is refused, never guessed.
 - :func:`chalicelib.relay.policy.authorize` decides; rate limits and caps come
   from counters here. Every decision is an :class:`Outcome`, logged (metadata
-  only) and counted. Only authenticated senders get a polite bounce, at most one
-  per sender per day, and never for automatic or looping mail.
+  only) and counted; a render failure too (R9). A polite notice goes only to an
+  address that authenticated, at most once a day per receiving address, and
+  quotes nothing the sender wrote (R6).
 - A relayed message is anonymized once and stored at ``outbound/<id>.eml``; its
   recipients go to SQS in batches (see :mod:`chalicelib.services.fanout`).
 - Threading: inbound In-Reply-To/References are mapped to Muster's own
@@ -22,48 +35,83 @@ Envelope and header rules, in short:
 from __future__ import annotations
 
 import hashlib
+import re
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any
 
-from pynamodb.exceptions import DoesNotExist, PutError
+from pynamodb.connection import Connection
+from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError
 from pynamodb.expressions.update import Action
+from pynamodb.transactions import TransactWrite
 
 from chalicelib import clock
 from chalicelib.adapters import aws
 from chalicelib.adapters.blobs import MailStore
 from chalicelib.adapters.mail import Mailer, SendFailed
 from chalicelib.models import Chat, ChatStats, Counter, Delivery, MessageLog, Participant, ThreadRef
-from chalicelib.observability import get_tracer, logger, metrics
+from chalicelib.observability import logger, metrics, traced
 from chalicelib.relay import anonymize, compose
 from chalicelib.relay.addresses import address_hash, normalize_address, relay_local_part
 from chalicelib.relay.names import display_name
 from chalicelib.relay.outcomes import Outcome
 from chalicelib.relay.parse import InboundMail, parse_inbound, verdicts_from_ses
-from chalicelib.relay.policy import ChatWindow, SenderInfo, authorize, sender_authenticated
-from chalicelib.services.chats import chat_id_from_local, is_active, participants
+from chalicelib.relay.policy import ChatWindow, SenderInfo, authorize
+
+try:  # TEMPORARY while parse/policy land (same session): removed before commit
+    from chalicelib.relay.parse import precheck
+    from chalicelib.relay.policy import notice_recipient
+except ImportError:  # pragma: no cover
+
+    def precheck(raw: bytes) -> Outcome | None:  # type: ignore[misc]
+        return None
+
+    def notice_recipient(verdicts: Any, mail: Any, envelope_sender: str) -> str | None:  # type: ignore[misc]
+        return envelope_sender or None
 from chalicelib.services.fanout import FanOut, chat_context, chat_label
+from chalicelib.services.roster import canonical, chat_id_from_local, is_active, participants, recipients
 from chalicelib.settings import Settings, get_settings
 
 LOG_DAYS = 90
 AMAZONSES = ".amazonses.com"
+_OWN_ID = re.compile(r"^[0-9a-f]{8,40}$")
 
 
 @dataclass(frozen=True)
 class Job:
     ses_message_id: str
+    chat_key: str  # the chat id named by the recipient's local part
     recipient: str
     envelope_sender: str
     receipt: dict[str, Any]
     headers: list[dict[str, str]]
+    timestamp: str = ""  # SES's receipt time (ISO 8601)
+
+    @property
+    def received_at(self) -> datetime:
+        try:
+            when = datetime.fromisoformat(self.timestamp.replace("Z", "+00:00"))
+        except ValueError:
+            return datetime.fromtimestamp(0, UTC)
+        return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+    @property
+    def message_id(self) -> str:
+        """Muster's id for this message in this chat: the same on every retry (R8)."""
+        digest = hashlib.sha256(f"{self.ses_message_id}\x1f{self.chat_key}".encode()).hexdigest()[:12]
+        return f"{int(self.received_at.timestamp() * 1000):x}{digest}"
 
 
 def _short_hash(value: str) -> str:
     return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def _usable_id(msg_id: str) -> bool:
+    """A cited Message-ID we may look up and store: printable ASCII only."""
+    return msg_id.isascii() and msg_id.isprintable() and len(msg_id) <= 250
 
 
 def headers_only(headers: list[dict[str, str]]) -> bytes:
@@ -76,9 +124,14 @@ def headers_only(headers: list[dict[str, str]]) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8", "replace")
 
 
-def new_message_id() -> str:
-    # Time-ordered prefix keeps a chat's log readable in key order.
-    return f"{int(time.time() * 1000):x}{uuid.uuid4().hex[:12]}"
+@dataclass
+class Decision:
+    outcome: Outcome
+    mail: InboundMail
+    chat: Chat | None
+    people: list[Participant]
+    author: Participant | None
+    sender_hash: str | None
 
 
 class RelayService:
@@ -98,22 +151,30 @@ class RelayService:
     # -- entry -----------------------------------------------------------------
 
     def handle_ses_event(self, event: dict[str, Any], context: Any = None) -> list[str]:
-        """One SES receipt event; one outcome per (message, chat address)."""
+        """One SES receipt event; one outcome per (message, chat)."""
         if context is not None and hasattr(context, "get_remaining_time_in_millis"):
             self._idempotency.register_lambda_context(context)
         outcomes: list[str] = []
         for record in event.get("Records", []):
             ses = record.get("ses", {})
             mail, receipt = ses.get("mail", {}), ses.get("receipt", {})
+            seen: set[str] = set()
             for recipient in receipt.get("recipients") or mail.get("destination") or []:
-                if relay_local_part(recipient, self.settings.relay_domain) is None:
+                local = relay_local_part(recipient, self.settings.relay_domain)
+                if local is None:
                     continue  # a Cc to some other domain: not ours to handle
+                chat_key = chat_id_from_local(local)
+                if chat_key in seen:
+                    continue  # the same chat spelled twice: one job (R8)
+                seen.add(chat_key)
                 job = Job(
                     ses_message_id=str(mail.get("messageId", "")),
+                    chat_key=chat_key,
                     recipient=normalize_address(recipient),
                     envelope_sender=str(mail.get("source") or ""),
                     receipt=receipt,
                     headers=list(mail.get("headers") or []),
+                    timestamp=str(mail.get("timestamp") or ""),
                 )
                 outcomes.append(self._once(job=job))
         return outcomes
@@ -122,7 +183,7 @@ class RelayService:
     def _idempotency(self) -> Any:
         from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
 
-        return IdempotencyConfig(event_key_jmespath="[ses_message_id, recipient]", expires_after_seconds=7 * 86400)
+        return IdempotencyConfig(event_key_jmespath="[ses_message_id, chat_key]", expires_after_seconds=7 * 86400)
 
     @cached_property
     def _once(self) -> Callable[..., str]:
@@ -142,20 +203,102 @@ class RelayService:
     # -- one message to one chat -------------------------------------------------
 
     def relay_one(self, job: Job) -> Outcome:
+        with traced("relay") as annotate:
+            outcome = self._relay_one(job)
+            annotate("outcome", outcome.value)
+            return outcome
+
+    def _log_key(self, job: Job, chat: Chat | None) -> tuple[str, str]:
+        when = job.received_at
+        pk = f"CH#{chat.chat_id}" if chat else f"UNROUTED#{when:%Y-%m-%d}"
+        return pk, f"M#{when.isoformat()}#{job.message_id}"
+
+    def _relay_one(self, job: Job) -> Outcome:
         started = time.monotonic()
-        s = self.settings
+        chat = self._chat(job.chat_key)
+        pk, sk = self._log_key(job, chat)
+        try:
+            done = MessageLog.get(pk, sk, consistent_read=True)
+        except DoesNotExist:
+            done = None
+        if done is not None:
+            # A retry of work that got this far: finish it, never redo it.
+            if done.state == "relaying" and chat is not None:
+                self._resume(job, done, chat)
+            return Outcome(done.outcome)
+
         now = clock.now()
-        chat = self._chat(job.recipient)
-        verdicts = verdicts_from_ses(job.receipt)
-        raw, size = self._raw(job.ses_message_id)
-        # Too large to fetch (or gone): decide on the headers SES sent us.
-        mail = parse_inbound(raw) if raw is not None else replace(parse_inbound(headers_only(job.headers)), size=size)
-        people = participants(chat.chat_id) if chat is not None else []
-        sender_hash = address_hash(s.secret, mail.from_address) if mail.from_address else None
-        author = next((p for p in people if sender_hash and p.address_hash == sender_hash), None)
-        if raw is None and size == 0:
-            outcome = Outcome.MALFORMED
+        decision = self._decide(job, chat, now)
+        outcome = decision.outcome
+        rendered: bytes | None = None
+        parent: str | None = None
+        if outcome is Outcome.RELAYED:
+            try:
+                rendered, parent = self._render(job, decision, now)
+            except Exception:
+                logger.exception("render failed", extra={"chat_id": job.chat_key})
+                outcome = Outcome.RENDER_FAILED
+        people = (
+            recipients(decision.people, exclude_hash=decision.author.address_hash if decision.author else None)
+            if outcome is Outcome.RELAYED
+            else []
+        )
+        if outcome is Outcome.RELAYED:
+            assert chat is not None
+            outcome = self._limits(decision.sender_hash or "", chat, len(people), now)
+        log = MessageLog(
+            pk,
+            sk,
+            message_id=job.message_id,
+            chat_id=chat.chat_id if chat else None,
+            outcome=outcome.value,
+            state="relaying" if outcome is Outcome.RELAYED else "done",
+            sender_hash=decision.sender_hash,
+            author_key=decision.author.participant_key if decision.author else None,
+            size=decision.mail.size,
+            recipients=len(people) if outcome is Outcome.RELAYED else 0,
+            ses_message_id=job.ses_message_id,
+            received_at=now,
+            expires=timedelta(days=LOG_DAYS),
+        )
+        if outcome is Outcome.RELAYED:
+            assert chat is not None and rendered is not None and decision.author is not None
+            log.parent_id = parent
+            self._store(job, decision, rendered)
+            log.save()
+            self._fan_out(job, chat, decision.author.participant_key, people, len(rendered))
+            self._finish(log, chat, now)
+            metrics.add_metric(name="FanOutSize", unit="Count", value=len(people))
         else:
+            if outcome.may_bounce:
+                log.bounced = self._notify(job, outcome, decision, now)
+            log.save()
+        metrics.add_metric(name="Relayed" if outcome.relayed else f"Rejected_{outcome.value}", unit="Count", value=1)
+        metrics.add_metric(name="RelayLatency", unit="Milliseconds", value=(time.monotonic() - started) * 1000)
+        logger.info(
+            "inbound handled",
+            extra={
+                "outcome": outcome.value,
+                "chat_id": chat.chat_id if chat else None,
+                "sender_hash": decision.sender_hash,
+                "size": decision.mail.size,
+                "recipients": len(people),
+            },
+        )
+        return outcome
+
+    def _decide(self, job: Job, chat: Chat | None, now: datetime) -> Decision:
+        """Decide on SES's verdicts and headers first; download and parse the raw
+        mail only when those allow relaying, and cap its complexity before the
+        full parse (R6, R7, R12)."""
+        s = self.settings
+        verdicts = verdicts_from_ses(job.receipt)
+        people = participants(chat.chat_id) if chat is not None else []
+        by_hash = canonical(people)
+
+        def judge(mail: InboundMail) -> Decision:
+            sender_hash = address_hash(s.secret, mail.from_address) if mail.from_address else None
+            author = by_hash.get(sender_hash) if sender_hash else None
             outcome = authorize(
                 verdicts=verdicts,
                 mail=mail,
@@ -166,58 +309,114 @@ class RelayService:
                 max_bytes=s.max_message_bytes,
                 now=now,
             )
-        recipients = [
-            p.participant_key
-            for p in people
-            if p is not author and is_active(p) and not p.muted and not p.suppressed
-        ]
-        if outcome is Outcome.RELAYED:
-            outcome = self._limits(sender_hash or "", chat, len(recipients), now)  # type: ignore[arg-type]
-        message_id = new_message_id()
-        parent = None
-        bounced = False
-        if outcome is Outcome.RELAYED:
-            assert chat is not None and author is not None
-            parent = self._relay(message_id, mail, chat, author, people, recipients, now)
-            metrics.add_metric(name="FanOutSize", unit="Count", value=len(recipients))
-        elif outcome.may_bounce and sender_authenticated(verdicts):
-            bounced = self._bounce(job, outcome, mail, chat, sender_hash, now)
-        MessageLog(
-            f"CH#{chat.chat_id}" if chat else f"UNROUTED#{now:%Y-%m-%d}",
-            f"M#{now.isoformat()}#{message_id}",
-            message_id=message_id,
-            chat_id=chat.chat_id if chat else None,
-            outcome=outcome.value,
-            sender_hash=sender_hash,
-            size=mail.size,
-            recipients=len(recipients) if outcome is Outcome.RELAYED else 0,
-            parent_id=parent,
-            ses_message_id=job.ses_message_id,
-            received_at=now,
-            bounced=bounced,
-            expires=timedelta(days=LOG_DAYS),
-        ).save()
-        metrics.add_metric(name="Relayed" if outcome.relayed else f"Rejected_{outcome.value}", unit="Count", value=1)
-        metrics.add_metric(name="RelayLatency", unit="Milliseconds", value=(time.monotonic() - started) * 1000)
-        get_tracer().put_annotation(key="outcome", value=outcome.value)
-        logger.info(
-            "inbound handled",
-            extra={
-                "outcome": outcome.value,
-                "chat_id": chat.chat_id if chat else None,
-                "sender_hash": sender_hash,
-                "size": mail.size,
-                "recipients": len(recipients),
-            },
-        )
-        return outcome
+            return Decision(outcome, mail, chat, people, author, sender_hash)
 
-    def _chat(self, recipient: str) -> Chat | None:
-        local = relay_local_part(recipient, self.settings.relay_domain)
-        if not local:
-            return None
+        head = headers_only(job.headers)
+        too_complex = precheck(head)
+        first = judge(parse_inbound(head if too_complex is None else b"\r\n"))
+        if too_complex is not None and first.outcome is Outcome.RELAYED:
+            return replace(first, outcome=too_complex)
+        if first.outcome is not Outcome.RELAYED:
+            return first
+        raw, size = self._raw(job.ses_message_id)
+        if raw is None:
+            # Too large to fetch (or gone): decide on the headers SES sent us.
+            mail = replace(first.mail, size=size)
+            decision = judge(mail)
+            return decision if size else replace(decision, outcome=Outcome.MALFORMED)
+        too_complex = precheck(raw)
+        if too_complex is not None:
+            return replace(first, outcome=too_complex, mail=replace(first.mail, size=len(raw)))
+        return judge(parse_inbound(raw))
+
+    def _render(self, job: Job, d: Decision, now: datetime) -> tuple[bytes, str | None]:
+        """The one anonymized copy, and the Muster id of the message it answers."""
+        assert d.chat is not None and d.author is not None
+        parent, chain = self._thread(d.mail, d.chat)
+
+        def person(p: Participant) -> anonymize.Person:
+            return anonymize.Person(
+                key=p.participant_key,
+                display_name=display_name(p.first_name, p.last_name, organizer=p.role == "organizer"),
+                addresses=(p.email,),
+            )
+
+        rendered = anonymize.anonymize(
+            d.mail,
+            author=person(d.author),
+            people=[person(p) for p in d.people],
+            chat=chat_context(d.chat, self.settings),
+            message_id=self._muster_id(job.message_id),
+            in_reply_to=self._muster_id(parent) if parent else None,
+            references=[self._muster_id(m) for m in chain],
+            date=now,
+        )
+        return rendered, parent
+
+    def _store(self, job: Job, d: Decision, rendered: bytes) -> None:
+        """Store the rendered message and the author's thread reference."""
+        assert d.chat is not None
+        self.store.put(f"outbound/{job.message_id}.eml", rendered)
+        client_id = d.mail.message_id
+        if client_id and _usable_id(client_id):
+            # The author's own client cites this id when they reply to their sent copy.
+            ThreadRef(
+                f"REF#{_short_hash(client_id.strip('<>'))}",
+                "META",
+                chat_id=d.chat.chat_id,
+                message_id=job.message_id,
+                expires=timedelta(days=LOG_DAYS),
+            ).save()
+
+    def _fan_out(self, job: Job, chat: Chat, author_key: str, people: list[Participant], size: int) -> None:
+        self.fanout.relay(
+            chat, job.message_id, f"outbound/{job.message_id}.eml", author_key, [p.participant_key for p in people], size
+        )
+
+    def _resume(self, job: Job, log: MessageLog, chat: Chat) -> None:
+        """Queue a relayed message's fan-out again and finish its log entry.
+
+        The rendered copy is in S3; recipients are read afresh (someone who muted
+        since is skipped), and every copy is claimed once, so nobody gets two."""
+        people = participants(chat.chat_id)
+        author = next((p for p in people if p.participant_key == log.author_key), None)
+        exclude = author.address_hash if author else log.sender_hash
+        targets = recipients(people, exclude_hash=exclude)
+        size = self.store.client.head_object(Bucket=self.store.bucket, Key=f"outbound/{job.message_id}.eml")[
+            "ContentLength"
+        ]
+        self._fan_out(job, chat, log.author_key or "", targets, int(size))
+        self._finish(log, chat, log.received_at)
+        metrics.add_metric(name="RelaysResumed", unit="Count", value=1)
+
+    def _finish(self, log: MessageLog, chat: Chat, now: datetime) -> None:
+        """Mark the log entry relayed and count it in the chat's stats: one
+        transaction, conditional on the entry still relaying, so a retry that
+        gets here again counts nothing twice."""
+        actions: list[Action] = [
+            ChatStats.messages.add(1),
+            ChatStats.last_message_at.set(now),
+            ChatStats.first_message_at.set(ChatStats.first_message_at | now),
+        ]
+        if now > chat.ends_at:
+            actions.append(ChatStats.after_event.add(1))
+        connection = Connection(region=self.settings.region)
         try:
-            return Chat.get(f"CH#{chat_id_from_local(local)}", "META")
+            with TransactWrite(connection=connection) as tx:
+                tx.update(
+                    MessageLog(log.pk, log.sk),
+                    actions=[MessageLog.state.set("done")],
+                    condition=MessageLog.state == "relaying",
+                )
+                tx.update(ChatStats(f"CH#{chat.chat_id}", "STATS"), actions=actions)
+        except TransactWriteError as exc:
+            reasons = [r.code for r in (exc.cancellation_reasons or []) if r]
+            if "ConditionalCheckFailed" not in reasons:
+                raise
+
+    def _chat(self, chat_key: str) -> Chat | None:
+        try:
+            return Chat.get(f"CH#{chat_key}", "META")
         except DoesNotExist:
             return None
 
@@ -257,12 +456,24 @@ class RelayService:
     def _muster_id(self, message_id: str) -> str:
         return f"<{message_id}@{self.settings.relay_domain}>"
 
+    def _own(self, msg_id: str) -> str | None:
+        """The Muster message id inside one of our own Message-IDs, else None."""
+        local, _, domain = msg_id.strip("<>").rpartition("@")
+        if domain.lower() != self.settings.relay_domain or not _OWN_ID.match(local):
+            return None
+        return local
+
     def _resolve(self, msg_id: str, chat: Chat) -> str | None:
         """Our own message id for a cited Message-ID, or None if it is foreign."""
+        if not _usable_id(msg_id):
+            return None
+        own = self._own(msg_id)
+        if own is not None:
+            return own
         inner = msg_id.strip("<>")
         local, _, domain = inner.rpartition("@")
         if domain.lower() == self.settings.relay_domain:
-            return local if not local.startswith("kickoff-") else None
+            return None  # a kickoff, a notice, or nothing of ours
         if domain.lower().endswith(AMAZONSES):
             for copy in Delivery.ses_index.query(local, limit=1):
                 if copy.chat_id == chat.chat_id and not copy.pk.startswith("MSG#kickoff-"):
@@ -276,79 +487,23 @@ class RelayService:
 
     def _thread(self, mail: InboundMail, chat: Chat) -> tuple[str | None, list[str]]:
         parent = self._resolve(mail.in_reply_to[0], chat) if mail.in_reply_to else None
-        own = [
-            local
-            for ref in mail.references
-            if (local := ref.strip("<>").rpartition("@")[0]) and ref.strip("<>").lower().endswith("@" + self.settings.relay_domain)
-            and not local.startswith("kickoff-")
-        ]
+        own = [local for ref in mail.references if _usable_id(ref) and (local := self._own(ref))]
         if parent is None and mail.references and mail.references[-1] not in mail.in_reply_to:
             parent = self._resolve(mail.references[-1], chat)
         chain = list(dict.fromkeys([*own, *([parent] if parent else [])]))[-20:]
         return parent, chain
 
-    # -- outcomes ----------------------------------------------------------------
+    # -- notices -----------------------------------------------------------------
 
-    def _relay(
-        self,
-        message_id: str,
-        mail: InboundMail,
-        chat: Chat,
-        author: Participant,
-        people: list[Participant],
-        recipients: list[str],
-        now: datetime,
-    ) -> str | None:
-        parent, chain = self._thread(mail, chat)
-
-        def person(p: Participant) -> anonymize.Person:
-            return anonymize.Person(
-                key=p.participant_key,
-                display_name=display_name(p.first_name, p.last_name, organizer=p.role == "organizer"),
-                addresses=(p.email,),
-            )
-
-        rendered = anonymize.anonymize(
-            mail,
-            author=person(author),
-            people=[person(p) for p in people],
-            chat=chat_context(chat, self.settings),
-            message_id=self._muster_id(message_id),
-            in_reply_to=self._muster_id(parent) if parent else None,
-            references=[self._muster_id(m) for m in chain],
-            date=now,
-        )
-        key = f"outbound/{message_id}.eml"
-        self.store.put(key, rendered)
-        if mail.message_id:
-            # The author's own client cites this id when they reply to their sent copy.
-            ThreadRef(
-                f"REF#{_short_hash(mail.message_id.strip('<>'))}",
-                "META",
-                chat_id=chat.chat_id,
-                message_id=message_id,
-                expires=timedelta(days=LOG_DAYS),
-            ).save()
-        self.fanout.relay(chat, message_id, key, author.participant_key, recipients, len(rendered))
-        after = now > chat.ends_at
-        actions: list[Action] = [
-            ChatStats.messages.add(1),
-            ChatStats.last_message_at.set(now),
-            ChatStats.first_message_at.set(ChatStats.first_message_at | now),
-        ]
-        if after:
-            actions.append(ChatStats.after_event.add(1))
-        ChatStats(f"CH#{chat.chat_id}", "STATS").update(actions=actions)
-        return parent
-
-    def _bounce(
-        self, job: Job, outcome: Outcome, mail: InboundMail, chat: Chat | None, sender_hash: str | None, now: datetime
-    ) -> bool:
-        """At most one polite notice per sender per day (R6, R12); True if sent."""
-        to = normalize_address(job.envelope_sender)
-        if not to or "@" not in to:
+    def _notify(self, job: Job, outcome: Outcome, d: Decision, now: datetime) -> bool:
+        """A polite notice (R6): only to an address that authenticated, at most
+        once a day per receiving address, quoting nothing the sender wrote.
+        True if sent."""
+        to = notice_recipient(verdicts_from_ses(job.receipt), d.mail, job.envelope_sender)
+        if not to:
             return False
-        marker = Counter(f"LIM#bounce#{sender_hash or address_hash(self.settings.secret, to)}#{now:%Y%m%d}", "ONCE")
+        to = normalize_address(to)
+        marker = Counter(f"LIM#notice#{address_hash(self.settings.secret, to)}#{now:%Y%m%d}", "ONCE")
         marker.expires = timedelta(days=2)  # type: ignore[assignment]
         try:
             marker.save(condition=Counter.pk.does_not_exist())
@@ -356,22 +511,22 @@ class RelayService:
             if exc.cause_response_code == "ConditionalCheckFailedException":
                 return False
             raise
-        relay = job.recipient if chat is None else chat_context(chat, self.settings).relay_address
+        chat = d.chat
+        noreply = f"muster-noreply@{self.settings.relay_domain}"
         raw = compose.render_bounce(
             to_address=to,
             outcome=outcome,
-            relay_address=relay,
+            relay_address=job.recipient if chat is None else chat_context(chat, self.settings).relay_address,
             chat_label=chat_label(chat) if chat else None,
             opens_at=chat.opens_at if chat else None,
-            original_subject=mail.subject,
-            message_id=self._muster_id("notice-" + new_message_id()),
+            message_id=self._muster_id(f"notice-{job.message_id}"),
             date=now,
-            from_address=f"muster-noreply@{self.settings.relay_domain}",
+            from_address=noreply,
         )
         try:
-            self.mailer.send_raw(sender=f"muster-noreply@{self.settings.relay_domain}", recipient=to, raw=raw)
+            self.mailer.send_raw(sender=noreply, recipient=to, raw=raw)
             metrics.add_metric(name="Bounced", unit="Count", value=1)
             return True
         except SendFailed as exc:
-            logger.warning("bounce not sent", extra={"code": exc.code, "outcome": outcome.value})
+            logger.warning("notice not sent", extra={"code": exc.code, "outcome": outcome.value})
             return False

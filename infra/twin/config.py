@@ -114,6 +114,8 @@ class TwinConfig:
             MUSTER_PUBLIC_URL=self.api_url,
             MUSTER_CLOCK_FILE=str(self.clock_file),
             MUSTER_ACCOUNT_ID=ACCOUNT,
+            # moto has no SES v2 GetAccount: the twin's "account" sends 200/s.
+            MUSTER_MAX_SEND_RATE="200",
             POWERTOOLS_TRACE_DISABLED="1",
             POWERTOOLS_METRICS_NAMESPACE="Muster",
         )

@@ -143,7 +143,7 @@ def test_ses_failure_for_one_recipient_retries_that_recipient_only(world: World,
     def flaky(self: Mailer, *, sender: str, recipient: str, raw: bytes) -> str:
         attempts[recipient] = attempts.get(recipient, 0) + 1
         if recipient == addr("ann2") and attempts[recipient] == 1:
-            raise SendFailed("Throttling", transient=True)
+            raise SendFailed("Throttling", "transient")
         return real_send(self, sender=sender, recipient=recipient, raw=raw)
 
     world.patch("chalicelib.adapters.mail.Mailer.send_raw", flaky)
@@ -158,7 +158,7 @@ def test_permanent_failure_is_recorded_per_recipient(world: World, chat: dict) -
 
     def rejecting(self: Mailer, *, sender: str, recipient: str, raw: bytes) -> str:
         if recipient == addr("ann3"):
-            raise SendFailed("MessageRejected", transient=False)
+            raise SendFailed("MessageRejected", "permanent")
         return real_send(self, sender=sender, recipient=recipient, raw=raw)
 
     world.patch("chalicelib.adapters.mail.Mailer.send_raw", rejecting)

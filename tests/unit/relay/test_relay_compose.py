@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from datetime import UTC, datetime
 from email import policy
 from email.message import EmailMessage
@@ -21,7 +22,7 @@ def _parse(data: bytes) -> EmailMessage:
     return message
 
 
-def _bounce(outcome: Outcome, subject: str = "Parking?") -> EmailMessage:
+def _bounce(outcome: Outcome) -> EmailMessage:
     return _parse(
         render_bounce(
             to_address="sam@example.net",
@@ -29,7 +30,6 @@ def _bounce(outcome: Outcome, subject: str = "Parking?") -> EmailMessage:
             relay_address=RELAY_ADDRESS,
             chat_label="Canvass – Sat 10:00",
             opens_at=datetime(2024, 12, 12, 10, 0, tzinfo=UTC),
-            original_subject=subject,
             message_id="<b-1@relay.example.org>",
             date=WHEN,
             from_address="noreply@relay.example.org",
@@ -44,7 +44,7 @@ def test_given_a_bounceable_outcome_then_a_polite_auto_replied_notice(outcome: O
     assert bounce["Auto-Submitted"] == "auto-replied"
     assert bounce["To"] == "sam@example.net"
     assert outcome.bounce_text.split(",")[0] in bounce.get_content().replace("\r\n", "\n")
-    assert bounce["Subject"] == "Not delivered: Parking?"
+    assert bounce["Subject"] == "Your message to a Muster chat was not shared"
 
 
 def test_given_a_chat_not_open_yet_then_the_bounce_says_when_it_opens() -> None:
@@ -57,9 +57,11 @@ def test_given_an_unanswerable_outcome_then_no_bounce_is_rendered(outcome: Outco
         _bounce(outcome)
 
 
-def test_given_an_injection_in_the_original_subject_then_the_bounce_stays_one_header() -> None:
-    bounce = _bounce(Outcome.CHAT_CLOSED, subject="hi\r\nBcc: victim@example.com")
-    assert bounce["Bcc"] is None
+def test_given_a_notice_then_it_quotes_nothing_the_sender_wrote() -> None:
+    # The renderer takes no subject or body of the original: a forged sender
+    # cannot make Muster's domain carry their text (R6).
+    assert "original_subject" not in inspect.signature(render_bounce).parameters
+    assert "Parking" not in _bounce(Outcome.CHAT_CLOSED).as_string()
 
 
 def test_given_a_kickoff_then_it_explains_the_chat_and_personalizes_like_relayed_mail() -> None:
