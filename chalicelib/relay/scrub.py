@@ -1,25 +1,35 @@
-"""Find and replace email addresses in text and HTML (R5).
+"""Find and replace email addresses in text and HTML, and spot them in binaries (R5).
 
-Addresses hide in many spellings: mixed case, ``mailto:`` links, URL-encoding
-(``jane%40example.org``), HTML entities (``jane&#64;example.org``,
-``&commat;``) and, in HTML, tags inside the address (``jane@exa<wbr>mple.org``).
-The scrubber matches on a *decoded view* of the text and maps every match back to
-its span in the original, so one pass handles all spellings without decoding and
-re-encoding the whole document.
+Text: normalize, then scrub. The scrubber matches on a normalized *view* of the
+text (:class:`~chalicelib.relay.normalize.View`: entities of any length,
+percent-escapes, entities of percent-escapes, NFKC compatibility forms and
+invisible characters all decoded) and maps every match back to its span in the
+original, so one pass handles every spelling. HTML is scrubbed twice: first
+without removing tags (addresses inside ``href`` values), then with tags
+removed from the view (``bob@exa<wbr>mple.com``).
 
-Known participants' addresses become their display names; every other
-address-looking token becomes ``[address hidden]``; addresses at the relay domain
-(the chat address, Muster's own Content-IDs) are kept.
+Known participants' addresses (also ``+tag`` variants) become their display
+names; every other address-looking token becomes ``[address hidden]``; only
+addresses at exactly the relay domain (the chat address, Muster's own
+Content-IDs) are kept -- ``bob@example.com.<relay domain>`` is not.
+
+Binaries: :meth:`Scrubber.binary_mentions_known` finds participants' addresses
+in opaque bytes -- any case, ``+tag`` variants, ASCII and UTF-16LE/BE -- with a
+constant number of set lookups per address-like token, so the cost is linear in
+the attachment size whatever the number of participants.
 """
 
 from __future__ import annotations
 
 import html
 import re
-from bisect import bisect_right
 from collections.abc import Iterable, Mapping
 
+from chalicelib.relay.normalize import MAY_SPELL_ADDRESS, View
+from chalicelib.relay.placeholders import strip_placeholders
+
 HIDDEN = "[address hidden]"
+FALLBACK_NAME = "Participant"
 # The lookbehind lets a match start only where a run of local-part characters
 # starts; without it a long run with no "@" is rescanned from every position
 # (quadratic: a 100 KB base64 data: URI would take minutes).
@@ -27,25 +37,77 @@ _LOCAL = r"(?<![\w.+-])[\w.+-]+"
 _DOMAIN = r"[\w-]+(?:\.[\w-]+)+"
 GENERIC_ADDRESS = _LOCAL + "@" + _DOMAIN
 _GENERIC_RE = re.compile(GENERIC_ADDRESS)
-_ESCAPE = r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});?|%[0-9A-Fa-f]{2}"
-_ESCAPE_RE = re.compile(_ESCAPE)
-_ESCAPE_OR_TAG_RE = re.compile(_ESCAPE + r"|<[^<>]{0,2000}>")
-_BYTES_ADDRESS_RE = re.compile(rb"(?<![A-Za-z0-9._+-])[A-Za-z0-9._+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+
+# Binary content: RFC 5322 atext in the local part, ASCII, UTF-16LE and UTF-16BE.
+_ATEXT = rb"A-Za-z0-9!#$%&'*+/=?^_`{|}~.-"
+_DTEXT = rb"A-Za-z0-9-"
+_BYTES_ADDRESS_RE = re.compile(
+    rb"(?<![" + _ATEXT + rb"])([" + _ATEXT + rb"]+)@([" + _DTEXT + rb"]+(?:\.[" + _DTEXT + rb"]+)+)"
+)
+_UTF16LE_ADDRESS_RE = re.compile(
+    rb"(?<![" + _ATEXT + rb"]\x00)((?:[" + _ATEXT + rb"]\x00)+)@\x00"
+    rb"((?:[" + _DTEXT + rb"]\x00)+(?:\.\x00(?:[" + _DTEXT + rb"]\x00)+)+)"
+)
+_UTF16BE_ADDRESS_RE = re.compile(
+    rb"(?<!\x00[" + _ATEXT + rb"])((?:\x00[" + _ATEXT + rb"])+)\x00@"
+    rb"((?:\x00[" + _DTEXT + rb"])+(?:\x00\.(?:\x00[" + _DTEXT + rb"])+)+)"
+)
+_MAX_TAG = 1024  # a "+tag" longer than this is not looked behind
 
 
-def _decode_escape(token: str) -> str:
-    if token.startswith("%"):
-        return chr(int(token[1:], 16))
-    if token.startswith("<"):
-        return ""  # a tag renders as nothing between two halves of an address
-    return html.unescape(token)
+class _KnownIndex:
+    """Participants' addresses by domain, for suffix/prefix lookups in binary tokens."""
+
+    def __init__(self, addresses: Iterable[str]) -> None:
+        self.locals: dict[str, frozenset[str]] = {}
+        self.local_lengths: dict[str, tuple[int, ...]] = {}
+        by_domain: dict[str, set[str]] = {}
+        for addr in addresses:
+            local, at, domain = addr.rpartition("@")
+            if at and local and domain and addr.isascii():
+                by_domain.setdefault(domain, set()).add(local)
+        for domain, locals_ in by_domain.items():
+            self.locals[domain] = frozenset(locals_)
+            self.local_lengths[domain] = tuple(sorted({len(x) for x in locals_}))
+        self.domain_lengths = tuple(sorted({len(d) for d in by_domain}))
+
+    def mentions(self, local: str, domain: str) -> bool:
+        """Whether ``local@domain`` (lower-case) spells a known address.
+
+        Bytes around an address in a binary often look like address characters,
+        so a known address counts when it is a *suffix* of the token's local part
+        (or of the part before any ``+``) and a *prefix* of its domain.
+        """
+        for n in self.domain_lengths:
+            if n > len(domain):
+                break
+            known = self.locals.get(domain[:n])
+            if known is None:
+                continue
+            lengths = self.local_lengths[domain[:n]]
+            candidates = [local]
+            plus = local.find("+", max(0, len(local) - _MAX_TAG))
+            while plus >= 0:
+                candidates.append(local[:plus])
+                plus = local.find("+", plus + 1)
+            for candidate in candidates:
+                for m in lengths:
+                    if m > len(candidate):
+                        break
+                    if candidate[-m:] in known:
+                        return True
+        return False
 
 
 class Scrubber:
     """Replaces addresses in text; build once per message, use for every part."""
 
     def __init__(self, names: Mapping[str, str], keep_domain: str) -> None:
-        self._names = {addr.lower(): name for addr, name in names.items() if addr}
+        self._names = {
+            addr.lower(): strip_placeholders(name).strip() or FALLBACK_NAME
+            for addr, name in names.items()
+            if addr
+        }
         self._keep_domain = keep_domain.lower()
         # Addresses the generic pattern cannot match whole (quotes, odd characters)
         # are matched literally first; the rest are found by the generic pattern and
@@ -56,31 +118,42 @@ class Scrubber:
         alternatives = [re.escape(a) + r"(?![\w-]|\.[\w-])" for a in odd]
         alternatives.append(GENERIC_ADDRESS)
         self._pattern = re.compile("|".join(alternatives), re.IGNORECASE)
-        by_domain: dict[str, list[str]] = {}
-        for addr in self._names:
-            by_domain.setdefault(addr.rpartition("@")[2], []).append(addr)
-        self._by_domain = by_domain
+        self._known = _KnownIndex(self._names)
+
+    def _known_name(self, key: str) -> str | None:
+        name = self._names.get(key)
+        if name is not None:
+            return name
+        local, _, domain = key.rpartition("@")
+        plus = local.find("+")
+        while plus > 0:  # "bob+shifts@example.com" is bob
+            name = self._names.get(f"{local[:plus]}@{domain}")
+            if name is not None:
+                return name
+            plus = local.find("+", plus + 1)
+        return None
 
     def replacement(self, token: str) -> str | None:
         """What an address-looking token becomes; None to keep it."""
         key = token.lower()
-        name = self._names.get(key)
+        name = self._known_name(key)
         if name is not None:
             return name
         # "jane@example.org.pdf": a known address followed by a file extension.
         stem, dot, ext = key.rpartition(".")
-        if dot and stem in self._names and 0 < len(ext) <= 5 and ext.isalnum():
-            return self._names[stem] + token[len(stem) :]
-        domain = key.rpartition("@")[2]
-        if domain == self._keep_domain or domain.endswith("." + self._keep_domain):
+        if dot and 0 < len(ext) <= 5 and ext.isalnum():
+            name = self._known_name(stem)
+            if name is not None:
+                return name + token[len(stem) :]
+        if key.rpartition("@")[2] == self._keep_domain:
             return None
         return HIDDEN
 
     def scrub(self, text: str, *, is_html: bool = False) -> str:
         """``text`` with every address replaced (HTML-escaped names when ``is_html``)."""
-        text = self._scrub_view(text, _ESCAPE_RE, is_html)
+        text = self._scrub_view(text, tags=False, is_html=is_html)
         if is_html:
-            text = self._scrub_view(text, _ESCAPE_OR_TAG_RE, is_html)
+            text = self._scrub_view(text, tags=True, is_html=is_html)
         return text
 
     def _render(self, token: str, is_html: bool) -> str | None:
@@ -89,48 +162,20 @@ class Scrubber:
             return new
         return html.escape(new, quote=True)
 
-    def _scrub_view(self, text: str, hide_re: re.Pattern[str], is_html: bool) -> str:
-        if "@" not in text and "%40" not in text and "&" not in text:
+    def _scrub_view(self, text: str, *, tags: bool, is_html: bool) -> str:
+        if not MAY_SPELL_ADDRESS.search(text):
             return text
-        # Decoded view: escapes (and tags) decoded; marks map view offsets back.
-        pieces: list[str] = []
-        marks: list[tuple[int, int, int, int]] = []  # view start, orig start, view len, orig len
-        view_pos = 0
-        orig_pos = 0
-        for m in hide_re.finditer(text):
-            start, end = m.span()
-            plain = text[orig_pos:start]
-            pieces.append(plain)
-            view_pos += len(plain)
-            decoded = _decode_escape(m.group(0))
-            pieces.append(decoded)
-            marks.append((view_pos, start, len(decoded), end - start))
-            view_pos += len(decoded)
-            orig_pos = end
-        pieces.append(text[orig_pos:])
-        view = "".join(pieces) if marks else text
-        if "@" not in view:
+        view = View(text, tags=tags)
+        if "@" not in view.text:
             return text
-        starts = [mark[0] for mark in marks]
-
-        def to_orig(pos: int, is_end: bool) -> int:
-            probe = pos - 1 if is_end else pos
-            i = bisect_right(starts, probe) - 1
-            if i < 0:
-                return pos
-            v_start, o_start, v_len, o_len = marks[i]
-            if probe < v_start + v_len:
-                return o_start + o_len if is_end else o_start
-            return pos - (v_start + v_len) + (o_start + o_len)
-
         out: list[str] = []
         last = 0
-        for m in self._pattern.finditer(view):
+        for m in self._pattern.finditer(view.text):
             new = self._render(m.group(0), is_html)
             if new is None:
                 continue
-            o_start = to_orig(m.start(), False)
-            o_end = to_orig(m.end(), True)
+            o_start = view.to_original(m.start(), is_end=False)
+            o_end = view.to_original(m.end(), is_end=True)
             if o_start < last:
                 continue
             out.append(text[last:o_start])
@@ -142,13 +187,25 @@ class Scrubber:
         return "".join(out)
 
     def binary_mentions_known(self, data: bytes) -> bool:
-        """Whether a participant's address appears literally in binary content."""
-        if not self._names or b"@" not in data:
+        """Whether a participant's address appears in binary content.
+
+        Any case, ``+tag`` variants, ASCII or UTF-16 (LE or BE, either alignment).
+        """
+        if not self._known.locals:
             return False
-        for m in _BYTES_ADDRESS_RE.finditer(data):
-            token = m.group(0).decode("ascii").lower()
-            for addr in self._by_domain.get(token.rpartition("@")[2], ()):
-                if token.endswith(addr):
+        searches = []
+        if b"@" in data:
+            searches.append((_BYTES_ADDRESS_RE, False))
+        if b"@\x00" in data:
+            searches.append((_UTF16LE_ADDRESS_RE, True))
+        if b"\x00@" in data:
+            searches.append((_UTF16BE_ADDRESS_RE, True))
+        for pattern, wide in searches:
+            for m in pattern.finditer(data):
+                local, domain = m.group(1), m.group(2)
+                if wide:
+                    local, domain = local.replace(b"\x00", b""), domain.replace(b"\x00", b"")
+                if self._known.mentions(local.lower().decode("ascii"), domain.lower().decode("ascii")):
                     return True
         return False
 

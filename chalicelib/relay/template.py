@@ -1,0 +1,133 @@
+"""Per-recipient copies of a rendered message: bytes only, no re-parsing (R11).
+
+Where the mute URL goes -- the splice rule
+------------------------------------------
+A placeholder is replaced by the recipient's mute URL only at a *footer slot*:
+
+- never inside the top-level header block (everything before the first empty
+  line), so no header can ever change;
+- the text placeholder only where it stands alone on its line right after a
+  line that ends in ``Mute this chat:`` (the text footer and the kickoff);
+- the HTML placeholder only as the whole value of ``<a href="...">`` (in
+  quoted-printable ``<a href=3D"...">``), which is how the HTML footer writes it.
+
+Every other occurrence stays as it is. Two things make that rule robust: the
+renderer strips the placeholder stem from every input (names, subjects,
+filenames, bodies; see :mod:`chalicelib.relay.placeholders`), and content the
+renderer cannot strip -- base64 attachments -- cannot contain the slot lead
+(``:``, spaces, quotes and ``<`` are not base64 characters).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from chalicelib.relay import headers as h
+from chalicelib.relay.placeholders import (
+    MUTE_URL_PLACEHOLDER_HTML,
+    MUTE_URL_PLACEHOLDER_TEXT,
+    PLACEHOLDER_STEM,
+)
+
+_PH_TEXT = MUTE_URL_PLACEHOLDER_TEXT.encode("ascii")
+_PH_HTML = MUTE_URL_PLACEHOLDER_HTML.encode("ascii")
+_ANY_PLACEHOLDER = re.compile(
+    re.escape(PLACEHOLDER_STEM.encode("ascii")) + b"(?:TEXT|HTML)PLACEHOLDERXXXX"
+)
+_TEXT_LEADS = (b"Mute this chat:\r\n", b"Mute this chat:\n")
+_HTML_LEADS = (b'<a href=3D"', b'<a href="')
+
+
+def _body_start(rendered: bytes) -> int:
+    ends = [i + len(sep) for sep in (b"\r\n\r\n", b"\n\n") if (i := rendered.find(sep)) >= 0]
+    return min(ends) if ends else len(rendered)
+
+
+def _is_slot(rendered: bytes, start: int, end: int, is_html: bool) -> bool:
+    if is_html:
+        return any(rendered.endswith(lead, 0, start) for lead in _HTML_LEADS) and rendered[end : end + 1] == b'"'
+    after = rendered[end : end + 2]
+    return any(rendered.endswith(lead, 0, start) for lead in _TEXT_LEADS) and (
+        after == b"\r\n" or after[:1] == b"\n"
+    )
+
+
+def _qp_url(url: str) -> bytes:
+    """``url`` as quoted-printable body text, soft-wrapped into short lines."""
+    if not url.isascii() or not url.isprintable() or " " in url or not url:
+        raise ValueError("mute URL must be printable ASCII without spaces")
+    chunks: list[str] = []
+    current = ""
+    for ch in url:
+        token = "=3D" if ch == "=" else ch
+        if len(current) + len(token) > 40:
+            chunks.append(current)
+            current = ""
+        current += token
+    chunks.append(current)
+    return "=\r\n".join(chunks).encode("ascii")
+
+
+def _header_line(name: str, value: str) -> bytes:
+    if not re.fullmatch(r"[A-Za-z0-9-]{1,76}", name):
+        raise ValueError(f"bad header name {name!r}")
+    if not value.isascii() or not value.isprintable() or len(value) > 900:
+        raise ValueError(f"bad header value for {name}")
+    return f"{name}: {value.strip()}\r\n".encode("ascii")
+
+
+@dataclass(frozen=True)
+class CopyTemplate:
+    """A rendered message split once at its footer slots (see the module docstring).
+
+    Fan-out builds every recipient's copy from the same pieces with a single
+    ``join``: one allocation the size of the message per copy, no re-parsing and
+    no intermediate copies (a 10 MB message stays 10 MB per copy in flight).
+    """
+
+    pieces: tuple[bytes, ...]
+    html_slots: tuple[bool, ...]  # for each gap between pieces: the HTML placeholder?
+
+    @classmethod
+    def of(cls, rendered: bytes) -> CopyTemplate:
+        pieces: list[bytes] = []
+        slots: list[bool] = []
+        last = 0
+        for m in _ANY_PLACEHOLDER.finditer(rendered, _body_start(rendered)):
+            start, end = m.span()
+            is_html = m.group(0) == _PH_HTML
+            if not _is_slot(rendered, start, end, is_html):
+                continue
+            pieces.append(rendered[last:start])
+            slots.append(is_html)
+            last = end
+        pieces.append(rendered[last:] if last else rendered)
+        return cls(pieces=tuple(pieces), html_slots=tuple(slots))
+
+    def render(self, *, mute_url: str, list_unsubscribe_headers: Mapping[str, str]) -> bytes:
+        """One recipient's copy: per-recipient headers first, mute URL in every footer."""
+        text_url = _qp_url(mute_url)
+        html_url = _qp_url(html.escape(mute_url, quote=True))
+        parts = [b"".join(_header_line(k, v) for k, v in list_unsubscribe_headers.items())]
+        for piece, is_html in zip(self.pieces, (*self.html_slots, None), strict=True):
+            parts.append(piece)
+            if is_html is not None:
+                parts.append(html_url if is_html else text_url)
+        return b"".join(parts)
+
+
+def personalize(
+    rendered: bytes, *, mute_url: str, list_unsubscribe_headers: Mapping[str, str]
+) -> bytes:
+    """One recipient's copy of ``rendered`` (see :class:`CopyTemplate`, which
+    fan-out prepares once per batch)."""
+    return CopyTemplate.of(rendered).render(mute_url=mute_url, list_unsubscribe_headers=list_unsubscribe_headers)
+
+
+def list_unsubscribe_headers(one_click_url: str, mailto: str | None = None) -> dict[str, str]:
+    """RFC 2369 / RFC 8058 headers for one recipient's one-click mute URL."""
+    value = f"<{one_click_url}>" + (f", <mailto:{mailto}>" if mailto else "")
+    return {h.LIST_UNSUBSCRIBE: value, h.LIST_UNSUBSCRIBE_POST: h.LIST_UNSUBSCRIBE_POST_VALUE}
