@@ -12,7 +12,7 @@ from pynamodb.exceptions import DoesNotExist
 
 from chalicelib import clock
 from chalicelib.errors import NotFound, Unprocessable
-from chalicelib.models import Chat, Event, Participant, SignupRef, Suppression, TimeslotMap
+from chalicelib.models import Chat, Delivery, Event, Participant, SignupRef, Suppression, TimeslotMap
 from chalicelib.relay.addresses import address_hash
 from chalicelib.relay.names import display_name
 from chalicelib.schemas import (
@@ -68,6 +68,14 @@ class EventService:
     def _suppressed(self, digest: str) -> bool:
         try:
             Suppression.get(f"SUP#{digest}", "META")
+        except DoesNotExist:
+            return False
+        return True
+
+    @staticmethod
+    def _kickoff_sent(chat_id: str, participant_key: str) -> bool:
+        try:
+            Delivery.get(f"MSG#kickoff-{chat_id}", f"TO#{participant_key}")
         except DoesNotExist:
             return False
         return True
@@ -302,10 +310,12 @@ class EventService:
         except DoesNotExist:
             existing = []
         became_active = self._write_people(pk, [person], existing, pkey)
-        if became_active:
+        if is_active(person) and (became_active or not self._kickoff_sent(chat_id, pkey)):
+            # Also when a retried PUT finds the signup unchanged: the first try
+            # may have failed to queue the kickoff (R9). Queuing twice is safe.
             chat = Chat.get(pk, "META", consistent_read=True)
             if chat.state == "open":
-                self.chats.kickoff.kickoff(chat, became_active, batch="late")
+                self.chats.kickoff.kickoff(chat, [pkey], batch="late")
         return self.signup_view(integration, event_id, signup_id), ref is None
 
     def signup_view(self, integration: str, event_id: str, signup_id: str) -> SignupView:

@@ -42,6 +42,7 @@ class World:
     client: Client
     api_key: str
     integration: str = "acme"
+    last_ses_event: dict[str, Any] = field(default_factory=dict)
     _patches: list[Any] = field(default_factory=list)
 
     @classmethod
@@ -209,17 +210,28 @@ class World:
         to: list[str],
         verdicts: dict[str, str] | None = None,
         ses_message_id: str | None = None,
+        when: datetime | None = None,
     ) -> Any:
-        """What SES receiving does: S3 action (raw MIME), then the Lambda action."""
+        """What SES receiving does: S3 action (raw MIME), then the Lambda action.
+
+        Lambda's retry of an invocation is the same event again: pass the same
+        ``ses_message_id`` and ``when`` (see :meth:`retry`)."""
         import uuid
 
         ses_message_id = ses_message_id or uuid.uuid4().hex
         boto3.client("s3").put_object(Bucket=self.settings.mail_bucket, Key=f"inbound/{ses_message_id}", Body=raw)
         verdicts = {"spf": "PASS", "dkim": "PASS", "dmarc": "PASS", "spam": "PASS", "virus": "PASS", **(verdicts or {})}
         event = ses_event(
-            message_id=ses_message_id, stored=raw, mail_from=sender, recipients=to, verdicts=verdicts, when=datetime.now(UTC)
+            message_id=ses_message_id, stored=raw, mail_from=sender, recipients=to, verdicts=verdicts,
+            when=when or datetime.now(UTC),
         )
+        self.last_ses_event = event
         return self.client.lambda_.invoke("inbound_email", event).payload
+
+    def retry(self) -> Any:
+        """Invoke the inbound Lambda again with the last SES event, as Lambda's
+        retry of a failed asynchronous invocation does."""
+        return self.client.lambda_.invoke("inbound_email", self.last_ses_event).payload
 
     # -- what SES sent -----------------------------------------------------------
 
