@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from chalicelib.relay.addresses import domain_of
+from chalicelib.relay.addresses import domain_of, normalize_address
 from chalicelib.relay.outcomes import Outcome
-from chalicelib.relay.parse import InboundMail, Verdicts, loop_or_auto_reason
+from chalicelib.relay.parse import InboundMail, Verdicts, is_null_sender, loop_or_auto_reason
 
 VERDICT_OK = "PASS"
 VERDICT_FAIL = "FAIL"
@@ -47,11 +48,72 @@ def _aligned(verdicts: Verdicts, mail: InboundMail, envelope_sender: str | None)
         return True
     if verdicts.spf != VERDICT_OK:
         return False
-    envelope = domain_of(envelope_sender or "")
-    header = domain_of(mail.from_address or "")
-    if not envelope or not header:
+    return _relaxed_aligned(domain_of(envelope_sender or ""), domain_of(mail.from_address or ""))
+
+
+def _relaxed_aligned(a: str, b: str) -> bool:
+    """DMARC relaxed alignment, simplified: equal, or one is a subdomain of the other."""
+    if not a or not b:
         return False
-    return envelope == header or envelope.endswith("." + header) or header.endswith("." + envelope)
+    return a == b or a.endswith("." + b) or b.endswith("." + a)
+
+
+DKIM_SIGNATURE = "DKIM-Signature"
+_FWS_RE = re.compile(r"\s+")
+
+
+def dkim_domains(mail: InboundMail) -> tuple[str, ...]:
+    """The ``d=`` domain of each DKIM-Signature header ('' where it has none)."""
+    domains = []
+    for value in mail.header_all(DKIM_SIGNATURE):
+        domain = ""
+        for tag in _FWS_RE.sub("", value).split(";"):
+            name, eq, tag_value = tag.partition("=")
+            if eq and name == "d":
+                domain = domain_of("x@" + tag_value) if tag_value else ""
+                break
+        domains.append(domain)
+    return tuple(domains)
+
+
+def _real_address(addr: str | None) -> str | None:
+    """The normalized address if it is one a person could read, else None."""
+    if not addr or is_null_sender(addr):
+        return None
+    normalized = normalize_address(addr)
+    local, at, domain = normalized.rpartition("@")
+    return normalized if at and local and domain else None
+
+
+def notice_recipient(verdicts: Verdicts, mail: InboundMail, envelope_sender: str | None) -> str | None:
+    """The only address a polite notice may go to (R6), or None: never backscatter.
+
+    1. The envelope sender, when SPF passed for it (and it is a real address, not
+       the null sender or a mailer-daemon).
+    2. Else the header From, when DKIM passed, DMARC did not fail, and a
+       DKIM-Signature's ``d=`` is aligned (relaxed) with the From domain. SES
+       reports one DKIM verdict for the message, not which signature passed:
+       unless DMARC passed (which, SPF having failed, proves an aligned DKIM
+       pass), every signature must be aligned, so a valid signature of some
+       other domain cannot vouch for a forged aligned one.
+    3. Else nobody.
+    """
+    if verdicts.spf == VERDICT_OK:
+        envelope = _real_address(envelope_sender)
+        if envelope is not None:
+            return envelope
+    if verdicts.dkim != VERDICT_OK or verdicts.dmarc == VERDICT_FAIL:
+        return None
+    author = _real_address(mail.from_address) if not mail.from_invalid else None
+    if author is None:
+        return None
+    author_domain = domain_of(author)
+    aligned = [_relaxed_aligned(d, author_domain) for d in dkim_domains(mail)]
+    if not aligned or not any(aligned):
+        return None
+    if verdicts.dmarc != VERDICT_OK and not all(aligned):
+        return None
+    return author
 
 
 def window_outcome(chat: ChatWindow, now: datetime) -> Outcome:
@@ -82,8 +144,10 @@ def authorize(
     """Decide whether one inbound message may be relayed.
 
     Checks run in this order, first hit wins: virus, spam, authentication (R6),
-    automatic mail / loops / null sender (R7), size (R12), no usable From,
-    unknown chat, sender not a participant, inactive sender (R3), chat window (R1).
+    automatic mail / loops / null sender (R7), a refused From header (R6, never
+    answered), over a complexity cap (R12: the body was never parsed), size
+    (R12), no From at all, unknown chat, sender not a participant, inactive
+    sender (R3), chat window (R1).
     Rate limits (R12) and duplicates (R8) need state and are checked by the caller.
     """
     if verdicts.virus == VERDICT_FAIL:
@@ -97,6 +161,10 @@ def authorize(
     reason = loop_or_auto_reason(mail, envelope_sender, relay_domain)
     if reason is not None:
         return reason
+    if mail.from_invalid:
+        return Outcome.FROM_INVALID
+    if mail.too_complex:
+        return Outcome.TOO_COMPLEX
     if mail.size > max_bytes:
         return Outcome.TOO_LARGE
     if not mail.from_address:
