@@ -54,7 +54,7 @@ from chalicelib.relay.envelope import (
     set_list_headers,
 )
 from chalicelib.relay.names import clean_name
-from chalicelib.relay.parse import InboundMail, clean_subject
+from chalicelib.relay.parse import InboundMail, clean_subject, header_text
 from chalicelib.relay.parts import (
     MAX_DEPTH,
     MAX_FILENAME,
@@ -153,7 +153,9 @@ def anonymize(
         body,
         from_name=state.author_name,
         chat=chat,
-        subject=compose_subject(mail.subject, chat.subject_prefix, scrubber),
+        # The header again, not mail.subject: cleaning there turned invisible
+        # characters inside an address into spaces, which would split it.
+        subject=compose_subject(header_text(mail.message, h.SUBJECT) or mail.subject, chat.subject_prefix, scrubber),
         message_id=message_id,
         date=date,
         in_reply_to=in_reply_to,

@@ -183,8 +183,10 @@ def decode_bytes(data: bytes, charset: str | None) -> str:
 def sniff_text(data: bytes) -> str | None:
     """Undeclared bytes decoded as text, or None if they look binary.
 
-    Text is: anything with a Unicode BOM, UTF-16 by its zero bytes, an iCalendar
-    or vCard object, or valid UTF-8 without control bytes.
+    Text is: anything with a Unicode BOM that decodes without control characters,
+    an iCalendar or vCard object, or valid UTF-8 without control bytes. UTF-16
+    without a BOM is only read as text when the type or name says text
+    (:func:`decode_bytes`): binaries are full of zero bytes.
     """
     if not data:
         return None
@@ -192,11 +194,6 @@ def sniff_text(data: bytes) -> str | None:
     if bom:
         text = _try(data, bom)
         return None if text is None or _BINARY_CHARS.search(text) else no_surrogates(text)
-    order = utf16_order(data)
-    if order:
-        text = _try(data, order)
-        if text is not None and not _BINARY_CHARS.search(text):
-            return no_surrogates(text)
     if _CARD_START.match(data[:4096]):
         return decode_bytes(data, None)
     if _BINARY_BYTES.search(data):

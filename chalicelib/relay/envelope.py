@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from chalicelib.relay import headers as h
 from chalicelib.relay.context import ChatContext
 from chalicelib.relay.names import clean_name
+from chalicelib.relay.normalize import remove_invisible
 from chalicelib.relay.parse import MSG_ID_RE, clean_subject
 from chalicelib.relay.placeholders import strip_placeholders
 
@@ -36,8 +37,8 @@ _FORWARD_TAGS = frozenset({"fwd", "fw", "wg", "tr", "rv", "enc"})
 
 def compose_subject(subject: str, prefix: str, scrubber: Scrubber | None = None) -> str:
     """``[Prefix] subject`` with one ``Re: `` or ``Fwd: `` kept, never a doubled prefix."""
-    prefix = strip_placeholders(clean_subject(prefix))
-    rest = strip_placeholders(clean_subject(subject))
+    prefix = strip_placeholders(clean_subject(remove_invisible(prefix)))
+    rest = strip_placeholders(clean_subject(remove_invisible(subject)))
     is_reply = is_forward = False
     while True:
         m = _SUBJECT_TAG_RE.match(rest)

@@ -46,6 +46,11 @@ _HTML_ESCAPES = re.compile(f"{_ENTITY}|{_PERCENT}|{_TAG}")
 MAY_SPELL_ADDRESS = re.compile("[@&%\ufe6b\uff20\ufe6a\uff05\ufe60\uff06]")
 
 
+def remove_invisible(text: str) -> str:
+    """``text`` without invisible characters (before cleaning turns them into spaces)."""
+    return text if text.isascii() else _INVISIBLE_RE.sub("", text)
+
+
 def normalize_chars(text: str) -> str:
     """NFKC without invisible characters (``ｂｏｂ\u00ad＠x`` -> ``bob@x``)."""
     if text.isascii():

@@ -37,6 +37,7 @@ from chalicelib.relay.identity import (
     text_identity_note,
 )
 from chalicelib.relay.names import decode_encoded_words
+from chalicelib.relay.normalize import remove_invisible
 from chalicelib.relay.parse import MSG_ID_RE, clean_subject
 from chalicelib.relay.placeholders import footer_html, footer_text, insert_html_footer, strip_placeholders
 from chalicelib.relay.scrub import Scrubber
@@ -113,7 +114,7 @@ def _raw_filename(part: Message) -> str:
     """The declared name, decoded, on one line, without its path; not yet scrubbed."""
     name = _safe(part.get_filename) or ""
     # Mail clients decode encoded words in names even where RFC 2047 forbids them.
-    name = clean_subject(decode_encoded_words(name))
+    name = clean_subject(remove_invisible(decode_encoded_words(name)))
     return re.split(r"[/\\]", name)[-1]
 
 
@@ -129,7 +130,7 @@ def clean_filename(name: str | None, scrubber: Scrubber) -> str | None:
     """
     if not name:
         return None
-    name = re.split(r"[/\\]", clean_subject(decode_encoded_words(str(name))))[-1]
+    name = re.split(r"[/\\]", clean_subject(remove_invisible(decode_encoded_words(str(name)))))[-1]
     name = _clean_name_chars(name)
     for _ in range(4):
         scrubbed = _clean_name_chars(clean_subject(scrubber.scrub(name)))
@@ -349,7 +350,7 @@ def _attached_message(part: Message, state: RenderState, depth: int) -> EmailMes
         state.footers = outer_footers
     if body is None:
         return None
-    subject = state.scrubber.scrub(clean_subject(_safe(lambda: inner.get(h.SUBJECT)) or ""))
+    subject = state.scrubber.scrub(clean_subject(remove_invisible(_safe(lambda: inner.get(h.SUBJECT)) or "")))
     subject = strip_placeholders(clean_subject(subject))
     if subject:
         body[h.SUBJECT] = subject

@@ -96,7 +96,8 @@ def test_given_utf16_with_or_without_bom_then_it_is_decoded() -> None:
     assert decode_bytes(text.encode("utf-16-be"), "utf-16") == text
     assert decode_bytes(text.encode("utf-16-be"), None) == text
     assert decode_bytes(text.encode("utf-16-le") + b"!", "utf-16le") == text  # stray last byte
-    assert sniff_text(text.encode("utf-16-le")) == text
+    assert sniff_text(text.encode("utf-16")) == text
+    assert sniff_text(text.encode("utf-16-le")) is None  # no BOM: only when declared text
     assert sniff_text(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR") is None
 
 

@@ -60,7 +60,7 @@ TEXT_LIKE = [
     pytest.param("application/json", "data", f'["{BOB_ADDR}", "{STRANGER}"]'.encode(), "application/json", id="application-json"),
     pytest.param("application/octet-stream", "export.txt", CSV.encode("utf-16"), "application/octet-stream", id="utf16-bom"),
     pytest.param("application/octet-stream", "export.txt", CSV.encode("utf-16-le"), "application/octet-stream", id="utf16le-no-bom"),
-    pytest.param("application/octet-stream", "export.dat", CSV.encode("utf-16-be"), "application/octet-stream", id="utf16be-sniffed"),
+    pytest.param("application/octet-stream", "export.csv", CSV.encode("utf-16-be"), "application/octet-stream", id="utf16be-no-bom"),
     pytest.param("text/plain; charset=utf-16le", "export.txt", CSV.encode("utf-16-le"), "text/plain", id="text-utf16le"),
     pytest.param("text/plain", "export.txt", CSV.encode("utf-16"), "text/plain", id="text-utf16-undeclared"),
     pytest.param("application/octet-stream", "noname.bin", CSV.encode(), "application/octet-stream", id="sniffed-utf8"),
