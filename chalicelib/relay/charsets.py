@@ -180,6 +180,11 @@ def decode_bytes(data: bytes, charset: str | None) -> str:
     return data.decode("latin-1")
 
 
+def looks_binary(text: str) -> bool:
+    """Whether decoded text holds control characters that text does not."""
+    return _BINARY_CHARS.search(text) is not None
+
+
 def sniff_text(data: bytes) -> str | None:
     """Undeclared bytes decoded as text, or None if they look binary.
 

@@ -4,8 +4,9 @@ Addresses hide in many spellings: HTML entities (``&#64;``, ``&#00000064;``,
 ``&commat;``), percent-encoding (``%40``), entities of percent-escapes
 (``&#37;40``), invisible characters inside the address (soft hyphen, zero-width
 space/joiners, word joiner, BOM, bidi marks), compatibility spellings
-(``ｂｏｂ＠example.com``, which NFKC folds to ASCII) and, in HTML, tags between
-two halves (``bob@exa<wbr>mple.com``).
+(``ｂｏｂ＠example.com``, which NFKC folds to ASCII), control characters such as
+NUL (``b\x00o\x00b\x00@`` is UTF-16 read as a single-byte charset) and, in
+HTML, tags between two halves (``bob@exa<wbr>mple.com``).
 
 :class:`View` decodes all of these into one plain string -- repeatedly, until
 nothing changes or :data:`MAX_ROUNDS` rounds have run, so an entity that decodes
@@ -37,10 +38,11 @@ _ENTITY = r"&#[0-9]{1,32};?|&#[xX][0-9a-fA-F]{1,32};?|&[A-Za-z][A-Za-z0-9]{1,31}
 _PERCENT = r"(?:%[0-9A-Fa-f]{2})+"
 _NON_ASCII = r"[^\x00-\x7f]+"
 _TAG = r"<[^<>]{0,2000}>"
-TEXT_TOKENS = re.compile(f"{_ENTITY}|{_PERCENT}|{_NON_ASCII}")
-HTML_TOKENS = re.compile(f"{_ENTITY}|{_PERCENT}|{_NON_ASCII}|{_TAG}")
-_TEXT_ESCAPES = re.compile(f"{_ENTITY}|{_PERCENT}")
-_HTML_ESCAPES = re.compile(f"{_ENTITY}|{_PERCENT}|{_TAG}")
+_CONTROL = r"[\x00-\x08\x0b\x0e-\x1f\x7f]+"  # NUL and friends render as nothing
+TEXT_TOKENS = re.compile(f"{_ENTITY}|{_PERCENT}|{_CONTROL}|{_NON_ASCII}")
+HTML_TOKENS = re.compile(f"{_ENTITY}|{_PERCENT}|{_CONTROL}|{_NON_ASCII}|{_TAG}")
+_TEXT_ESCAPES = re.compile(f"{_ENTITY}|{_PERCENT}|{_CONTROL}")
+_HTML_ESCAPES = re.compile(f"{_ENTITY}|{_PERCENT}|{_CONTROL}|{_TAG}")
 # Characters whose presence means an address could be spelled here at all:
 # "@" itself, escapes, and the compatibility forms of "@", "%" and "&".
 MAY_SPELL_ADDRESS = re.compile("[@&%\ufe6b\uff20\ufe6a\uff05\ufe60\uff06]")
@@ -68,6 +70,8 @@ def needs_char_normalization(text: str) -> bool:
 
 def _decode(token: str) -> str:
     first = token[0]
+    if first < " " or first == "\x7f":
+        return ""  # control characters between two halves of an address
     if first == "<":
         return ""  # a tag renders as nothing between two halves of an address
     if first == "%":

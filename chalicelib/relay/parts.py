@@ -29,7 +29,7 @@ from typing import Any
 
 from chalicelib.relay import headers as h
 from chalicelib.relay.attachments import declared_text, extension, fold, is_folded, may_sniff, unfold
-from chalicelib.relay.charsets import decode_bytes, no_surrogates, sniff_text
+from chalicelib.relay.charsets import decode_bytes, looks_binary, no_surrogates, sniff_text
 from chalicelib.relay.identity import (
     binary_identity_note,
     part_identity,
@@ -298,7 +298,9 @@ def _leaf(part: Message, content_type: str, state: RenderState) -> EmailMessage 
         maintype, subtype = "application", "octet-stream"
         text = sniff_text(data)
     elif declared_text(maintype, subtype, ext):
+        # Named or typed as text, but full of control bytes: a binary after all.
         text = decode_bytes(data, _charset(part))
+        text = None if looks_binary(text) else text
     elif may_sniff(maintype, subtype):
         text = sniff_text(data)
     else:

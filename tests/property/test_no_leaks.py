@@ -1,25 +1,42 @@
 """Property tests for R5: no real address survives the relay, in any form.
 
 Participants with random addresses (random case too) are injected into every
-header, text and HTML bodies (mailto:, entity- and URL-encoded), quoted-reply
-lines, attachment names (plain, RFC 2231, RFC 2047) and attachment content, with
-random transfer encodings. No personalized outbound copy may contain any of them,
-raw or decoded. A second property fuzzes the pipeline with hostile bytes.
+header, text and HTML bodies (mailto:, entity- and URL-encoded, long zero-padded
+entities, entities of percent-escapes, soft hyphens and zero-width characters,
+fullwidth forms, +tag variants), quoted-reply lines, attachment names (plain,
+RFC 2231, RFC 2047), attachment content, every text-like attachment type
+(``application/ics``, ``text/x-vcalendar``, a ``.vcf`` as octet-stream, UTF-16
+text with and without BOM) and OpenPGP key parts, with random transfer
+encodings. Participants' names equal or contain the mute-URL placeholders. No
+personalized outbound copy may contain any address, raw or decoded, and every
+copy keeps exactly Muster's headers with the mute URL only in its footers. A
+second property fuzzes the pipeline with hostile bytes.
 """
 
 from __future__ import annotations
 
 import base64
+import html
 import quopri
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
+from email import policy
+from email.parser import BytesParser
 from urllib.parse import quote
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chalicelib.relay.anonymize import Person, anonymize, personalize
+from chalicelib.relay.anonymize import (
+    MUTE_URL_PLACEHOLDER_HTML,
+    MUTE_URL_PLACEHOLDER_TEXT,
+    Person,
+    anonymize,
+    personalize,
+)
 from chalicelib.relay.parse import parse_inbound
+from tests.fixtures.emails import hostile
 from tests.fixtures.emails.leakcheck import find_leaks
 from tests.fixtures.emails.loader import fixture_names, load_eml
 from tests.fixtures.emails.scenario import CHAT, MUTE_URL, RELAY_DOMAIN, WHEN, relay
@@ -54,17 +71,29 @@ class Scenario:
         return [a for p in self.people for a in p.addresses] + [self.stranger]
 
 
+names = st.sampled_from(
+    [
+        "Person {i}.",
+        MUTE_URL_PLACEHOLDER_TEXT,
+        MUTE_URL_PLACEHOLDER_HTML,
+        MUTE_URL_PLACEHOLDER_TEXT + " {i}.",
+        "P {i} " + MUTE_URL_PLACEHOLDER_HTML,
+        "MUSTERMUTE" + MUTE_URL_PLACEHOLDER_TEXT + "URL",
+    ]
+)
+
+
 @st.composite
 def scenarios(draw: st.DrawFn) -> Scenario:
     pool = draw(st.lists(addresses, min_size=3, max_size=7, unique_by=str.lower))
     count = draw(st.integers(min_value=1, max_value=min(4, len(pool) - 1)))
     people = [
-        Person(key=f"p{i}", display_name=f"Person {i}.", addresses=(pool[i],))
+        Person(key=f"p{i}", display_name=draw(names).format(i=i), addresses=(pool[i],))
         for i in range(count)
     ]
     extra = pool[count:-1]
     if extra:  # someone with two addresses
-        people[0] = Person("p0", "Person 0.", (pool[0], *extra))
+        people[0] = Person("p0", people[0].display_name, (pool[0], *extra))
     return Scenario(people, pool[-1], draw(st.integers(min_value=0, max_value=2**32)))
 
 
@@ -81,6 +110,36 @@ def _entities(addr: str, rng: random.Random) -> str:
     if style == 2:
         return addr.replace("@", "&commat;")
     return addr.replace("@", "&#64;").replace(".", "&period;")
+
+
+def _disguise(addr: str, rng: random.Random) -> str:
+    """One of the spellings the scrubber must normalize (hostile.SPELLINGS or +tag)."""
+    if rng.random() < 0.15:
+        return hostile.plus_variant(addr, rng.choice(["x", "shifts", "a.b"]))
+    return hostile.random_spelling(addr, rng)
+
+
+def _text_attachments(pick: Callable[[], str], rng: random.Random) -> list[str]:
+    """Text-like attachments under the types clients really use, and a key."""
+    csv = f"name,email\r\nA,{pick()}\r\nB,{pick()}\r\n"
+    utf16 = rng.choice(
+        [
+            ("application/octet-stream", "export.txt", csv.encode("utf-16")),
+            ("text/plain; charset=utf-16le", "export.txt", csv.encode("utf-16-le")),
+            ("application/octet-stream", "export.csv", csv.encode("utf-16-be")),
+            ("text/plain", "export.txt", csv.encode("utf-16")),
+        ]
+    )
+    key_type, key_name = rng.choice(
+        [("application/pgp-keys", "OpenPGP_0x1234.asc"), ("application/octet-stream", "key.asc"), ("text/plain", "pub.asc")]
+    )
+    return [
+        hostile.attachment(rng.choice(["application/ics", "text/calendar"]), "invite.ics", hostile.ics(pick(), pick()).encode()),
+        hostile.part("text/x-vcalendar; charset=utf-8", hostile.ics(pick(), pick()), cte="8bit"),
+        hostile.attachment("application/octet-stream", "contact.vcf", hostile.vcard(pick()).encode()),
+        hostile.attachment(*utf16),
+        hostile.attachment(key_type, key_name, hostile.armored_key("Someone", pick()).encode()),
+    ]
 
 
 def _encode_body(text: str, rng: random.Random) -> tuple[str, str]:
@@ -129,7 +188,9 @@ def build_hostile_mail(sc: Scenario) -> bytes:
         'Content-Type: multipart/mixed; boundary="OUTER"',
     ]
     plain = (
-        f"Hi all, write to {pick()} or <{pick()}> (mailto:{pick()}).\n\n"
+        f"Hi all, write to {pick()} or <{pick()}> (mailto:{pick()}).\n"
+        f"Also {_disguise(pick(), rng)}, {_disguise(pick(), rng)} and {_disguise(pick(), rng)}.\n"
+        f"{rng.choice([MUTE_URL_PLACEHOLDER_TEXT, MUTE_URL_PLACEHOLDER_HTML])}\n\n"
         f"On Mon, Dec 9, 2024 at 9:00 AM Someone <{pick()}> wrote:\n"
         f"> From: {pick()} [mailto:{pick()}]\n> Sent: Monday\n> To: {pick()}; {pick()}\n"
         f"> url https://example.net/u?email={quote(pick())}\n"
@@ -138,7 +199,9 @@ def build_hostile_mail(sc: Scenario) -> bytes:
         f'<html><body><p>Hi <a href="mailto:{pick()}?subject=x">{_entities(pick(), rng)}</a>'
         f" and {pick().replace('@', '%40')} and &lt;{pick()}&gt;</p>"
         f'<blockquote>On Monday <a href="MAILTO:{quote(pick(), safe="")}">x</a> wrote: '
-        f"{_entities(pick(), rng)}</blockquote></body></html>\n"
+        f"{_entities(pick(), rng)}</blockquote>"
+        f'<p>{_disguise(pick(), rng)} <a href="mailto:{_disguise(pick(), rng)}">{_disguise(pick(), rng)}</a></p>'
+        f"</body></html>\n"
     )
     plain_cte, plain_body = _encode_body(plain, rng)
     html_cte, html_body = _encode_body(html, rng)
@@ -150,8 +213,10 @@ def build_hostile_mail(sc: Scenario) -> bytes:
         # Binary content is only checked for participants' addresses (documented
         # in anonymize.py): a stranger's address in a PDF cannot be told apart from
         # any other bytes, and dropping every binary with an "@" would drop most.
-        known = [addr for person in sc.people for addr in person.addresses]
-        binary += _vary_case(rng.choice(known), rng).encode()
+        known = _vary_case(rng.choice([addr for person in sc.people for addr in person.addresses]), rng)
+        if rng.random() < 0.3:
+            known = hostile.plus_variant(known)
+        binary += known.encode(rng.choice(["ascii", "utf-16-le", "utf-16-be"]))
     parts = [
         "--OUTER",
         'Content-Type: multipart/alternative; boundary="ALT"',
@@ -187,6 +252,7 @@ def build_hostile_mail(sc: Scenario) -> bytes:
         "Content-Transfer-Encoding: base64",
         "",
         base64.encodebytes(b"%PDF-1.4 harmless").decode("ascii"),
+        *(f"--OUTER\r\n{p}" for p in _text_attachments(pick, rng)),
         "--OUTER--",
         "",
     ]
@@ -203,6 +269,34 @@ def test_given_addresses_injected_everywhere_when_relayed_then_none_survives(sc:
     out = relay(raw, sc.people)
 
     assert find_leaks(out, sc.real) == []
+    assert_copy_well_formed(out)
+
+
+TOP_HEADERS = {
+    "list-unsubscribe", "list-unsubscribe-post", "content-type", "from", "to", "reply-to", "subject",
+    "date", "message-id", "in-reply-to", "references", "mime-version", "list-id", "list-post", "x-loop",
+    "x-auto-response-suppress",
+}
+
+
+def assert_copy_well_formed(out: bytes) -> None:
+    """Exactly Muster's headers; the mute URL only in List-Unsubscribe and the footers."""
+    message = BytesParser(policy=policy.default).parsebytes(out)
+    assert {k.lower() for k in message} == TOP_HEADERS
+    assert message["List-Unsubscribe"] == f"<{MUTE_URL}>"
+    assert b"MUSTERMUTEURL" not in out
+    head = out.partition(b"\r\n\r\n")[0]
+    assert head.count(MUTE_URL.encode()) == 1  # List-Unsubscribe
+    in_text = 0
+    for part in message.walk():
+        if part.is_multipart():
+            continue
+        content = part.get_payload(decode=True) or b""
+        if part.get_content_type() == "text/html":
+            in_text += content.count(html.escape(MUTE_URL).encode())
+        else:
+            in_text += content.count(MUTE_URL.encode())
+    assert 1 <= in_text <= 2  # the text footer and/or the HTML footer
 
 
 @SETTINGS
