@@ -58,19 +58,8 @@ from chalicelib.relay import anonymize, compose
 from chalicelib.relay.addresses import address_hash, normalize_address, relay_local_part
 from chalicelib.relay.names import display_name
 from chalicelib.relay.outcomes import Outcome
-from chalicelib.relay.parse import InboundMail, parse_inbound, verdicts_from_ses
-from chalicelib.relay.policy import ChatWindow, SenderInfo, authorize
-
-try:  # TEMPORARY while parse/policy land (same session): removed before commit
-    from chalicelib.relay.parse import precheck
-    from chalicelib.relay.policy import notice_recipient
-except ImportError:  # pragma: no cover
-
-    def precheck(raw: bytes) -> Outcome | None:  # type: ignore[misc]
-        return None
-
-    def notice_recipient(verdicts: Any, mail: Any, envelope_sender: str) -> str | None:  # type: ignore[misc]
-        return envelope_sender or None
+from chalicelib.relay.parse import InboundMail, parse_inbound, precheck, verdicts_from_ses
+from chalicelib.relay.policy import ChatWindow, SenderInfo, authorize, notice_recipient
 from chalicelib.services.fanout import FanOut, chat_context, chat_label
 from chalicelib.services.roster import canonical, chat_id_from_local, is_active, participants, recipients
 from chalicelib.settings import Settings, get_settings

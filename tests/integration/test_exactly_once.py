@@ -18,7 +18,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from chalicelib.models import BatchClaim, Delivery, MessageLog
-from tests.integration.test_relay import ORGANIZER, addr, chat, mail  # noqa: F401  (chat: fixture)
+from tests.integration.test_relay import ORGANIZER, addr, chat, mail  # noqa: F401  (chat is a fixture)
 from tests.integration.world import World, event_body, signup_body
 
 ACTIVE_OTHERS = [ORGANIZER, addr("ann1"), addr("ann2"), addr("ann3")]
