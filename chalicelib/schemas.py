@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from chalicelib.relay.addresses import idna_domain
 from chalicelib.vocab import DETAIL_TYPES, EXTERNAL_ID, SIGNUP_STATUSES
 
 SignupStatus = Literal["registered", "confirmed", "attended", "cancelled", "missed", "blocked"]
@@ -32,12 +33,17 @@ ExternalId = Annotated[str, StringConstraints(pattern=EXTERNAL_ID.pattern)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 
 # Deliberately simple: one @, no spaces or control characters, a dotted domain.
+# The local part may be UTF-8 (RFC 6531); the domain is checked in its A-label
+# (punycode) form, so internationalized domains are accepted. The address is
+# stored as given: matching normalizes both sides (relay.addresses).
 _EMAIL = re.compile(r"^[^@\s\x00-\x1f\x7f<>()\[\],;:\"\\]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 
 
 def _email(value: str) -> str:
     value = value.strip()
-    if len(value) > 254 or not _EMAIL.match(value):
+    local, at, domain = value.rpartition("@")
+    ascii_domain = idna_domain(domain) if at else None
+    if len(value) > 254 or ascii_domain is None or not _EMAIL.match(f"{local}@{ascii_domain}"):
         raise ValueError("not a valid email address")
     return value
 

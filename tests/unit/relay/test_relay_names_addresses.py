@@ -6,6 +6,8 @@ import pytest
 
 from chalicelib.relay.addresses import (
     address_hash,
+    domain_of,
+    idna_domain,
     normalize_address,
     relay_local_part,
 )
@@ -78,6 +80,58 @@ def test_given_an_address_when_hashed_then_stable_keyed_and_case_insensitive() -
     assert len(h1) == 32
     assert h1 != address_hash(b"other-key-000000", "jane@example.org")
     assert "jane" not in h1
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        "jösé@exämple.org",
+        "JÖSÉ@EXÄMPLE.ORG",
+        "jösé@xn--exmple-cua.org",
+        "jösé@XN--EXMPLE-CUA.ORG",
+        "j\u006f\u0308s\u0065\u0301@ex\u0061\u0308mple.org",  # decomposed (NFD)
+        " <jösé@exämple.org> ",
+        "jösé@exämple\u3002org",  # ideographic full stop
+    ],
+)
+def test_given_an_internationalized_address_then_every_spelling_has_one_form_and_hash(variant: str) -> None:
+    key = b"k" * 32
+
+    assert normalize_address(variant) == "jösé@xn--exmple-cua.org"
+    assert address_hash(key, variant) == address_hash(key, "jösé@exämple.org")
+
+
+@pytest.mark.parametrize(
+    ("domain", "expected"),
+    [
+        ("Example.ORG", "example.org"),
+        ("exämple.org", "xn--exmple-cua.org"),
+        ("bücher.example", "xn--bcher-kva.example"),
+        ("straße.de", "xn--strae-oqa.de"),  # IDNA 2008: not folded to strasse.de
+        ("пример.рф", "xn--e1afmkfd.xn--p1ai"),
+        ("exa mple.org", None),
+        ("a..b", None),
+        ("xn--zz.org", None),  # not valid punycode
+        ("", None),
+        ("x" * 64 + ".org", None),
+    ],
+)
+def test_given_a_domain_then_its_a_label_form_or_none(domain: str, expected: str | None) -> None:
+    assert idna_domain(domain) == expected
+
+
+def test_given_distinct_domains_then_distinct_hashes() -> None:
+    key = b"k" * 32
+
+    assert address_hash(key, "a@straße.de") != address_hash(key, "a@strasse.de")
+    assert domain_of("Jane@Exämple.org") == "xn--exmple-cua.org"
+
+
+def test_given_an_unencodable_domain_then_the_lower_case_nfc_text_is_kept() -> None:
+    assert normalize_address("Ann@Exa Mple.ORG") == "ann@exa mple.org"
+    assert normalize_address("ann@xn--ZZ.org") == "ann@xn--zz.org"
+    assert normalize_address("MAILER-DAEMON") == "mailer-daemon"
+    assert normalize_address("<>") == ""
 
 
 @pytest.mark.parametrize(
