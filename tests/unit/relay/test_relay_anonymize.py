@@ -221,3 +221,17 @@ def test_given_parts_with_stray_headers_then_only_safelisted_content_headers_sur
     out = _parse(relay(_raw(body, ctype="multipart/mixed; boundary=b"), [jane]))
     for part in list(out.walk())[1:]:
         assert {k.lower() for k in part} <= SAFELIST, dict(part.items())
+
+
+def test_given_the_split_modules_then_the_public_names_still_come_from_anonymize() -> None:
+    import inspect
+
+    from chalicelib.relay import anonymize as module
+
+    for name in ("Person", "ChatContext", "CopyTemplate", "personalize", "list_unsubscribe_headers", "footer_text",
+                 "decode_bytes", "part_text", "compose_subject", "set_envelope_headers", "set_list_headers",
+                 "OUTPUT_POLICY", "MUTE_URL_PLACEHOLDER_TEXT", "MUTE_URL_PLACEHOLDER_HTML"):
+        assert hasattr(module, name), name
+    params = inspect.signature(module.anonymize).parameters
+    assert list(params) == ["mail", "author", "people", "chat", "message_id", "in_reply_to", "references", "date"]
+    assert callable(module.CopyTemplate.of) and callable(module.CopyTemplate.render)
