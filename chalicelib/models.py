@@ -162,6 +162,7 @@ class MessageLog(Base):
     sender_hash = UnicodeAttribute(null=True)
     author_key = UnicodeAttribute(null=True)
     size = NumberAttribute(default=0)
+    rendered_size = NumberAttribute(null=True)  # bytes of the anonymized copy (batch sizing)
     recipients = NumberAttribute(default=0)
     parent_id = UnicodeAttribute(null=True)
     ses_message_id = UnicodeAttribute(null=True)

@@ -253,6 +253,7 @@ class RelayService:
         if outcome is Outcome.RELAYED:
             assert chat is not None and rendered is not None and decision.author is not None
             log.parent_id = parent
+            log.rendered_size = len(rendered)
             self._store(job, decision, rendered)
             log.save()
             self._fan_out(job, chat, decision.author.participant_key, people, len(rendered))
@@ -371,10 +372,7 @@ class RelayService:
         author = next((p for p in people if p.participant_key == log.author_key), None)
         exclude = author.address_hash if author else log.sender_hash
         targets = recipients(people, exclude_hash=exclude)
-        size = self.store.client.head_object(Bucket=self.store.bucket, Key=f"outbound/{job.message_id}.eml")[
-            "ContentLength"
-        ]
-        self._fan_out(job, chat, log.author_key or "", targets, int(size))
+        self._fan_out(job, chat, log.author_key or "", targets, int(log.rendered_size or 0))
         self._finish(log, chat, log.received_at)
         metrics.add_metric(name="RelaysResumed", unit="Count", value=1)
 
