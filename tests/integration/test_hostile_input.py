@@ -115,6 +115,16 @@ def test_a_200kb_encoded_word_subject_is_too_complex(world: World, chat: dict) -
     assert [s.to for s in relayed(world)] == [addr("ann0")]  # only the sender's notice (R12)
 
 
+def test_a_200kb_subject_listed_raw_in_the_ses_event_is_too_complex(world: World, chat: dict) -> None:
+    # As SES lists it: the header value with its encoded words (the twin decodes them).
+    subject = " ".join(["=?utf-8?q?a?="] * (200_000 // 14))
+    raw = raw_mail(f"Ann <{addr('ann0')}>", chat["address"], subject=subject)
+
+    assert receive_as_ses(world, raw, sender=addr("ann0"), to=[chat["address"]]) == {"outcomes": ["too_complex"]}
+    world.drain()
+    assert [s.to for s in relayed(world)] == [addr("ann0")]  # only the sender's notice (R12)
+
+
 def test_300000_mime_parts_are_too_complex(world: World, chat: dict) -> None:
     head = (
         f"From: Ann <{addr('ann0')}>\r\nTo: {chat['address']}\r\nSubject: parts\r\n"
