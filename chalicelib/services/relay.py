@@ -78,6 +78,7 @@ class Job:
     receipt: dict[str, Any]
     headers: list[dict[str, str]]
     timestamp: str = ""  # SES's receipt time (ISO 8601)
+    headers_truncated: bool = False
 
     @property
     def received_at(self) -> datetime:
@@ -164,6 +165,7 @@ class RelayService:
                     receipt=receipt,
                     headers=list(mail.get("headers") or []),
                     timestamp=str(mail.get("timestamp") or ""),
+                    headers_truncated=bool(mail.get("headersTruncated")),
                 )
                 outcomes.append(self._once(job=job))
         return outcomes
@@ -304,10 +306,12 @@ class RelayService:
         head = headers_only(job.headers)
         too_complex = precheck(head)
         first = judge(parse_inbound(head if too_complex is None else b"\r\n"))
-        if too_complex is not None and first.outcome is Outcome.RELAYED:
-            return replace(first, outcome=too_complex)
-        if first.outcome is not Outcome.RELAYED:
-            return first
+        if job.headers and not job.headers_truncated:
+            # SES sent the whole header block: what it decides is final.
+            if too_complex is not None and first.outcome is Outcome.RELAYED:
+                return replace(first, outcome=too_complex)
+            if first.outcome is not Outcome.RELAYED:
+                return first
         raw, size = self._raw(job.ses_message_id)
         if raw is None:
             # Too large to fetch (or gone): decide on the headers SES sent us.

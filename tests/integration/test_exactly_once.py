@@ -478,3 +478,26 @@ def test_the_delivery_records_of_a_redelivered_batch_carry_the_batch(world: Worl
     assert {d.status for d in records} == {"sent"}
     assert all(d.batch and d.batch.startswith("r-0-") for d in records)
     assert json.dumps(sorted(d.participant_key for d in records)) == json.dumps(["o-org0", "s-s1", "s-s2", "s-s3"])
+
+
+# -- 18. decided on SES's verdicts and headers before any download -----------------
+
+
+@pytest.mark.parametrize(
+    ("sender", "verdicts", "outcome"),
+    [
+        ("ann0", {"spam": "FAIL"}, "spam"),
+        ("ann0", {"spf": "FAIL", "dkim": "FAIL"}, "auth_failed"),
+        ("stranger", {}, "not_a_participant"),
+    ],
+)
+def test_a_refusal_decided_from_the_ses_event_never_downloads_the_raw_mail(
+    world: World, chat: dict, sender: str, verdicts: dict[str, str], outcome: str
+) -> None:
+    def no_download(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the raw mail was downloaded")
+
+    world.patch("chalicelib.services.relay.RelayService._raw", no_download)
+    raw = mail(addr(sender), chat["address"], subject="Decided early")
+    assert world.receive(raw, sender=addr(sender), to=[chat["address"]], verdicts=verdicts) == {"outcomes": [outcome]}
+    assert [m.outcome for m in logs(world)] == [outcome]
