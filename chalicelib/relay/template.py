@@ -27,18 +27,19 @@ from dataclasses import dataclass
 
 from chalicelib.relay import headers as h
 from chalicelib.relay.placeholders import (
+    HTML_SLOT_LEAD,
     MUTE_URL_PLACEHOLDER_HTML,
-    MUTE_URL_PLACEHOLDER_TEXT,
     PLACEHOLDER_STEM,
+    TEXT_SLOT_LEAD,
 )
 
-_PH_TEXT = MUTE_URL_PLACEHOLDER_TEXT.encode("ascii")
 _PH_HTML = MUTE_URL_PLACEHOLDER_HTML.encode("ascii")
 _ANY_PLACEHOLDER = re.compile(
     re.escape(PLACEHOLDER_STEM.encode("ascii")) + b"(?:TEXT|HTML)PLACEHOLDERXXXX"
 )
-_TEXT_LEADS = (b"Mute this chat:\r\n", b"Mute this chat:\n")
-_HTML_LEADS = (b'<a href=3D"', b'<a href="')
+_TEXT_LEAD = TEXT_SLOT_LEAD.rstrip("\n").encode("ascii")
+_TEXT_LEADS = (_TEXT_LEAD + b"\r\n", _TEXT_LEAD + b"\n")
+_HTML_LEADS = (HTML_SLOT_LEAD.replace("=", "=3D").encode("ascii"), HTML_SLOT_LEAD.encode("ascii"))  # QP, raw
 
 
 def _body_start(rendered: bytes) -> int:
