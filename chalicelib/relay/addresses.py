@@ -114,3 +114,12 @@ def relay_local_part(recipient: str, relay_domain: str) -> str | None:
         return None
     local = local.split("+", 1)[0]
     return local or None
+
+
+def transport_address(addr: str) -> str | None:
+    """``addr`` as SES can send to it: the domain as A-labels, the local part as
+    given; None when the local part is not ASCII (SES has no SMTPUTF8)."""
+    local, at, domain = addr.strip().strip("<>").strip().rpartition("@")
+    if not at or not local or not local.isascii():
+        return None
+    return f"{local}@{normalize_domain(domain)}"

@@ -48,6 +48,7 @@ from chalicelib.adapters.queue import DeliveryQueue
 from chalicelib.models import BatchClaim, Chat, Delivery, Participant
 from chalicelib.observability import logger, metrics, traced
 from chalicelib.relay import anonymize, compose
+from chalicelib.relay.addresses import transport_address
 from chalicelib.relay.names import display_name
 from chalicelib.relay.tokens import sign_token
 from chalicelib.services.pacing import SendPacer
@@ -329,8 +330,11 @@ class FanOut:
                 with lock:
                     result.skipped += 1
                 return
+            to = transport_address(p.email)
             try:
-                ses_id = self.mailer.send_raw(sender=ctx.relay_address, recipient=p.email, raw=copy_for(p))
+                if to is None:
+                    raise SendFailed("NeedsSmtpUtf8", "permanent")  # SES cannot send to it
+                ses_id = self.mailer.send_raw(sender=ctx.relay_address, recipient=to, raw=copy_for(p))
             except SendFailed as exc:
                 with lock:
                     if exc.kind == "permanent":

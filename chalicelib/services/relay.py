@@ -55,10 +55,10 @@ from chalicelib.adapters.mail import Mailer, SendFailed
 from chalicelib.models import Chat, ChatStats, Counter, Delivery, MessageLog, Participant, ThreadRef
 from chalicelib.observability import logger, metrics, traced
 from chalicelib.relay import anonymize, compose
-from chalicelib.relay.addresses import address_hash, normalize_address, relay_local_part
+from chalicelib.relay.addresses import address_hash, normalize_address, relay_local_part, transport_address
 from chalicelib.relay.names import display_name
 from chalicelib.relay.outcomes import Outcome
-from chalicelib.relay.parse import InboundMail, parse_inbound, precheck, verdicts_from_ses
+from chalicelib.relay.parse import InboundMail, parse_inbound, parse_ses_headers, verdicts_from_ses
 from chalicelib.relay.policy import ChatWindow, SenderInfo, authorize, notice_recipient
 from chalicelib.services.fanout import FanOut, chat_context, chat_label
 from chalicelib.services.roster import canonical, chat_id_from_local, is_active, participants, recipients
@@ -102,16 +102,6 @@ def _short_hash(value: str) -> str:
 def _usable_id(msg_id: str) -> bool:
     """A cited Message-ID we may look up and store: printable ASCII only."""
     return msg_id.isascii() and msg_id.isprintable() and len(msg_id) <= 250
-
-
-def headers_only(headers: list[dict[str, str]]) -> bytes:
-    """A header block rebuilt from the SES event's ``mail.headers``."""
-    lines = [
-        f"{h.get('name', '')}: {h.get('value', '')}".replace("\r", " ").replace("\n", " ")
-        for h in headers
-        if h.get("name")
-    ]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8", "replace")
 
 
 @dataclass
@@ -303,24 +293,16 @@ class RelayService:
             )
             return Decision(outcome, mail, chat, people, author, sender_hash)
 
-        head = headers_only(job.headers)
-        too_complex = precheck(head)
-        first = judge(parse_inbound(head if too_complex is None else b"\r\n"))
-        if job.headers and not job.headers_truncated:
-            # SES sent the whole header block: what it decides is final.
-            if too_complex is not None and first.outcome is Outcome.RELAYED:
-                return replace(first, outcome=too_complex)
-            if first.outcome is not Outcome.RELAYED:
-                return first
+        # parse_ses_headers and parse_inbound check the caps (parse.precheck)
+        # before any full parse; over one, authorize says TOO_COMPLEX.
+        first = judge(parse_ses_headers(job.headers, size=0))
+        if job.headers and not job.headers_truncated and first.outcome is not Outcome.RELAYED:
+            return first  # SES sent the whole header block: its refusal is final
         raw, size = self._raw(job.ses_message_id)
         if raw is None:
             # Too large to fetch (or gone): decide on the headers SES sent us.
-            mail = replace(first.mail, size=size)
-            decision = judge(mail)
+            decision = judge(replace(first.mail, size=size))
             return decision if size else replace(decision, outcome=Outcome.MALFORMED)
-        too_complex = precheck(raw)
-        if too_complex is not None:
-            return replace(first, outcome=too_complex, mail=replace(first.mail, size=len(raw)))
         return judge(parse_inbound(raw))
 
     def _render(self, job: Job, d: Decision, now: datetime) -> tuple[bytes, str | None]:
@@ -490,10 +472,10 @@ class RelayService:
         """A polite notice (R6): only to an address that authenticated, at most
         once a day per receiving address, quoting nothing the sender wrote.
         True if sent."""
-        to = notice_recipient(verdicts_from_ses(job.receipt), d.mail, job.envelope_sender)
+        authenticated = notice_recipient(verdicts_from_ses(job.receipt), d.mail, job.envelope_sender)
+        to = transport_address(normalize_address(authenticated)) if authenticated else None
         if not to:
-            return False
-        to = normalize_address(to)
+            return False  # nobody authenticated, or an address SES cannot send to
         marker = Counter(f"LIM#notice#{address_hash(self.settings.secret, to)}#{now:%Y%m%d}", "ONCE")
         marker.expires = timedelta(days=2)  # type: ignore[assignment]
         try:

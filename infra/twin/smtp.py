@@ -88,6 +88,26 @@ def _addresses(msg: Message, name: str) -> list[str] | None:
     return [_text(v) for v in values]
 
 
+def top_header_block(raw: bytes) -> bytes:
+    """The bytes up to and including the first empty line (or all of ``raw``)."""
+    match = re.search(rb"\r?\n\r?\n", raw)
+    return raw[: match.end()] if match else raw
+
+
+def raw_headers(head: bytes) -> list[dict[str, str]]:
+    """``[{"name", "value"}]`` for each field of a header block, values unfolded as sent."""
+    fields: list[list[str]] = []
+    for line in head.decode("utf-8", "replace").splitlines():
+        if not line.strip():
+            break
+        if line[:1] in (" ", "\t") and fields:
+            fields[-1][1] += " " + line.strip()
+        elif ":" in line:
+            name, _, value = line.partition(":")
+            fields.append([name.strip(), value.strip()])
+    return [{"name": name, "value": value} for name, value in fields]
+
+
 def common_headers(msg: Message, mail_from: str, message_id: str) -> dict[str, Any]:
     out: dict[str, Any] = {"returnPath": mail_from, "messageId": msg.get("Message-ID", f"<{message_id}@twin>")}
     for header, key in (("From", "from"), ("To", "to"), ("Cc", "cc"), ("Bcc", "bcc"), ("Sender", "sender"), ("Reply-To", "replyTo")):
@@ -102,9 +122,15 @@ def common_headers(msg: Message, mail_from: str, message_id: str) -> dict[str, A
 
 
 def ses_event(*, message_id: str, stored: bytes, mail_from: str, recipients: list[str], verdicts: dict[str, str], when: datetime) -> dict[str, Any]:
-    """The SES receipt notification a Lambda action gets (its content is in S3)."""
-    msg = message_from_bytes(stored)
-    headers = [{"name": k, "value": _text(v)} for k, v in msg.items()]
+    """The SES receipt notification a Lambda action gets (its content is in S3).
+
+    Like SES, it lists the top-level header block only, each field's value as
+    sent (unfolded, encoded words left alone, UTF-8 kept as text: RFC 6532), and
+    reads nothing past the header block.
+    """
+    head = top_header_block(stored)
+    msg = message_from_bytes(head)
+    headers = raw_headers(head)
     ts = iso_millis(when)
     return {
         "Records": [

@@ -7,15 +7,10 @@ before the full parse, and a participant with an internationalized address can p
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime
-from email import message_from_string
 from typing import Any
 
-import boto3
 import pytest
 
-from infra.twin.smtp import ses_event
 from tests.integration.world import Sent, World, event_body, signup_body
 
 STATUSES = ("registered", "confirmed", "attended")
@@ -50,28 +45,6 @@ def raw_mail(from_header: str, to: str, subject: str = "Carpool?", body: str = "
         "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
         f"Content-Transfer-Encoding: 8bit\r\n\r\n{body}\r\n"
     ).encode()
-
-
-def receive_as_ses(world: World, raw: bytes, *, sender: str, to: list[str]) -> Any:
-    """``world.receive`` with the SES event built the way SES builds it, from the
-    top-level header block only and with UTF-8 header values kept as text.
-
-    The twin's ``ses_event`` parses the whole message with the compat32 parser
-    (about 7 s for 300,000 parts, before Muster is even called) and turns raw
-    UTF-8 header bytes (RFC 6532) into U+FFFD, so the headers-first decision
-    could never match a non-ASCII From. The stored mail and the Lambda action
-    are exactly what ``world.receive`` uses.
-    """
-    ses_message_id = uuid.uuid4().hex
-    boto3.client("s3").put_object(Bucket=world.settings.mail_bucket, Key=f"inbound/{ses_message_id}", Body=raw)
-    head = raw.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n"
-    verdicts = dict.fromkeys(("spf", "dkim", "dmarc", "spam", "virus"), "PASS")
-    event = ses_event(
-        message_id=ses_message_id, stored=head, mail_from=sender, recipients=to, verdicts=verdicts, when=datetime.now(UTC)
-    )
-    text = message_from_string(head.decode("utf-8"))
-    event["Records"][0]["ses"]["mail"]["headers"] = [{"name": k, "value": " ".join(v.split())} for k, v in text.items()]
-    return world.client.lambda_.invoke("inbound_email", event).payload
 
 
 # --- audit 13: a From that Python and mail clients read differently ----------
@@ -120,7 +93,7 @@ def test_a_200kb_subject_listed_raw_in_the_ses_event_is_too_complex(world: World
     subject = " ".join(["=?utf-8?q?a?="] * (200_000 // 14))
     raw = raw_mail(f"Ann <{addr('ann0')}>", chat["address"], subject=subject)
 
-    assert receive_as_ses(world, raw, sender=addr("ann0"), to=[chat["address"]]) == {"outcomes": ["too_complex"]}
+    assert world.receive(raw, sender=addr("ann0"), to=[chat["address"]]) == {"outcomes": ["too_complex"]}
     world.drain()
     assert [s.to for s in relayed(world)] == [addr("ann0")]  # only the sender's notice (R12)
 
@@ -132,7 +105,7 @@ def test_300000_mime_parts_are_too_complex(world: World, chat: dict) -> None:
     ).encode()
     raw = head + b"--b\r\n\r\n" * 300_000 + b"--b--\r\n"
 
-    assert receive_as_ses(world, raw, sender=addr("ann0"), to=[chat["address"]]) == {"outcomes": ["too_complex"]}
+    assert world.receive(raw, sender=addr("ann0"), to=[chat["address"]]) == {"outcomes": ["too_complex"]}
     world.drain()
     assert [s.to for s in relayed(world)] == [addr("ann0")]  # only the sender's notice (R12)
 
@@ -165,7 +138,7 @@ JOSE_ENVELOPE = "bounces@xn--exmple-cua.org"
 def test_a_participant_with_a_non_ascii_address_can_post(world: World, jose_chat: dict, from_header: str) -> None:
     raw = raw_mail(from_header, jose_chat["address"])
 
-    outcome = receive_as_ses(world, raw, sender=JOSE_ENVELOPE, to=[jose_chat["address"]])
+    outcome = world.receive(raw, sender=JOSE_ENVELOPE, to=[jose_chat["address"]])
     world.drain()
 
     assert outcome == {"outcomes": ["relayed"]}
@@ -185,11 +158,6 @@ def test_the_api_accepts_and_returns_a_non_ascii_address(world: World, jose_chat
 
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the twin's ses_event decodes headers with compat32: UTF-8 header bytes become U+FFFD in the "
-    "SES event, and the service decides on those headers before it reads the stored mail",
-)
 def test_a_non_ascii_from_through_the_twin_event(world: World, jose_chat: dict) -> None:
     raw = raw_mail(JOSE_FROMS[0], jose_chat["address"])
 
