@@ -23,7 +23,12 @@ Issue 4. Three measurements, all in process against moto:
    Target: < 256 MB. The full run repeats this at 2 send threads
    (``MUSTER_SEND_CONCURRENCY=2``) to preview the proposed size-aware cap.
 
-``--part 1|2|3`` runs only some parts; ``--json PATH`` also writes the raw figures.
+4. Hostile size (issue 13): the 200 KB folded Subject of encoded words and
+   300,000 empty MIME parts, parsed the old way (stdlib, everything) and by
+   ``parse_inbound`` with its caps, each in a fresh process; the stdlib parse of
+   a 5 KB reply in the same run is the reference.
+
+``--part 1|2|3|4`` runs only some parts; ``--json PATH`` also writes the raw figures.
 """
 
 from __future__ import annotations
@@ -631,15 +636,15 @@ def report_calls(rows: list[dict[str, Any]]) -> bool:
             print(f"  N={r['n']:>4} inbound : {ops(r['inbound'])}")
             print(f"         delivery: {ops(r['delivery'])}")
     print(
-        "\nFormula, N recipients, B = ceil(N/{b}) batches:\n"
+        f"\nFormula, N recipients, B = ceil(N/{batch}) batches:\n"
         "  SES SendEmail      = N\n"
         "  DynamoDB, delivery = 2N (per copy: conditional claim PutItem before the send, UpdateItem with the\n"
         "                       SES id right after it) + 3B (lease PutItem, participants Query, release PutItem)\n"
-        "                       + the pacer's UpdateItem per {c} send tokens\n"
+        f"                       + the pacer's UpdateItem per {chunk} send tokens\n"
         "  DynamoDB, inbound  = a constant (chat, log, participants, rate counters, log, thread ref, one\n"
         "                       TransactWriteItems for the log + stats), plus idempotency\n"
         "  SQS SendMessageBatch = ceil(B/10);  S3 = 1 GetObject + 1 PutObject (inbound) + 1 GetObject per warm container"
-        .format(b=batch, c=chunk)
+
     )
     for r in rows:
         if r["message"] == "steady":
@@ -704,27 +709,104 @@ def report_memory(results: list[dict[str, dict[str, Any]]]) -> bool:
     return ok
 
 
+# --- 4. hostile size (issue 13, item 18) ------------------------------------------------
+
+
+def hostile_inputs() -> dict[str, bytes]:
+    head = b"From: Ann <ann0@people.example>\r\nTo: chat@muster.test\r\nMessage-ID: <h@people.example>\r\n"
+    subject = b"Subject: " + b"\r\n ".join([b"=?utf-8?q?a?="] * 14_285) + b"\r\n"
+    parts = b"".join(b"--b\r\n\r\n" for _ in range(300_000))
+    return {
+        "200 KB folded Subject of encoded words": head + subject + b"\r\nhello\r\n",
+        "300,000 empty MIME parts": head
+        + b'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n'
+        + parts
+        + b"--b--\r\n",
+        "5 KB reply (reference)": reply_message(5 * 1024, "chat@muster.test"),
+    }
+
+
+def hostile_child(case: str, how: str) -> dict[str, Any]:
+    """One input, one way, in a fresh process: seconds and peak RSS growth."""
+    raw = hostile_inputs()[case]
+    if how == "stdlib":
+        # What the relay did before: parse everything, then read the Subject.
+        resource.setrlimit(resource.RLIMIT_AS, (3 * 1024**3, 3 * 1024**3))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    t0 = time.perf_counter()
+    try:
+        if how == "stdlib":
+            msg = BytesParser(policy=policy.default).parsebytes(raw)
+            str(msg.get("Subject"))
+            result = "parsed"
+        else:
+            from chalicelib.relay.parse import parse_inbound as parse
+
+            result = "too_complex" if parse(raw).too_complex else "parsed"
+    except MemoryError:
+        result = "MemoryError (3 GB cap)"
+    seconds = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
+    return {"case": case, "how": how, "seconds": seconds, "rss_growth": peak, "result": result}
+
+
+def bench_hostile() -> list[dict[str, Any]]:
+    rows = []
+    for case in hostile_inputs():
+        for how in ("stdlib", "muster"):
+            try:
+                proc = subprocess.run(
+                    [sys.executable, __file__, "--hostile-child", case, how],
+                    capture_output=True, text=True, timeout=180, check=False,
+                )
+                rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+            except subprocess.TimeoutExpired:
+                rows.append({"case": case, "how": how, "seconds": 180.0, "rss_growth": None, "result": "timeout"})
+    return rows
+
+
+def report_hostile(rows: list[dict[str, Any]]) -> bool:
+    print("\n4. Hostile size: stdlib full parse (what the relay did before) vs parse_inbound with the caps,\n"
+          "   each in a fresh process (seconds, ru_maxrss growth)\n")
+    ref = next(r for r in rows if r["case"].startswith("5 KB") and r["how"] == "stdlib")["seconds"]
+    out = []
+    ok = True
+    for r in rows:
+        out.append([r["case"], r["how"], f"{r['seconds'] * 1000:,.1f} ms", f"{r['seconds'] / ref:,.1f}x",
+                    mb(r["rss_growth"]), r["result"]])
+        if r["how"] == "muster" and not r["case"].startswith("5 KB"):
+            ok &= r["result"] == "too_complex" and r["seconds"] < 0.5 and (r["rss_growth"] or 0) < 64 * MIB
+    print(table(["input", "parser", "time", "vs 5 KB stdlib parse", "RSS growth", "result"], out))
+    print(f"\nTarget: hostile inputs refused as too_complex in < 0.5 s and < 64 MiB: {'MET' if ok else 'NOT MET'}")
+    return ok
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer repetitions, N up to 100, 100 recipients for memory")
     ap.add_argument("--memory-child", choices=["tracemalloc", "rss"], help=argparse.SUPPRESS)
     ap.add_argument("--recipients", type=int, default=500, help=argparse.SUPPRESS)
     ap.add_argument("--json", type=Path, help="also write the raw figures here")
-    ap.add_argument("--part", type=int, choices=[1, 2, 3], action="append", help="run only these parts")
+    ap.add_argument("--part", type=int, choices=[1, 2, 3, 4], action="append", help="run only these parts")
+    ap.add_argument("--hostile-child", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.memory_child:
         print(json.dumps(memory_child(args.memory_child, args.recipients)))
+        return
+    if args.hostile_child:
+        print(json.dumps(hostile_child(*args.hostile_child)))
         return
 
     t0 = time.perf_counter()
     print(f"Muster relay benchmark: Python {sys.version.split()[0]}, {os.cpu_count()} cores, {'quick' if args.quick else 'full'}")
     COUNTER.install()
     install_counting_scopes()
-    parts = set(args.part or [1, 2, 3])
+    parts = set(args.part or [1, 2, 3, 4])
     rendering: list[dict[str, Any]] = []
     calls: list[dict[str, Any]] = []
     memory: list[dict[str, dict[str, Any]]] = []
-    ok1 = ok2 = ok3 = True
+    ok1 = ok2 = ok3 = ok4 = True
+    hostile: list[dict[str, Any]] = []
     if 1 in parts:
         rendering = bench_rendering(args.quick)
         ok1 = report_rendering(rendering)
@@ -739,7 +821,10 @@ def main() -> None:
             # the batch length (100 and 500 copies peak alike), so 100 copies save time.
             memory.append(bench_memory(100, concurrency=2))
         ok3 = report_memory(memory)
-    print(f"\nAll targets {'met' if ok1 and ok2 and ok3 else 'NOT all met'}; {time.perf_counter() - t0:.0f} s")
+    if 4 in parts:
+        hostile = bench_hostile()
+        ok4 = report_hostile(hostile)
+    print(f"\nAll targets {'met' if ok1 and ok2 and ok3 and ok4 else 'NOT all met'}; {time.perf_counter() - t0:.0f} s")
     if args.json:
         args.json.write_text(
             json.dumps(
@@ -751,6 +836,7 @@ def main() -> None:
                         for r in calls
                     ],
                     "memory": memory,
+                    "hostile": hostile,
                 },
                 indent=2,
             )

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from chalicelib.relay.addresses import domain_of, normalize_address
+from chalicelib.relay.automatic import is_null_sender, loop_or_auto_reason
 from chalicelib.relay.outcomes import Outcome
-from chalicelib.relay.parse import InboundMail, Verdicts, is_null_sender, loop_or_auto_reason
+from chalicelib.relay.parse import InboundMail, Verdicts
 
 VERDICT_OK = "PASS"
 VERDICT_FAIL = "FAIL"

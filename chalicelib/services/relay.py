@@ -35,7 +35,6 @@ Envelope and header rules, in short:
 from __future__ import annotations
 
 import hashlib
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -44,29 +43,29 @@ from functools import cached_property
 from typing import Any
 
 from pynamodb.connection import Connection
-from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError
+from pynamodb.exceptions import DoesNotExist, TransactWriteError
 from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
 from chalicelib import clock
 from chalicelib.adapters import aws
 from chalicelib.adapters.blobs import MailStore
-from chalicelib.adapters.mail import Mailer, SendFailed
-from chalicelib.models import Chat, ChatStats, Counter, Delivery, MessageLog, Participant, ThreadRef
+from chalicelib.adapters.mail import Mailer
+from chalicelib.models import Chat, ChatStats, Counter, MessageLog, Participant
 from chalicelib.observability import logger, metrics, traced
-from chalicelib.relay import anonymize, compose
-from chalicelib.relay.addresses import address_hash, normalize_address, relay_local_part, transport_address
+from chalicelib.relay import anonymize
+from chalicelib.relay.addresses import address_hash, normalize_address, relay_local_part
 from chalicelib.relay.names import display_name
 from chalicelib.relay.outcomes import Outcome
 from chalicelib.relay.parse import InboundMail, parse_inbound, parse_ses_headers, verdicts_from_ses
-from chalicelib.relay.policy import ChatWindow, SenderInfo, authorize, notice_recipient
-from chalicelib.services.fanout import FanOut, chat_context, chat_label
+from chalicelib.relay.policy import ChatWindow, SenderInfo, authorize
+from chalicelib.services.fanout import FanOut, chat_context
+from chalicelib.services.notices import Notices
 from chalicelib.services.roster import canonical, chat_id_from_local, is_active, participants, recipients
+from chalicelib.services.threads import Threads
 from chalicelib.settings import Settings, get_settings
 
 LOG_DAYS = 90
-AMAZONSES = ".amazonses.com"
-_OWN_ID = re.compile(r"^[0-9a-f]{8,40}$")
 
 
 @dataclass(frozen=True)
@@ -95,15 +94,6 @@ class Job:
         return f"{int(self.received_at.timestamp() * 1000):x}{digest}"
 
 
-def _short_hash(value: str) -> str:
-    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:32]
-
-
-def _usable_id(msg_id: str) -> bool:
-    """A cited Message-ID we may look up and store: printable ASCII only."""
-    return msg_id.isascii() and msg_id.isprintable() and len(msg_id) <= 250
-
-
 @dataclass
 class Decision:
     outcome: Outcome
@@ -127,6 +117,8 @@ class RelayService:
         self.store = store or MailStore(bucket=self.settings.mail_bucket)
         self.fanout = fanout or FanOut(self.settings)
         self.mailer = mailer or Mailer(configuration_set=self.settings.configuration_set)
+        self.threads = Threads(self.settings.relay_domain)
+        self.notices = Notices(self.settings, self.mailer)
 
     # -- entry -----------------------------------------------------------------
 
@@ -253,7 +245,16 @@ class RelayService:
             metrics.add_metric(name="FanOutSize", unit="Count", value=len(people))
         else:
             if outcome.may_bounce:
-                log.bounced = self._notify(job, outcome, decision, now)
+                log.bounced = self.notices.send(
+                    outcome,
+                    verdicts=verdicts_from_ses(job.receipt),
+                    mail=decision.mail,
+                    envelope_sender=job.envelope_sender,
+                    chat=chat,
+                    chat_address=job.recipient,
+                    notice_id=self.threads.muster_id(f"notice-{job.message_id}"),
+                    now=now,
+                )
             log.save()
         metrics.add_metric(name="Relayed" if outcome.relayed else f"Rejected_{outcome.value}", unit="Count", value=1)
         metrics.add_metric(name="RelayLatency", unit="Milliseconds", value=(time.monotonic() - started) * 1000)
@@ -308,7 +309,7 @@ class RelayService:
     def _render(self, job: Job, d: Decision, now: datetime) -> tuple[bytes, str | None]:
         """The one anonymized copy, and the Muster id of the message it answers."""
         assert d.chat is not None and d.author is not None
-        parent, chain = self._thread(d.mail, d.chat)
+        parent, chain = self.threads.thread(d.mail, d.chat.chat_id)
 
         def person(p: Participant) -> anonymize.Person:
             return anonymize.Person(
@@ -322,9 +323,9 @@ class RelayService:
             author=person(d.author),
             people=[person(p) for p in d.people],
             chat=chat_context(d.chat, self.settings),
-            message_id=self._muster_id(job.message_id),
-            in_reply_to=self._muster_id(parent) if parent else None,
-            references=[self._muster_id(m) for m in chain],
+            message_id=self.threads.muster_id(job.message_id),
+            in_reply_to=self.threads.muster_id(parent) if parent else None,
+            references=[self.threads.muster_id(m) for m in chain],
             date=now,
         )
         return rendered, parent
@@ -333,16 +334,8 @@ class RelayService:
         """Store the rendered message and the author's thread reference."""
         assert d.chat is not None
         self.store.put(f"outbound/{job.message_id}.eml", rendered)
-        client_id = d.mail.message_id
-        if client_id and _usable_id(client_id):
-            # The author's own client cites this id when they reply to their sent copy.
-            ThreadRef(
-                f"REF#{_short_hash(client_id.strip('<>'))}",
-                "META",
-                chat_id=d.chat.chat_id,
-                message_id=job.message_id,
-                expires=timedelta(days=LOG_DAYS),
-            ).save()
+        if d.mail.message_id:
+            self.threads.remember(d.mail.message_id, d.chat.chat_id, job.message_id)
 
     def _fan_out(self, job: Job, chat: Chat, author_key: str, people: list[Participant], size: int) -> None:
         self.fanout.relay(
@@ -423,83 +416,3 @@ class RelayService:
         counter = Counter(key, "COUNT")
         counter.update(actions=[Counter.hits.add(by), Counter.expires.set(datetime.now(UTC) + timedelta(hours=2))])
         return int(counter.hits)
-
-    # -- threading ---------------------------------------------------------------
-
-    def _muster_id(self, message_id: str) -> str:
-        return f"<{message_id}@{self.settings.relay_domain}>"
-
-    def _own(self, msg_id: str) -> str | None:
-        """The Muster message id inside one of our own Message-IDs, else None."""
-        local, _, domain = msg_id.strip("<>").rpartition("@")
-        if domain.lower() != self.settings.relay_domain or not _OWN_ID.match(local):
-            return None
-        return local
-
-    def _resolve(self, msg_id: str, chat: Chat) -> str | None:
-        """Our own message id for a cited Message-ID, or None if it is foreign."""
-        if not _usable_id(msg_id):
-            return None
-        own = self._own(msg_id)
-        if own is not None:
-            return own
-        inner = msg_id.strip("<>")
-        local, _, domain = inner.rpartition("@")
-        if domain.lower() == self.settings.relay_domain:
-            return None  # a kickoff, a notice, or nothing of ours
-        if domain.lower().endswith(AMAZONSES):
-            for copy in Delivery.ses_index.query(local, limit=1):
-                if copy.chat_id == chat.chat_id and not copy.pk.startswith("MSG#kickoff-"):
-                    return copy.pk.removeprefix("MSG#")
-            return None
-        try:
-            ref = ThreadRef.get(f"REF#{_short_hash(inner)}", "META")
-        except DoesNotExist:
-            return None
-        return ref.message_id if ref.chat_id == chat.chat_id else None
-
-    def _thread(self, mail: InboundMail, chat: Chat) -> tuple[str | None, list[str]]:
-        parent = self._resolve(mail.in_reply_to[0], chat) if mail.in_reply_to else None
-        own = [local for ref in mail.references if _usable_id(ref) and (local := self._own(ref))]
-        if parent is None and mail.references and mail.references[-1] not in mail.in_reply_to:
-            parent = self._resolve(mail.references[-1], chat)
-        chain = list(dict.fromkeys([*own, *([parent] if parent else [])]))[-20:]
-        return parent, chain
-
-    # -- notices -----------------------------------------------------------------
-
-    def _notify(self, job: Job, outcome: Outcome, d: Decision, now: datetime) -> bool:
-        """A polite notice (R6): only to an address that authenticated, at most
-        once a day per receiving address, quoting nothing the sender wrote.
-        True if sent."""
-        authenticated = notice_recipient(verdicts_from_ses(job.receipt), d.mail, job.envelope_sender)
-        to = transport_address(normalize_address(authenticated)) if authenticated else None
-        if not to:
-            return False  # nobody authenticated, or an address SES cannot send to
-        marker = Counter(f"LIM#notice#{address_hash(self.settings.secret, to)}#{now:%Y%m%d}", "ONCE")
-        marker.expires = timedelta(days=2)  # type: ignore[assignment]
-        try:
-            marker.save(condition=Counter.pk.does_not_exist())
-        except PutError as exc:
-            if exc.cause_response_code == "ConditionalCheckFailedException":
-                return False
-            raise
-        chat = d.chat
-        noreply = f"muster-noreply@{self.settings.relay_domain}"
-        raw = compose.render_bounce(
-            to_address=to,
-            outcome=outcome,
-            relay_address=job.recipient if chat is None else chat_context(chat, self.settings).relay_address,
-            chat_label=chat_label(chat) if chat else None,
-            opens_at=chat.opens_at if chat else None,
-            message_id=self._muster_id(f"notice-{job.message_id}"),
-            date=now,
-            from_address=noreply,
-        )
-        try:
-            self.mailer.send_raw(sender=noreply, recipient=to, raw=raw)
-            metrics.add_metric(name="Bounced", unit="Count", value=1)
-            return True
-        except SendFailed as exc:
-            logger.warning("notice not sent", extra={"code": exc.code, "outcome": outcome.value})
-            return False

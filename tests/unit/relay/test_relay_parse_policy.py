@@ -6,11 +6,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from chalicelib.relay.automatic import loop_or_auto_reason
 from chalicelib.relay.outcomes import Outcome
 from chalicelib.relay.parse import (
     InboundMail,
     Verdicts,
-    loop_or_auto_reason,
     parse_inbound,
     parse_ses_headers,
     precheck,
