@@ -289,6 +289,17 @@ class CallCounter:
 COUNTER = CallCounter()
 
 
+def lambda_timeout_context(seconds: int = 60) -> None:
+    """Chalice's test client gives every invocation a 3 s context; a deployed
+    function has the stack's 60 s, and ``deliver`` plans its sends by it."""
+    import functools
+
+    import chalice.test
+    from chalice.local import LambdaContext
+
+    chalice.test.LambdaContext = functools.partial(LambdaContext, max_runtime_ms=seconds * 1000)  # type: ignore[misc]
+
+
 def install_counting_scopes() -> None:
     """Count only inside the two handlers' service entry points."""
 
@@ -463,6 +474,7 @@ def _reset_hwm() -> bool:
 def memory_child(mode: str, recipients: int) -> dict[str, Any]:
     import tracemalloc
 
+    lambda_timeout_context()
     out: dict[str, Any] = {"mode": mode, "recipients": recipients, "concurrency": get_settings().send_concurrency}
     with mock_aws():
         world = World.create()
@@ -801,6 +813,7 @@ def main() -> None:
     print(f"Muster relay benchmark: Python {sys.version.split()[0]}, {os.cpu_count()} cores, {'quick' if args.quick else 'full'}")
     COUNTER.install()
     install_counting_scopes()
+    lambda_timeout_context()
     parts = set(args.part or [1, 2, 3, 4])
     rendering: list[dict[str, Any]] = []
     calls: list[dict[str, Any]] = []
