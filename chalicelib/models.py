@@ -98,6 +98,7 @@ class Event(Base):
     close_after_set = BooleanAttribute(default=False)
     timeslots = ListAttribute(of=TimeslotMap, default=list)
     organizer_ids = ListAttribute(of=UnicodeAttribute, default=list)  # type: ignore[arg-type]
+    default_delivery = UnicodeAttribute(null=True)  # each | digest; null: the deployment's rule
     cancelled = BooleanAttribute(default=False)
     created_at = UTCDateTimeAttribute()
     updated_at = UTCDateTimeAttribute()
@@ -134,6 +135,7 @@ class Chat(Base):
     due_bucket = UnicodeAttribute(null=True)
     due_at = UTCDateTimeAttribute(null=True)
     kickoff_pending = BooleanAttribute(null=True)  # opened, kickoff not yet queued
+    default_delivery = UnicodeAttribute(null=True)  # each | digest (from the event); null: the deployment's rule
     version = VersionAttribute()
     due_index = DueIndex()
 
@@ -147,6 +149,8 @@ class Participant(Base):
     email = UnicodeAttribute()  # the only place a real address is stored
     address_hash = UnicodeAttribute()
     muted = BooleanAttribute(default=False)
+    left = BooleanAttribute(default=False)  # left the chat: muted, and no kickoff on a new signup
+    delivery = UnicodeAttribute(null=True)  # each | digest; null: the chat's default
     suppressed = BooleanAttribute(default=False)
     updated_at = UTCDateTimeAttribute()
     address_index = AddressIndex()
@@ -208,6 +212,19 @@ class Suppression(Base):
 
 class Counter(Base):
     hits = NumberAttribute(default=0)
+    expires = TTLAttribute(null=True)
+
+
+class MessageMeta(Base):
+    """``MSG#<message id>``/``META``: what threading needs to know of a relayed
+    message (R10). No addresses: the author's key, the author's own client
+    Message-ID (only ever cited back to the author), and the Muster ids of its
+    ancestors, oldest first."""
+
+    chat_id = UnicodeAttribute()
+    author_key = UnicodeAttribute()
+    client_message_id = UnicodeAttribute(null=True)
+    ancestors = ListAttribute(of=UnicodeAttribute, default=list)  # type: ignore[arg-type]
     expires = TTLAttribute(null=True)
 
 
@@ -298,6 +315,7 @@ ALL_MODELS: tuple[type[Base], ...] = (
     Suppression,
     Counter,
     ThreadRef,
+    MessageMeta,
     Rejection,
     ChatStats,
 )
