@@ -27,7 +27,7 @@ demo: venv
 advance: venv
 	$(PY) -m infra.twin.clock advance $(HOURS)
 
-## Debian packages the tests need (headless Chromium for the mailbox test).
+## Debian packages the e2e tests need: chromium (mailbox test), notmuch (threading test). CI must have both.
 system-deps:
 	bash infra/twin/system-deps.sh
 
