@@ -634,8 +634,10 @@ def report_calls(rows: list[dict[str, Any]]) -> bool:
         )
         if r["message"] == "steady":
             ok &= s["ses"] == n == r["copies"]
-            # Per copy: its claim and its record. Per batch: lease, participants, release.
-            ok &= sd["ddb_batch"] + sd["ddb_other"] <= 2 * n + 3 * batches + math.ceil(n / chunk) + 2
+            # Per copy: its claim and its record. Per batch: lease, participants,
+            # release (+ a BatchGetItem per 100 lookups for replies). The pacer
+            # claims a chunk per second of sending, so allow 0.1 per copy for it.
+            ok &= sd["ddb_batch"] + sd["ddb_other"] <= 2.1 * n + 3 * batches + 5
     print(
         table(
             ["N", "message", "batches", "DynamoDB calls", "DDB / copy (delivery)", "SES", "SQS", "S3", "total"],
@@ -652,7 +654,7 @@ def report_calls(rows: list[dict[str, Any]]) -> bool:
         "  SES SendEmail      = N\n"
         "  DynamoDB, delivery = 2N (per copy: conditional claim PutItem before the send, UpdateItem with the\n"
         "                       SES id right after it) + 3B (lease PutItem, participants Query, release PutItem)\n"
-        f"                       + the pacer's UpdateItem per {chunk} send tokens\n"
+        f"                       + the pacer's UpdateItem per {chunk} send tokens (and per second of sending)\n"
         "  DynamoDB, inbound  = a constant (chat, log, participants, rate counters, log, thread ref, one\n"
         "                       TransactWriteItems for the log + stats), plus idempotency\n"
         "  SQS SendMessageBatch = ceil(B/10);  S3 = 1 GetObject + 1 PutObject (inbound) + 1 GetObject per warm container"
@@ -663,7 +665,7 @@ def report_calls(rows: list[dict[str, Any]]) -> bool:
             s = summarize(r["inbound"] + r["delivery"])
             if s["ses"] != r["n"] or r["copies"] != r["n"]:
                 print(f"  !! N={r['n']}: SES calls {s['ses']}, copies {r['copies']}")
-    print(f"\nTargets: SES == N and delivery DynamoDB <= 2N + 3B + pacer + 2: {'MET' if ok else 'NOT MET'}")
+    print(f"\nTargets: SES == N and delivery DynamoDB <= 2.1N + 3B + 5: {'MET' if ok else 'NOT MET'}")
     return ok
 
 

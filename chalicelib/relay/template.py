@@ -108,11 +108,15 @@ class CopyTemplate:
         pieces.append(rendered[last:] if last else rendered)
         return cls(pieces=tuple(pieces), html_slots=tuple(slots))
 
-    def render(self, *, mute_url: str, list_unsubscribe_headers: Mapping[str, str]) -> bytes:
-        """One recipient's copy: per-recipient headers first, mute URL in every footer."""
+    def render(
+        self, *, mute_url: str, list_unsubscribe_headers: Mapping[str, str], thread_headers: bytes = b""
+    ) -> bytes:
+        """One recipient's copy: per-recipient headers first (List-Unsubscribe, and
+        this reader's threading headers, already formatted by
+        :func:`chalicelib.relay.threadheaders.header_block`), mute URL in every footer."""
         text_url = _qp_url(mute_url)
         html_url = _qp_url(html.escape(mute_url, quote=True))
-        parts = [b"".join(_header_line(k, v) for k, v in list_unsubscribe_headers.items())]
+        parts = [b"".join(_header_line(k, v) for k, v in list_unsubscribe_headers.items()), thread_headers]
         for piece, is_html in zip(self.pieces, (*self.html_slots, None), strict=True):
             parts.append(piece)
             if is_html is not None:

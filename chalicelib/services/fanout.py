@@ -45,11 +45,12 @@ from chalicelib import clock
 from chalicelib.adapters.blobs import MailStore
 from chalicelib.adapters.mail import Mailer, SendFailed
 from chalicelib.adapters.queue import DeliveryQueue
-from chalicelib.models import BatchClaim, Chat, Delivery, Participant
+from chalicelib.models import BatchClaim, Chat, Delivery, MessageMeta, Participant
 from chalicelib.observability import logger, metrics, traced
 from chalicelib.relay import anonymize, compose
 from chalicelib.relay.addresses import transport_address
 from chalicelib.relay.names import display_name
+from chalicelib.relay.threadheaders import header_block, reader_headers, ses_id_domain
 from chalicelib.relay.tokens import sign_token
 from chalicelib.services.pacing import SendPacer
 from chalicelib.services.roster import participants, recipients, relay_address
@@ -65,6 +66,9 @@ MUTE_DAYS = 400
 IN_FLIGHT_BUDGET = 96 * 1024 * 1024
 BATCH_BYTES_BUDGET = 500 * 1024 * 1024
 MIN_BATCH = 10
+# How many of a reply's nearest ancestors each reader's ids are looked up for;
+# older ones are cited by their Muster id only.
+LOOKUP_ANCESTORS = 5
 # Fields of a Chat that delivery needs; they travel in the SQS body (no PII), so
 # a batch doesn't read the chat item.
 CHAT_FIELDS = ("chat_id", "title", "timezone", "relay_local", "starts_at", "ends_at")
@@ -175,9 +179,18 @@ class FanOut:
         metrics.add_metric(name="KickoffsQueued", unit="Count", value=len(recipients))
 
     def relay(
-        self, chat: Chat, message_id: str, object_key: str, author: str, recipients: list[str], size: int
+        self,
+        chat: Chat,
+        message_id: str,
+        object_key: str,
+        author: str,
+        recipients: list[str],
+        size: int,
+        *,
+        ancestors: list[str] = (),  # type: ignore[assignment]
     ) -> int:
-        """Queue a rendered message (``size`` bytes, at ``object_key``) for ``recipients``."""
+        """Queue a rendered message (``size`` bytes, at ``object_key``) for
+        ``recipients``; ``ancestors`` are the Muster ids it answers (parent last)."""
         base = {
             "v": 1,
             "kind": "relay",
@@ -186,6 +199,7 @@ class FanOut:
             "chat": self._chat_fields(chat),
             "object": object_key,
             "author": author,
+            "ancestors": list(ancestors),
         }
         per_batch = min(self.settings.batch_size, max(MIN_BATCH, BATCH_BYTES_BUDGET // max(size, 1)))
         return self._enqueue(base, recipients, "r", per_batch)
@@ -264,6 +278,26 @@ class FanOut:
         rate = self.settings.max_send_rate or self.mailer.max_send_rate(self.settings.send_rate_fallback)
         return SendPacer(rate)
 
+    def _held_ids(self, ancestors: list[str], readers: list[Participant]) -> dict[str, dict[str, str]]:
+        """For each reader, the Message-IDs under which they hold the nearest
+        ancestors (R10): their copy's SES id, or their own client's id for what
+        they wrote. Bulk reads only: BatchGetItem, 100 keys a call."""
+        lookup = ancestors[-LOOKUP_ANCESTORS:]
+        if not lookup or not readers:
+            return {}
+        domain = ses_id_domain(self.settings.region)
+        held: dict[str, dict[str, str]] = {}
+        keys = [(f"MSG#{a}", f"TO#{p.participant_key}") for a in lookup for p in readers]
+        for copy in Delivery.batch_get(keys):
+            if copy.ses_message_id:
+                held.setdefault(copy.participant_key, {})[copy.pk.removeprefix("MSG#")] = (
+                    f"<{copy.ses_message_id}@{domain}>"
+                )
+        for meta in MessageMeta.batch_get([(f"MSG#{a}", "META") for a in lookup]):
+            if meta.client_message_id:
+                held.setdefault(meta.author_key, {})[meta.pk.removeprefix("MSG#")] = meta.client_message_id
+        return held
+
     def deliver(self, body: dict[str, Any], *, deadline: float | None = None) -> BatchResult:
         """Deliver one batch; start no send after ``deadline`` (epoch seconds)."""
         with traced("deliver") as annotate:
@@ -309,7 +343,7 @@ class FanOut:
             mute_url = f"{self.settings.public_url}/mute/{token}"
             headers = anonymize.list_unsubscribe_headers(mute_url)
             if template is not None:
-                return template.render(mute_url=mute_url, list_unsubscribe_headers=headers)
+                return template.render(mute_url=mute_url, list_unsubscribe_headers=headers, thread_headers=thread_for(p))
             kickoff = compose.render_kickoff(
                 chat=ctx,
                 recipient_name=display_name(p.first_name, p.last_name, organizer=p.role == "organizer"),
@@ -319,6 +353,21 @@ class FanOut:
                 date=now,
             )
             return anonymize.personalize(kickoff, mute_url=mute_url, list_unsubscribe_headers=headers)
+
+        held = self._held_ids(body.get("ancestors") or [], targets) if template is not None else {}
+        own_id, ancestors = str(message_id), [str(a) for a in body.get("ancestors") or []]
+
+        def thread_for(p: Participant) -> bytes:
+            if template is None:
+                return b""
+            return header_block(
+                *reader_headers(
+                    own=own_id,
+                    ancestors=ancestors,
+                    reader_ids=held.get(p.participant_key, {}),
+                    relay_domain=self.settings.relay_domain,
+                )
+            )
 
         work = deque(targets)
         lock = threading.Lock()

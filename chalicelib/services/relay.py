@@ -51,7 +51,7 @@ from chalicelib import clock
 from chalicelib.adapters import aws
 from chalicelib.adapters.blobs import MailStore
 from chalicelib.adapters.mail import Mailer
-from chalicelib.models import Chat, ChatStats, Counter, MessageLog, Participant
+from chalicelib.models import Chat, ChatStats, Counter, MessageLog, MessageMeta, Participant
 from chalicelib.observability import logger, metrics, traced
 from chalicelib.relay import anonymize
 from chalicelib.relay.addresses import address_hash, normalize_address, relay_local_part
@@ -204,10 +204,10 @@ class RelayService:
         decision = self._decide(job, chat, now)
         outcome = decision.outcome
         rendered: bytes | None = None
-        parent: str | None = None
+        ancestors: list[str] = []
         if outcome is Outcome.RELAYED:
             try:
-                rendered, parent = self._render(job, decision, now)
+                rendered, ancestors = self._render(job, decision, now)
             except Exception:
                 logger.exception("render failed", extra={"chat_id": job.chat_key})
                 outcome = Outcome.RENDER_FAILED
@@ -236,11 +236,11 @@ class RelayService:
         )
         if outcome is Outcome.RELAYED:
             assert chat is not None and rendered is not None and decision.author is not None
-            log.parent_id = parent
+            log.parent_id = ancestors[-1] if ancestors else None
             log.rendered_size = len(rendered)
-            self._store(job, decision, rendered)
+            self._store(job, decision, rendered, ancestors)
             log.save()
-            self._fan_out(job, chat, decision.author.participant_key, people, len(rendered))
+            self._fan_out(job, chat, decision.author.participant_key, people, len(rendered), ancestors)
             self._finish(log, chat, now)
             metrics.add_metric(name="FanOutSize", unit="Count", value=len(people))
         else:
@@ -306,10 +306,10 @@ class RelayService:
             return decision if size else replace(decision, outcome=Outcome.MALFORMED)
         return judge(parse_inbound(raw))
 
-    def _render(self, job: Job, d: Decision, now: datetime) -> tuple[bytes, str | None]:
-        """The one anonymized copy, and the Muster id of the message it answers."""
+    def _render(self, job: Job, d: Decision, now: datetime) -> tuple[bytes, list[str]]:
+        """The one anonymized copy, and the Muster ids it descends from (parent last)."""
         assert d.chat is not None and d.author is not None
-        parent, chain = self.threads.thread(d.mail, d.chat.chat_id)
+        ancestors = self.threads.ancestors(d.mail, d.chat.chat_id)
 
         def person(p: Participant) -> anonymize.Person:
             return anonymize.Person(
@@ -324,22 +324,36 @@ class RelayService:
             people=[person(p) for p in d.people],
             chat=chat_context(d.chat, self.settings),
             message_id=self.threads.muster_id(job.message_id),
-            in_reply_to=self.threads.muster_id(parent) if parent else None,
-            references=[self.threads.muster_id(m) for m in chain],
+            # Each reader's copy gets its own In-Reply-To and References (fanout).
+            in_reply_to=None,
+            references=[],
             date=now,
         )
-        return rendered, parent
+        return rendered, ancestors
 
-    def _store(self, job: Job, d: Decision, rendered: bytes) -> None:
-        """Store the rendered message and the author's thread reference."""
-        assert d.chat is not None
+    def _store(self, job: Job, d: Decision, rendered: bytes, ancestors: list[str]) -> None:
+        """Store the rendered message and what threading needs to know of it."""
+        assert d.chat is not None and d.author is not None
         self.store.put(f"outbound/{job.message_id}.eml", rendered)
-        if d.mail.message_id:
-            self.threads.remember(d.mail.message_id, d.chat.chat_id, job.message_id)
+        self.threads.remember(
+            job.message_id,
+            chat_id=d.chat.chat_id,
+            author_key=d.author.participant_key,
+            client_id=d.mail.message_id,
+            ancestors=ancestors,
+        )
 
-    def _fan_out(self, job: Job, chat: Chat, author_key: str, people: list[Participant], size: int) -> None:
+    def _fan_out(
+        self, job: Job, chat: Chat, author_key: str, people: list[Participant], size: int, ancestors: list[str]
+    ) -> None:
         self.fanout.relay(
-            chat, job.message_id, f"outbound/{job.message_id}.eml", author_key, [p.participant_key for p in people], size
+            chat,
+            job.message_id,
+            f"outbound/{job.message_id}.eml",
+            author_key,
+            [p.participant_key for p in people],
+            size,
+            ancestors=ancestors,
         )
 
     def _resume(self, job: Job, log: MessageLog, chat: Chat) -> None:
@@ -351,7 +365,11 @@ class RelayService:
         author = next((p for p in people if p.participant_key == log.author_key), None)
         exclude = author.address_hash if author else log.sender_hash
         targets = recipients(people, exclude_hash=exclude)
-        self._fan_out(job, chat, log.author_key or "", targets, int(log.rendered_size or 0))
+        try:
+            ancestors = [str(a) for a in MessageMeta.get(f"MSG#{job.message_id}", "META").ancestors]
+        except DoesNotExist:
+            ancestors = []
+        self._fan_out(job, chat, log.author_key or "", targets, int(log.rendered_size or 0), ancestors)
         self._finish(log, chat, log.received_at)
         metrics.add_metric(name="RelaysResumed", unit="Count", value=1)
 

@@ -15,7 +15,7 @@ from datetime import timedelta
 
 from pynamodb.exceptions import DoesNotExist
 
-from chalicelib.models import Delivery, ThreadRef
+from chalicelib.models import Delivery, MessageMeta, ThreadRef
 from chalicelib.relay.parse import InboundMail
 
 AMAZONSES = ".amazonses.com"
@@ -69,23 +69,44 @@ class Threads:
             return None
         return ref.message_id if ref.chat_id == chat_id else None
 
-    def thread(self, mail: InboundMail, chat_id: str) -> tuple[str | None, list[str]]:
-        """The parent's Muster id (or None) and the chain of Muster ids to cite."""
+    def ancestors(self, mail: InboundMail, chat_id: str) -> list[str]:
+        """The Muster ids a reply descends from, oldest first, its parent last
+        (empty for a new thread). The parent's own ancestry is stored with it,
+        so a client that cites only the parent (iOS Mail, Outlook) still gets
+        the whole chain."""
         parent = self.resolve(mail.in_reply_to[0], chat_id) if mail.in_reply_to else None
-        own = [local for ref in mail.references if usable_id(ref) and (local := self.own(ref))]
+        cited = [local for ref in mail.references if usable_id(ref) and (local := self.own(ref))]
         if parent is None and mail.references and mail.references[-1] not in mail.in_reply_to:
             parent = self.resolve(mail.references[-1], chat_id)
-        chain = list(dict.fromkeys([*own, *([parent] if parent else [])]))[-CHAIN:]
-        return parent, chain
+        if parent is None:
+            return []
+        try:
+            meta = MessageMeta.get(f"MSG#{parent}", "META")
+            known = [str(a) for a in meta.ancestors] if meta.chat_id == chat_id else cited
+        except DoesNotExist:
+            known = cited
+        return list(dict.fromkeys([a for a in known if a != parent] + [parent]))[-CHAIN:]
 
-    def remember(self, client_id: str, chat_id: str, message_id: str) -> None:
-        """The author's own client cites ``client_id`` when they reply to their sent copy."""
-        if not usable_id(client_id):
-            return
-        ThreadRef(
-            f"REF#{_short_hash(client_id.strip('<>'))}",
+    def remember(
+        self, message_id: str, *, chat_id: str, author_key: str, client_id: str | None, ancestors: list[str]
+    ) -> None:
+        """What later replies and every reader's copy need to know of this message."""
+        usable = client_id if client_id and usable_id(client_id) else None
+        MessageMeta(
+            f"MSG#{message_id}",
             "META",
             chat_id=chat_id,
-            message_id=message_id,
+            author_key=author_key,
+            client_message_id=usable,
+            ancestors=ancestors,
             expires=timedelta(days=REF_DAYS),
         ).save()
+        if usable:
+            # The author's own client cites this id when they reply to their sent copy.
+            ThreadRef(
+                f"REF#{_short_hash(usable.strip('<>'))}",
+                "META",
+                chat_id=chat_id,
+                message_id=message_id,
+                expires=timedelta(days=REF_DAYS),
+            ).save()

@@ -18,10 +18,12 @@ from tests.e2e.conftest import ATTENDEES, ORGANIZER, REAL_ADDRESSES, ChatWorld, 
 pytestmark = pytest.mark.e2e
 
 
-def post(world: ChatWorld, who: str, subject: str, text: str, headers: dict[str, str] | None = None) -> None:
+def post(world: ChatWorld, who: str, subject: str, text: str, headers: dict[str, str] | None = None) -> str:
+    """Send as ``who``; the client Message-ID their mail client keeps in Sent."""
     first, last, email = ATTENDEES[who]
     msg = chat_message(f"{first} {last} <{email}>", world.address, subject, text, headers=headers)
     world.twin.client.send(msg, email, [world.address])
+    return str(msg["Message-ID"])
 
 
 def copies_with(world: ChatWorld, marker: str) -> list[Copy]:
@@ -74,7 +76,7 @@ def test_post_reaches_the_other_three_once_anonymized_with_list_headers(chat_wor
 
 def test_reply_threads_to_the_first_message(chat_world: ChatWorld) -> None:
     marker = f"shirts-{uuid.uuid4().hex[:6]}"
-    post(chat_world, "ann", f"T-shirt sizes {marker}", "Send me your sizes.\n")
+    anns_id = post(chat_world, "ann", f"T-shirt sizes {marker}", "Send me your sizes.\n")
     first = wait_copies(chat_world, marker, 3)
     muster_id = first[0].sent_message_id
     assert muster_id and all(c.sent_message_id == muster_id for c in first)
@@ -96,8 +98,11 @@ def test_reply_threads_to_the_first_message(chat_world: ChatWorld) -> None:
     time.sleep(0.7)
     replies = [c for c in copies_with(chat_world, marker) if c.message["In-Reply-To"]]
     assert sorted(c.to for c in replies) == sorted([ORGANIZER["email"], ATTENDEES["ann"][2], ATTENDEES["cat"][2]])
+    # Each reader's copy cites the copy of the first message *that reader* holds
+    # (SES gave every copy its own Message-ID); Ann holds her own sent message.
+    held = {c.to: str(c.message["Message-ID"]).strip() for c in first} | {ATTENDEES["ann"][2]: anns_id}
     for reply in replies:
-        assert str(reply.message["In-Reply-To"]).strip() == muster_id
+        assert str(reply.message["In-Reply-To"]).strip() == held[reply.to]
         assert muster_id in str(reply.message["References"])
         assert parseaddr(str(reply.message["From"]))[0] == "Ben B."
         assert_anonymous(reply)

@@ -265,24 +265,37 @@ def test_plus_tag_and_case_are_tolerated(world: World, chat: dict) -> None:
     assert world.receive(mail(addr("ann0"), to), sender=addr("ann0"), to=[to]) == {"outcomes": ["relayed"]}
 
 
-def test_reply_to_a_relayed_copy_threads(world: World, chat: dict) -> None:
-    world.receive(mail(addr("ann0"), chat["address"]), sender=addr("ann0"), to=[chat["address"]])
-    world.drain()
-    original = next(s for s in relayed(world) if s.to == addr("ann1"))
-    muster_id = original.message["Message-ID"]  # moto keeps ours; SES would replace it
+def test_reply_to_a_relayed_copy_cites_each_readers_own_copy_of_the_parent(world: World, chat: dict) -> None:
     from chalicelib.models import Delivery
 
-    ses_id = next(d.ses_message_id for d in Delivery.scan() if d.sk == "TO#s-s1" and not d.pk.startswith("MSG#kickoff"))
-    # ann1's client cites the Message-ID SES gave the copy it received
+    first = mail(addr("ann0"), chat["address"])
+    ann0_client_id = re.search(rb"Message-ID: (<[^>]+>)", first).group(1).decode()  # type: ignore[union-attr]
+    world.receive(first, sender=addr("ann0"), to=[chat["address"]])
+    world.drain()
+    root_id = relayed(world)[0].message["Message-ID"]  # moto keeps ours; SES would replace it
+    root = root_id.strip("<>").split("@")[0]
+    # What each reader's client holds the first message under: their copy's SES id.
+    held = {
+        d.participant_key: f"<{d.ses_message_id}@email.amazonses.com>"
+        for d in Delivery.scan()
+        if d.pk == f"MSG#{root}"
+    }
+    assert all(copy.message["References"] == root_id for copy in relayed(world))  # a root cites itself
+
     reply = mail(addr("ann1"), chat["address"], subject="Re: Carpool?", body="I can drive.",
-                 In_Reply_To=f"<{ses_id}@email.amazonses.com>", References=f"<{ses_id}@email.amazonses.com>")
+                 In_Reply_To=held["s-s1"], References=held["s-s1"])
     before = len(relayed(world))
     world.receive(reply, sender=addr("ann1"), to=[chat["address"]])
     world.drain()
-    threaded = next(s for s in relayed(world)[before:] if s.to == addr("ann0")).message
-    assert threaded["In-Reply-To"] == muster_id
-    assert muster_id in threaded["References"]
-    assert "amazonses" not in str(threaded["References"])
+
+    copies = {s.to: s.message for s in relayed(world)[before:]}
+    assert sorted(copies) == sorted([ORGANIZER, addr("ann0"), addr("ann2"), addr("ann3")])
+    expected = {ORGANIZER: held["o-org0"], addr("ann0"): ann0_client_id, addr("ann2"): held["s-s2"],
+                addr("ann3"): held["s-s3"]}
+    for to, message in copies.items():
+        assert message["In-Reply-To"] == expected[to], to
+        refs = str(message["References"]).split()
+        assert refs == [root_id, expected[to], message["Message-ID"]], to
 
 
 def test_authors_own_reply_to_their_sent_message_threads(world: World, chat: dict) -> None:
@@ -295,7 +308,11 @@ def test_authors_own_reply_to_their_sent_message_threads(world: World, chat: dic
     before = len(relayed(world))
     world.receive(follow_up, sender=addr("ann0"), to=[chat["address"]])
     world.drain()
-    assert relayed(world)[before].message["In-Reply-To"] == muster_id
+    # Every reader gets the follow-up threaded under the first message: their copy
+    # cites the first message's Muster id and their own copy of it.
+    for copy in relayed(world)[before:]:
+        assert muster_id in str(copy.message["References"])
+        assert copy.message["In-Reply-To"].endswith("@email.amazonses.com>")
 
 
 def test_sender_rate_limit_bounces_politely(world: World, chat: dict) -> None:
