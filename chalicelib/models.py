@@ -319,3 +319,62 @@ ALL_MODELS: tuple[type[Base], ...] = (
     Rejection,
     ChatStats,
 )
+
+
+# -- daily digests (issue 9): ``DIG#<chat_id>#<participant_key>`` partitions ------
+
+
+class DigestDueIndex(GlobalSecondaryIndex["DigestDue"]):
+    """The same sparse ``due`` index as :class:`DueIndex`, under its own bucket
+    (``due_bucket = "digest"``), so the sweeper never sees digest work."""
+
+    class Meta:
+        index_name = "due"
+        projection = KeysOnlyProjection()
+
+    due_bucket = UnicodeAttribute(hash_key=True)
+    due_at = UTCDateTimeAttribute(range_key=True)
+
+
+class DigestDue(Base):
+    """``DIG#<chat>#<participant>``/``DUE``: when this person's next digest goes.
+
+    On the ``due`` index only while messages wait (sparse); the digest job
+    finds its work with one Query, never a scan."""
+
+    chat_id = UnicodeAttribute()
+    participant_key = UnicodeAttribute()
+    due_bucket = UnicodeAttribute(null=True)  # "digest" while due; removed after sending
+    due_at = UTCDateTimeAttribute(null=True)
+    due_index = DigestDueIndex()
+
+
+class DigestEntry(Base):
+    """``DIG#<chat>#<participant>``/``M#<message id>``: one relayed message owed
+    to one digest reader. Message ids start with their receipt time, so the
+    partition lists them in order. ``digest`` stays set after sending (a
+    tombstone until the TTL), so a retried fan-out cannot owe it again."""
+
+    chat_id = UnicodeAttribute()
+    participant_key = UnicodeAttribute()
+    message_id = UnicodeAttribute()
+    at = UTCDateTimeAttribute()
+    digest = UnicodeAttribute(null=True)  # null: pending; else "<day>#<part>", "skipped", "missing"
+    expires = TTLAttribute(null=True)
+
+
+class DigestClaim(Base):
+    """``DIG#<chat>#<participant>``/``D#<digest day>#<part>``: the claim taken
+    with a conditional write before a digest is sent (R8): a duplicate or
+    concurrent run finds it and sends nothing."""
+
+    state = UnicodeAttribute()  # sending | sent | failed
+    lease_until = NumberAttribute()
+    messages = ListAttribute(of=UnicodeAttribute, default=list)  # type: ignore[arg-type]
+    ses_message_id = UnicodeAttribute(null=True)
+    reason = UnicodeAttribute(null=True)
+    at = UTCDateTimeAttribute()
+    expires = TTLAttribute(null=True)
+
+
+ALL_MODELS = (*ALL_MODELS, DigestDue, DigestEntry, DigestClaim)

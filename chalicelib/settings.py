@@ -59,6 +59,20 @@ def _optional_float(value: str) -> float | None:
     return None if value.strip().lower() in {"", "none", "null"} else float(value)
 
 
+def _non_negative_int(value: str, name: str) -> int:
+    number = int(value.strip() or "0")
+    if number < 0:
+        raise ConfigurationError(f"{name} must be 0 or more, not {number}")
+    return number
+
+
+def _hour(value: str) -> int:
+    hour = int(value.strip())
+    if not 0 <= hour <= 23:
+        raise ConfigurationError(f"MUSTER_DIGEST_HOUR must be an hour of the day (0-23), not {hour}")
+    return hour
+
+
 @dataclass(frozen=True)
 class Settings:
     stage: str
@@ -85,6 +99,8 @@ class Settings:
     send_concurrency: int
     max_send_rate: float | None  # None: ask SES (GetAccount) for the account's rate
     send_rate_fallback: float
+    digest_above: int = 200  # chats with more recipients default to daily digests; 0: never
+    digest_hour: int = 18  # local hour (the chat's zone) from which each day's digest goes
 
     @property
     def prefix(self) -> str:
@@ -131,6 +147,8 @@ class Settings:
             max_send_rate=_optional_float(e.get("MUSTER_MAX_SEND_RATE", "")),
             # When SES cannot be asked (no ses:GetAccount): the sandbox's rate.
             send_rate_fallback=float(e.get("MUSTER_SEND_RATE_FALLBACK", "1")),
+            digest_above=_non_negative_int(e.get("MUSTER_DIGEST_ABOVE", "200"), "MUSTER_DIGEST_ABOVE"),
+            digest_hour=_hour(e.get("MUSTER_DIGEST_HOUR", "18")),
         )
 
 

@@ -1,7 +1,8 @@
-"""Chat windows: Scheduler targets and the sweeper (R1, R2, R8)."""
+"""Chat windows: Scheduler targets and the sweeper (R1, R2, R8); the daily digests."""
 
 from __future__ import annotations
 
+import time
 from functools import cache
 from typing import Any
 
@@ -34,3 +35,27 @@ def close_chat(event: dict[str, Any], context: Any) -> dict[str, Any]:
 def sweeper(event: CloudWatchEvent) -> int:
     """Catch any opening or closing whose schedule did not fire."""
     return chats().sweep()
+
+
+# Stop starting digests this long before Lambda would stop the invocation
+# (a quarter of the time left, for short timeouts); the rest goes next run.
+DIGEST_TIME_MARGIN_SECONDS = 30.0
+
+
+def _send_until(context: Any) -> float | None:
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if not callable(remaining):
+        return None
+    seconds = remaining() / 1000
+    return time.time() + seconds - min(DIGEST_TIME_MARGIN_SECONDS, seconds / 4)
+
+
+@scheduling.schedule(Rate(15, unit=Rate.MINUTES), name="digest")
+def digest(event: CloudWatchEvent) -> dict[str, Any]:
+    """Send every daily digest that is due (each chat's goes within 15 minutes
+    after ``MUSTER_DIGEST_HOUR`` in its time zone). Exactly once per reader and
+    day, however often this fires; SES outages raise, and the digests stay due."""
+    # Imported here: only this function needs it, and every function imports app.py.
+    from chalicelib.services.digest import DigestService
+
+    return DigestService().run(deadline=_send_until(event.context)).as_dict()

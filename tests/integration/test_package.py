@@ -37,6 +37,7 @@ FUNCTIONS = {
     "Deliver": "deliver",
     "InboundEmail": "inbound_email",
     "Feedback": "feedback",
+    "Digest": "digest",
 }
 # The AWS services each function's code calls, and nothing more.
 SERVICES = {
@@ -48,6 +49,7 @@ SERVICES = {
     "Deliver": {"logs", "xray", "dynamodb", "sqs", "ses", "s3"},
     "InboundEmail": {"logs", "xray", "dynamodb", "sqs", "ses", "s3"},
     "Feedback": {"logs", "xray", "dynamodb"},
+    "Digest": {"logs", "xray", "dynamodb", "ses", "s3"},
 }
 # Actions AWS only authorizes on Resource "*".
 # Actions AWS offers no resource-level permissions for.
@@ -205,7 +207,7 @@ def test_ses_feedback_reaches_the_feedback_function(dev: Stack) -> None:
     assert {"bounce", "complaint"} <= set(dest["EventDestination"]["MatchingEventTypes"])
     assert dest["ConfigurationSetName"] == "muster-dev"
     # The senders use that configuration set; the identity defaults to it too.
-    for logical in ("Deliver", "InboundEmail"):
+    for logical in ("Deliver", "InboundEmail", "Digest"):
         assert dev.resolve(dev.props(logical)["Environment"]["Variables"]["MUSTER_CONFIGURATION_SET"]) == "muster-dev"
     identity = dev.resolve(dev.props("EmailIdentity"))
     assert identity["EmailIdentity"] == RELAY_DOMAINS["dev"]
@@ -266,6 +268,24 @@ def test_eventbridge_and_the_sweeper_are_wired(dev: Stack) -> None:
     assert sweep["Type"] == "Schedule" and sweep["Properties"]["Schedule"] == "rate(5 minutes)"
 
 
+def test_the_digest_job_runs_every_15_minutes_with_time_to_send(dev: Stack) -> None:
+    from chalicelib.services.digest import LEASE_SECONDS
+
+    (tick,) = dev.props("Digest")["Events"].values()
+    assert tick["Type"] == "Schedule" and tick["Properties"]["Schedule"] == "rate(15 minutes)"
+    timeout = dev.props("Digest")["Timeout"]
+    # A claim outlives the run that took it: only a dead run's claim lapses.
+    assert 60 <= timeout < LEASE_SECONDS
+    # It reads digest work from the `due` index and sends like Deliver does.
+    pairs = grants(dev, role_of(dev, "Digest"))
+    table = dev.getatt("Table", "Arn")
+    assert ("dynamodb:Query", table + "/index/due") in pairs
+    assert {a for a, _ in pairs if a.startswith("dynamodb:")} == {
+        "dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem",
+    }
+    assert {a for a, _ in pairs if a.startswith("ses:")} == {"ses:SendEmail", "ses:SendRawEmail", "ses:GetAccount"}
+
+
 # -- least privilege ----------------------------------------------------------------------
 
 
@@ -324,7 +344,7 @@ def test_each_function_has_its_own_role_with_only_what_its_code_calls(dev: Stack
             if action.startswith("scheduler:"):
                 assert resource == f"arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule/muster-dev/*"
             if action == "ses:GetAccount":  # the send quota the pacer shares out (R12)
-                assert logical == "Deliver" and resource == "*"
+                assert logical in {"Deliver", "Digest"} and resource == "*"
             elif action.startswith("ses:"):
                 assert resource in {
                     f"arn:aws:ses:{REGION}:{ACCOUNT}:identity/{RELAY_DOMAINS['dev']}",
@@ -361,7 +381,8 @@ def test_mail_objects_are_split_by_prefix(dev: Stack) -> None:
     }
     assert s3["InboundEmail"] == [("s3:GetObject", "/inbound/*"), ("s3:PutObject", "/outbound/*")]
     assert s3["Deliver"] == [("s3:GetObject", "/outbound/*")]
-    assert all(not v for k, v in s3.items() if k not in ("InboundEmail", "Deliver"))
+    assert s3["Digest"] == [("s3:GetObject", "/outbound/*")]  # the stored copies a digest embeds
+    assert all(not v for k, v in s3.items() if k not in ("InboundEmail", "Deliver", "Digest"))
 
 
 # -- data -------------------------------------------------------------------------------
@@ -425,7 +446,7 @@ def test_names_match_config_and_settings(stacks: dict[str, Stack], stage: str) -
         assert env["MUSTER_FEEDBACK_TOPIC"] == stack.name("FeedbackTopic")
         # The HMAC key comes from Secrets Manager, never from config.json.
         assert env["MUSTER_SECRET"] == "{{resolve:secretsmanager:<RelaySecret>:SecretString}}"
-    for logical in ("Deliver", "InboundEmail"):
+    for logical in ("Deliver", "InboundEmail", "Digest"):
         env = stack.resolve(stack.props(logical)["Environment"]["Variables"])
         assert env["MUSTER_PUBLIC_URL"] == f"https://<RestAPI>.execute-api.{REGION}.amazonaws.com/api"
 
