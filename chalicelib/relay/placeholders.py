@@ -17,7 +17,10 @@ MUTE_URL_PLACEHOLDER_TEXT = "MUSTERMUTEURLTEXTPLACEHOLDERXXXX"
 MUTE_URL_PLACEHOLDER_HTML = "MUSTERMUTEURLHTMLPLACEHOLDERXXXX"
 PLACEHOLDER_STEM = "MUSTERMUTEURL"
 # The text that stands right before each slot (the template checks for it).
-TEXT_SLOT_LEAD = "Mute this chat:\n"
+# The link opens the reader's chat settings: mute or unmute, daily digest or
+# every message, leave (chalicelib/blueprints/mute.py).
+TEXT_SLOT_LEAD = "Mute, leave or get a daily digest:\n"
+HTML_LINK_TEXT = "Mute, leave or get a daily digest"
 HTML_SLOT_LEAD = '<a href="'
 
 
@@ -65,7 +68,7 @@ def footer_html(author_name: str, list_name: str) -> str:
         f"Sent by {author} to the chat &quot;{chat}&quot; via Muster.<br>\n"
         "Email addresses are hidden: people appear by first name<br>\n"
         "and last initial. Replying goes to everyone in this chat.<br>\n"
-        f'{HTML_SLOT_LEAD}{MUTE_URL_PLACEHOLDER_HTML}">Mute this chat</a>\n'
+        f'{HTML_SLOT_LEAD}{MUTE_URL_PLACEHOLDER_HTML}">{HTML_LINK_TEXT}</a>\n'
         "</div>\n"
     )
 

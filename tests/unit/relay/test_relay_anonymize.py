@@ -19,6 +19,7 @@ from chalicelib.relay.anonymize import (
     personalize,
 )
 from chalicelib.relay.parse import parse_inbound
+from chalicelib.relay.placeholders import TEXT_SLOT_LEAD
 from chalicelib.relay.scrub import HIDDEN, scrubber_for
 from tests.fixtures.emails.leakcheck import find_leaks
 from tests.fixtures.emails.scenario import CHAT, MUTE_URL, WHEN, relay
@@ -123,8 +124,8 @@ def test_given_two_recipients_when_personalized_then_each_sees_only_their_mute_u
 
     text_a = copy_a.get_content().replace("\r\n", "\n")
     text_b = copy_b.get_content().replace("\r\n", "\n")
-    assert f"Mute this chat:\n{url_a}\n" in text_a and url_b not in text_a
-    assert f"Mute this chat:\n{url_b}\n" in text_b
+    assert f"{TEXT_SLOT_LEAD}{url_a}\n" in text_a and url_b not in text_a
+    assert f"{TEXT_SLOT_LEAD}{url_b}\n" in text_b
     assert copy_b["List-Unsubscribe"] == f"<{url_b}>"
     assert 'appear' in text_a and "Jane D." in text_a
 

@@ -20,11 +20,12 @@ from chalicelib.relay.anonymize import (
     personalize,
 )
 from chalicelib.relay.parse import parse_inbound
-from chalicelib.relay.placeholders import strip_placeholders
+from chalicelib.relay.placeholders import TEXT_SLOT_LEAD, strip_placeholders
 from tests.fixtures.emails import hostile
 from tests.fixtures.emails.leakcheck import find_leaks
 from tests.fixtures.emails.scenario import RELAY_ADDRESS, WHEN
 
+LEAD = TEXT_SLOT_LEAD.rstrip("\n")
 MUTE_URL = "https://muster.example.org/mute/tok.SIG=="
 TOP_HEADERS = {
     "list-unsubscribe", "list-unsubscribe-post", "content-type", "from", "to", "reply-to", "subject",
@@ -97,7 +98,7 @@ def test_given_nested_placeholder_stems_then_none_is_rebuilt() -> None:
     assert "MUSTERMUTEURL" not in strip_placeholders(deep)
     ann = Person("p1", nested, ("ann@example.org",))
     raw = hostile.message(
-        [hostile.part("text/plain; charset=utf-8", f"{nested}\r\n{deep}\r\nMute this chat:\r\n{nested}\r\n")],
+        [hostile.part("text/plain; charset=utf-8", f"{nested}\r\n{deep}\r\n{LEAD}\r\n{nested}\r\n")],
         sender="ann@example.org", to=RELAY_ADDRESS, subject=nested,
     )
     _assert_well_formed(_copy(raw, ann, [ann]))
@@ -120,8 +121,8 @@ def test_given_a_binary_whose_base64_ends_in_the_placeholder_then_it_is_not_spli
 
 def test_given_placeholders_outside_footer_slots_then_the_template_leaves_them() -> None:
     rendered = (
-        f"Subject: {MUTE_URL_PLACEHOLDER_TEXT}\r\nX: Mute this chat:\r\n {MUTE_URL_PLACEHOLDER_TEXT}\r\n\r\n"
-        f"{MUTE_URL_PLACEHOLDER_TEXT}\r\nMute this chat:\r\n{MUTE_URL_PLACEHOLDER_TEXT}\r\n"
+        f"Subject: {MUTE_URL_PLACEHOLDER_TEXT}\r\nX: {LEAD}\r\n {MUTE_URL_PLACEHOLDER_TEXT}\r\n\r\n"
+        f"{MUTE_URL_PLACEHOLDER_TEXT}\r\n{LEAD}\r\n{MUTE_URL_PLACEHOLDER_TEXT}\r\n"
         f"<a href=3D\"{MUTE_URL_PLACEHOLDER_HTML}\">x</a> {MUTE_URL_PLACEHOLDER_HTML}\r\n"
     ).encode()
     template = CopyTemplate.of(rendered)
