@@ -9,6 +9,7 @@ The kickoff uses the same mute placeholders as relayed mail, so
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -23,11 +24,13 @@ from chalicelib.relay.anonymize import (
     set_envelope_headers,
     set_list_headers,
 )
-from chalicelib.relay.names import clean_name
+from chalicelib.relay.names import FALLBACK_NAME, ORGANIZER_TAG, clean_name, decode_encoded_words, without_tag
 from chalicelib.relay.outcomes import Outcome
 from chalicelib.relay.parse import clean_subject
+from chalicelib.relay.placeholders import TEXT_SLOT_LEAD, strip_placeholders
 
 SYSTEM_NAME = "Muster"
+MAX_KICKOFF_MEMBERS = 50  # a big chat's kickoff names the first 50, then "... and N more"
 
 
 def _when(moment: datetime) -> str:
@@ -86,6 +89,21 @@ def _format_date(date: datetime) -> str:
     return format_datetime(date if date.tzinfo else date.astimezone())
 
 
+def _member_lines(members: Sequence[str]) -> list[str]:
+    """``  - Ann A.`` per member: display names only; anything like an address is left out."""
+    names = []
+    for member in members:
+        if "@" in decode_encoded_words(str(member or "")):
+            continue  # an address (or part of one) is never shown, not even cleaned up
+        name = strip_placeholders(clean_name(member))
+        if name:
+            names.append(name)
+    shown = [f"  - {name}" for name in names[:MAX_KICKOFF_MEMBERS]]
+    if len(names) > MAX_KICKOFF_MEMBERS:
+        shown.append(f"  ... and {len(names) - MAX_KICKOFF_MEMBERS} more")
+    return shown
+
+
 def render_kickoff(
     *,
     chat: ChatContext,
@@ -94,28 +112,42 @@ def render_kickoff(
     organizer: bool,
     message_id: str,
     date: datetime,
+    members: Sequence[str] = (),
 ) -> bytes:
-    """The welcome mail that opens a chat for one recipient (R1)."""
-    name = clean_name(recipient_name) or "Participant"
-    shift = clean_subject(shift_label)
+    """The welcome mail that opens a chat for one recipient (R1).
+
+    ``recipient_name`` and ``members`` are display names
+    (:func:`chalicelib.relay.names.display_name`), shown as they appear in the
+    chat's From headers: ``Olivia O. (organizer)``. Addresses are never listed.
+    The footer link (the same per-recipient placeholder as relayed mail) is how
+    someone follows the chat: a daily digest, mute or leave.
+    """
+    name = strip_placeholders(clean_name(recipient_name)) or FALLBACK_NAME
+    shift = strip_placeholders(clean_subject(shift_label))
+    who = _member_lines(members)
+    listing = "Who is in the chat:\n" + "\n".join(who) + "\n\n" if who else ""
     role = (
-        "You are an organizer of this shift, so your name carries an \"(organizer)\" tag. "
+        f"You are an organizer of this shift, so your name carries an \"{ORGANIZER_TAG}\" tag. "
         "To remove someone from the chat, cancel or block their signup in your event "
         "platform; to switch the chat off, turn chat off for this shift there.\n\n"
         if organizer
         else ""
     )
     text = (
-        f"Hello {name},\n\n"
+        f"Hello {without_tag(name)},\n\n"
         f"The chat for your shift is open: {shift}.\n\n"
         f"Everyone signed up for this shift and its organizers can now email each other "
         f"through one address: {chat.relay_address}\n\n"
+        f"{listing}"
         f'You appear to the others as "{name}". Your email address is hidden: nobody '
         "in the chat sees it, and you do not see theirs.\n\n"
         "To post, reply to this email or write to the chat address. Everyone in the "
         "chat receives your message.\n\n"
         f"{role}"
-        "Not interested? Mute this chat:\n"
+        "How you follow the chat is up to you: the link below (it is at the end of every "
+        "chat message too) lets you get a daily digest instead of each message, mute "
+        "the chat, or leave it.\n\n"
+        f"{TEXT_SLOT_LEAD}"
         f"{MUTE_URL_PLACEHOLDER_TEXT}\n"
     )
     message = EmailMessage(policy=OUTPUT_POLICY)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from chalicelib.relay import headers as h
 from chalicelib.relay.context import ChatContext
-from chalicelib.relay.names import clean_name
+from chalicelib.relay.names import clean_name, clean_plain
 from chalicelib.relay.normalize import remove_invisible
 from chalicelib.relay.parse import MSG_ID_RE, clean_subject
 from chalicelib.relay.placeholders import strip_placeholders
@@ -69,7 +69,7 @@ def _msg_id(value: str) -> str:
 
 
 def list_id(chat: ChatContext) -> str:
-    label = strip_placeholders(clean_name(chat.list_name.replace(":", "."))) or "Muster chat"
+    label = strip_placeholders(clean_plain(chat.list_name.replace(":", "."))) or "Muster chat"
     chat_id = re.sub(r"[^A-Za-z0-9-]", "", chat.chat_id).lower() or "chat"
     return f"{label} <{chat_id}.{chat.relay_domain}>"
 
@@ -95,6 +95,8 @@ def set_envelope_headers(
 ) -> None:
     """The top-level headers Muster sets; nothing else reaches the top level."""
     relay = chat.relay_address
+    # Address() quotes the display name when it needs to: an organizer's
+    # "Olivia O. (organizer)" keeps its brackets (unquoted they would be a comment).
     message[h.FROM] = Address(display_name=strip_placeholders(clean_name(from_name)), addr_spec=relay)
     message[h.TO] = Address(addr_spec=relay)
     message[h.REPLY_TO] = Address(addr_spec=relay)

@@ -28,11 +28,8 @@ def decode_encoded_words(s: str) -> str:
         return s
 
 
-def clean_name(s: str | None) -> str:
-    """A name safe for any header: decoded, no control chars, no structure chars."""
-    if not s:
-        return ""
-    s = decode_encoded_words(str(s))
+def _drop(s: str) -> str:
+    """Control and format characters gone (a line break becomes a space), spaces collapsed."""
     chars = []
     for ch in s:
         cat = unicodedata.category(ch)
@@ -41,19 +38,63 @@ def clean_name(s: str | None) -> str:
             chars.append(" " if ch in "\r\n\t\u2028\u2029\x0b\x0c\x85" else "")
         else:
             chars.append(ch)
-    s = _BREAKING.sub("", "".join(chars))
-    s = _SPACE.sub(" ", s).strip()
-    return s[:MAX_NAME_LENGTH].strip()
+    return _SPACE.sub(" ", "".join(chars)).strip()
+
+
+def _clean(s: str) -> str:
+    return _SPACE.sub(" ", _BREAKING.sub("", _drop(s))).strip()
+
+
+def clean_plain(s: str | None, limit: int = MAX_NAME_LENGTH) -> str:
+    """:func:`clean_name` without its one exception: no brackets at all, so no role tag."""
+    if not s:
+        return ""
+    return _clean(decode_encoded_words(str(s)))[:limit].strip()
+
+
+def _tagged(name: str) -> str:
+    """``name (organizer)``, the name shortened so the tag always fits."""
+    base = name[: MAX_NAME_LENGTH - len(ORGANIZER_TAG) - 1].strip()
+    return f"{base} {ORGANIZER_TAG}"
+
+
+def clean_name(s: str | None) -> str:
+    """A name safe for any header: decoded, no control chars, no structure chars.
+
+    The one exception is a trailing `` (organizer)`` tag, which is kept as it is:
+    names reach here from :func:`display_name`, which never lets a person's own
+    text carry brackets, so only Muster writes that tag. Keeping it means one
+    display form everywhere (From, footers, the kickoff): ``Olivia O. (organizer)``.
+    """
+    if not s:
+        return ""
+    text = _drop(decode_encoded_words(str(s)))
+    suffix = " " + ORGANIZER_TAG
+    if text.endswith(suffix):
+        base = _clean(text[: -len(suffix)])
+        if base:
+            return _tagged(base)
+    return _clean(text)[:MAX_NAME_LENGTH].strip()
+
+
+def without_tag(name: str) -> str:
+    """``Olivia O.`` for ``Olivia O. (organizer)``: the name to greet someone by."""
+    suffix = " " + ORGANIZER_TAG
+    return name[: -len(suffix)].rstrip() if name.endswith(suffix) else name
 
 
 def display_name(first: str | None, last: str | None, *, organizer: bool = False) -> str:
-    """``Jane D.``, ``Jane`` without a last name, ``Jane D. (organizer)`` for organizers."""
-    first_clean = clean_name(first)
-    last_clean = clean_name(last)
+    """``Jane D.``, ``Jane`` without a last name, ``Jane D. (organizer)`` for organizers.
+
+    A person's own text never carries brackets (so never a role tag): only
+    ``organizer=True`` adds one. The result is what :func:`clean_name` returns
+    for it, so cleaning it again anywhere keeps it as it is.
+    """
+    first_clean = clean_plain(first)
+    last_clean = clean_plain(last)
     name = first_clean or FALLBACK_NAME
     initial = next((ch for ch in last_clean if ch.isalnum()), "")
     if first_clean and initial:
         name = f"{name} {initial.upper()}."
-    if organizer:
-        name = f"{name} {ORGANIZER_TAG}"
-    return name
+    name = name[:MAX_NAME_LENGTH].strip()
+    return _tagged(name) if organizer else name

@@ -10,9 +10,16 @@ from email.parser import BytesParser
 
 import pytest
 
-from chalicelib.relay.anonymize import MUTE_URL_PLACEHOLDER_TEXT, list_unsubscribe_headers, personalize
-from chalicelib.relay.compose import render_bounce, render_kickoff
+from chalicelib.relay.anonymize import (
+    MUTE_URL_PLACEHOLDER_TEXT,
+    list_unsubscribe_headers,
+    personalize,
+    set_envelope_headers,
+)
+from chalicelib.relay.compose import MAX_KICKOFF_MEMBERS, render_bounce, render_kickoff
+from chalicelib.relay.names import display_name
 from chalicelib.relay.outcomes import Outcome
+from chalicelib.relay.placeholders import TEXT_SLOT_LEAD
 from tests.fixtures.emails.scenario import CHAT, MUTE_URL, RELAY_ADDRESS, WHEN
 
 
@@ -87,11 +94,83 @@ def test_given_a_kickoff_then_it_explains_the_chat_and_personalizes_like_relayed
     assert "As an organizer" not in text
 
 
-def test_given_an_organizer_kickoff_then_it_says_how_to_remove_someone() -> None:
+def _kickoff(recipient_name: str = "Jane D.", *, organizer: bool = False, members: tuple[str, ...] = ()) -> EmailMessage:
     rendered = render_kickoff(
-        chat=CHAT, recipient_name="Olu O. (organizer)", shift_label="Canvass", organizer=True,
-        message_id="<k-2@relay.example.org>", date=WHEN,
+        chat=CHAT, recipient_name=recipient_name, shift_label="Canvass", organizer=organizer,
+        message_id="<k-2@relay.example.org>", date=WHEN, members=members,
     )
-    text = _parse(rendered).get_content()
+    return _parse(personalize(rendered, mute_url=MUTE_URL, list_unsubscribe_headers=list_unsubscribe_headers(MUTE_URL)))
+
+
+def _text(message: EmailMessage) -> str:
+    return str(message.get_content()).replace("\r\n", "\n")
+
+
+def test_given_an_organizer_kickoff_then_it_says_how_to_remove_someone() -> None:
+    text = _text(_kickoff("Olu O. (organizer)", organizer=True))
     assert "organizer of this shift" in text
     assert "cancel or block their signup" in text
+
+
+def test_given_an_organizer_then_the_kickoff_shows_the_name_as_the_others_see_it() -> None:
+    name = display_name("Olivia", "Organizer", organizer=True)
+    text = " ".join(_text(_kickoff(name, organizer=True)).split())
+
+    assert name == "Olivia O. (organizer)"
+    assert text.startswith("Hello Olivia O.,")
+    assert 'You appear to the others as "Olivia O. (organizer)"' in text
+    assert "Olivia O. organizer" not in text
+
+
+def test_given_members_then_the_kickoff_lists_their_names_and_never_addresses() -> None:
+    members = (
+        display_name("Olivia", "Organizer", organizer=True),
+        display_name("Ann", "Avery"),
+        "ann@people.example",  # a caller's mistake: never shown, not even cleaned up
+        "Ben B. <ben@people.example>",
+        "=?utf-8?q?cat=40people=2Eexample?=",
+        display_name("Zoë", "Zed"),
+    )
+    kickoff = _kickoff(members=members)
+    text = _text(kickoff)
+
+    assert "Who is in the chat:\n  - Olivia O. (organizer)\n  - Ann A.\n  - Zoë Z.\n\n" in text
+    raw = kickoff.as_string().lower()
+    for leaked in ("people.example", "peopleexample", "ann@", "ben b", "cat@", "catpeople"):
+        assert leaked not in text.lower() and leaked not in raw, leaked
+
+
+def test_given_no_members_then_the_kickoff_has_no_empty_list() -> None:
+    assert "Who is in the chat" not in _text(_kickoff())
+
+
+def test_given_a_big_chat_then_the_kickoff_names_some_and_counts_the_rest() -> None:
+    members = tuple(display_name(f"P{n}", "Q") for n in range(MAX_KICKOFF_MEMBERS + 7))
+    text = _text(_kickoff(members=members))
+
+    assert f"  - P{MAX_KICKOFF_MEMBERS - 1} Q.\n  ... and 7 more\n" in text
+    assert f"P{MAX_KICKOFF_MEMBERS} Q." not in text
+
+
+def test_given_a_kickoff_then_it_says_how_to_follow_the_chat_with_the_footer_link() -> None:
+    text = _text(_kickoff())
+    follow = " ".join(text.split())
+
+    assert "daily digest" in follow and "mute" in follow and "leave" in follow
+    # The per-recipient link stands alone on the line right after the slot lead.
+    assert text.endswith(f"{TEXT_SLOT_LEAD}{MUTE_URL}\n")
+
+
+def test_given_an_organizer_name_in_from_then_parsers_keep_the_brackets() -> None:
+    # A relayed copy's From, as a mail client reads it: unquoted, "(organizer)"
+    # would be a comment and disappear.
+    message = EmailMessage(policy=policy.SMTP)
+    message.set_content("hi\n")
+    set_envelope_headers(
+        message, from_name=display_name("Olivia", "Organizer", organizer=True), chat=CHAT,
+        subject="hi", message_id="<m-1@relay.example.org>", date=WHEN,
+    )
+    parsed = _parse(message.as_bytes())
+
+    assert parsed["From"].addresses[0].display_name == "Olivia O. (organizer)"
+    assert b'From: "Olivia O. (organizer)" <' in message.as_bytes()

@@ -60,7 +60,37 @@ def test_given_an_encoded_word_when_cleaned_then_it_is_decoded() -> None:
 
 def test_given_a_fake_role_tag_or_bidi_override_when_cleaned_then_removed() -> None:
     assert display_name("Eve (organizer)", "X") == "Eve organizer X."
+    assert display_name("Olivia", "Organizer", organizer=True) == "Olivia O. (organizer)"
     assert clean_name("Eve\u202eresu") == "Everesu"
+
+
+@pytest.mark.parametrize(
+    ("first", "last"),
+    [
+        ("Eve (organizer)", None),
+        ("Eve", "(organizer)"),
+        ("Eve\r\n(organizer)", ""),
+        ("=?utf-8?q?Eve_=28organizer=29?=", None),
+        ("Eve [organizer]", None),
+    ],
+)
+def test_given_a_person_writing_a_role_tag_when_displayed_then_no_tag(first: str, last: str | None) -> None:
+    name = display_name(first, last)
+
+    assert "(" not in name and ")" not in name
+    assert clean_name(name) == name
+
+
+@pytest.mark.parametrize(
+    ("first", "last"), [("Olivia", "Organizer"), ("  ", None), ("A" * 80, "B"), ("José", "Ñúñez"), ("Eve (organizer)", "X")]
+)
+def test_given_an_organizer_when_displayed_and_cleaned_again_then_one_form_with_the_tag(first: str, last: str | None) -> None:
+    name = display_name(first, last, organizer=True)
+
+    assert name.endswith(" (organizer)") and name.count("(") == 1
+    assert len(name) <= MAX_NAME_LENGTH
+    assert clean_name(name) == name  # From, footers and the kickoff all show this form
+    assert clean_name(name + "\u202e") == name
 
 
 def test_given_a_very_long_name_when_cleaned_then_capped() -> None:
