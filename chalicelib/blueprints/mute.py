@@ -1,10 +1,19 @@
-"""One-click mute (RFC 8058): POST mutes; GET only shows a confirmation page,
-because link scanners prefetch GETs.
+"""The signed link in every copy's footer and ``List-Unsubscribe`` (R11, R15, issue 9).
 
-The POST acts only on a genuine token AND a form field ``List-Unsubscribe`` whose
-value is ``One-Click``. The form may come as ``multipart/form-data`` (what RFC 8058
-§3.1 says mailbox providers SHOULD send) or ``application/x-www-form-urlencoded``
-(what a browser sends from the confirmation page).
+``GET /mute/{token}`` is the reader's "chat settings" page: it shows how they
+follow the chat and offers one button (a POST form) per change -- mute or
+unmute, a daily digest or every message, leave (or rejoin). A GET never
+changes anything, because link scanners prefetch GETs; only a POST acts.
+
+``POST /mute/{token}`` acts only on a genuine token, and only on one of:
+
+- the RFC 8058 one-click form, ``List-Unsubscribe=One-Click``: mutes, exactly
+  as mailbox providers expect (the page's mute button posts the same form);
+- ``action=unmute|leave|each|digest``: the page's other buttons.
+
+The form may come as ``multipart/form-data`` (what RFC 8058 §3.1 says mailbox
+providers SHOULD send) or ``application/x-www-form-urlencoded`` (what a browser
+sends). A tampered or expired token is a 403 and changes nothing.
 """
 
 from __future__ import annotations
@@ -13,11 +22,16 @@ import html
 from email import policy
 from email.message import Message
 from email.parser import BytesParser
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
 from chalice import Blueprint, Response
 
-from chalicelib.services.people import mute, read_mute_token
+from chalicelib.services import people
+from chalicelib.settings import get_settings
+
+if TYPE_CHECKING:
+    from chalicelib.relay.tokens import TokenClaims
 
 mute_bp = Blueprint(__name__)
 ANY = ["*/*"]
@@ -25,39 +39,61 @@ MAX_BODY_BYTES = 8 * 1024  # the one-click form is 26 bytes; multipart adds ~150
 MAX_FIELDS = 32
 URLENCODED = "application/x-www-form-urlencoded"
 MULTIPART = "multipart/form-data"
-PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1"><title>{title}</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem}}
-button{{font-size:1rem;padding:.6rem 1.2rem}}</style></head><body><h1>{title}</h1>{body}</body></html>"""
+ACTIONS = ("unmute", "leave", "each", "digest")
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="no-referrer"><meta name="robots" content="noindex">
+<title>{title}</title>
+<style>
+body{{font-family:system-ui,sans-serif;line-height:1.5;max-width:34rem;margin:2rem auto;padding:0 1rem;color:#1a1a1a}}
+h2{{font-size:1.1rem;margin-top:2rem}}
+form{{margin:.75rem 0 .25rem}}
+button{{font-size:1rem;padding:.6rem 1.2rem;min-height:44px;cursor:pointer}}
+button:focus-visible{{outline:3px solid #1a5fb4;outline-offset:2px}}
+.hint{{margin:0 0 1rem;color:#444;font-size:.95rem}}
+.status{{padding:.75rem 1rem;border-left:4px solid #26a269;background:#eef8f0}}
+</style></head>
+<body><main>
+<h1>{title}</h1>
+{body}
+</main></body></html>"""
 
 
 def _page(title: str, body: str, status: int = 200) -> Response:
     return Response(
         body=PAGE.format(title=html.escape(title), body=body),
         status_code=status,
-        headers={"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store", "X-Robots-Tag": "noindex"},
+        headers={
+            "Content-Type": "text/html; charset=utf-8",
+            "Cache-Control": "no-store",
+            "X-Robots-Tag": "noindex",
+            "Referrer-Policy": "no-referrer",
+        },
     )
 
 
 def _refused() -> Response:
-    return _page("Link not valid", "<p>This mute link is not valid or has expired.</p>", 403)
+    return _page("Link not valid", "<p>This link is not valid or has expired. Nothing was changed.</p>", 403)
 
 
-def _nothing_changed() -> Response:
-    return _page("Nothing changed", "<p>Expected a form with <code>List-Unsubscribe=One-Click</code>.</p>", 400)
+def _nothing_changed(why: str = "Expected a form with <code>List-Unsubscribe=One-Click</code>.") -> Response:
+    return _page("Nothing changed", f"<p>{why}</p>", 400)
 
 
-def _urlencoded_values(body: bytes) -> list[str] | None:
+# -- reading the form ------------------------------------------------------------
+
+
+def _urlencoded_fields(body: bytes) -> dict[str, list[str]] | None:
     try:
-        fields = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=MAX_FIELDS)
+        return parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=MAX_FIELDS)
     except (UnicodeDecodeError, ValueError):
         return None
-    return fields.get("List-Unsubscribe", [])
 
 
-def _multipart_values(content_type: str, body: bytes) -> list[str] | None:
-    """The ``List-Unsubscribe`` values of a multipart/form-data body (RFC 7578),
-    parsed by the stdlib MIME parser under a synthesized header block."""
+def _multipart_fields(content_type: str, body: bytes) -> dict[str, list[str]] | None:
+    """The fields of a multipart/form-data body (RFC 7578), parsed by the stdlib
+    MIME parser under a synthesized header block."""
     if "\r" in content_type or "\n" in content_type:
         return None  # one header line only: nothing injected into the parsed head
     try:
@@ -70,48 +106,120 @@ def _multipart_values(content_type: str, body: bytes) -> list[str] | None:
     parts = form.get_payload()
     if not isinstance(parts, list) or not parts or len(parts) > MAX_FIELDS:
         return None  # no boundary found in the body, or a form far bigger than ours
-    values = []
+    fields: dict[str, list[str]] = {}
     for part in parts:
         if not isinstance(part, Message) or part.get_content_disposition() != "form-data":
             continue
-        if part.get_param("name", header="content-disposition") != "List-Unsubscribe" or part.is_multipart():
+        name = part.get_param("name", header="content-disposition")
+        if not isinstance(name, str) or part.is_multipart():
             continue
         payload = part.get_payload(decode=True)
         if not isinstance(payload, bytes):
             return None
         try:
-            values.append(payload.decode(part.get_content_charset() or "utf-8"))
+            fields.setdefault(name, []).append(payload.decode(part.get_content_charset() or "utf-8"))
         except (LookupError, UnicodeDecodeError):
             return None
-    return values
+    return fields
 
 
-def _one_click(content_type: str, body: bytes) -> bool:
+def _form(content_type: str, body: bytes) -> dict[str, list[str]] | None:
     media = content_type.split(";", 1)[0].strip().lower()
     if media == MULTIPART:
-        values = _multipart_values(content_type, body)
-    elif media in (URLENCODED, ""):  # no Content-Type: read the body as the RFC 8058 form
-        values = _urlencoded_values(body)
+        return _multipart_fields(content_type, body)
+    if media in (URLENCODED, ""):  # no Content-Type: read the body as the RFC 8058 form
+        return _urlencoded_fields(body)
+    return None
+
+
+# -- the page ----------------------------------------------------------------------
+
+
+def _button(action: str, label: str, hint: str = "") -> str:
+    field = (
+        '<input type="hidden" name="List-Unsubscribe" value="One-Click">'
+        if action == "mute"
+        else f'<input type="hidden" name="action" value="{html.escape(action)}">'
+    )
+    note = f'<p class="hint">{html.escape(hint)}</p>' if hint else ""
+    return f'<form method="post">{field}<button type="submit">{html.escape(label)}</button></form>{note}'
+
+
+def _settings_body(state: people.Following, done: str | None = None) -> str:
+    p, chat = state.person, state.chat
+    hour = get_settings().digest_hour
+    digest_hint = f"One email a day, after {hour:02d}:00 ({chat.timezone}), with that day's messages."
+    parts = [f'<p class="status" role="status">{html.escape(done)}</p>'] if done else []
+    parts.append(f"<p>Chat: <strong>{html.escape(chat.title)}</strong></p>")
+    if p.left:
+        now = (
+            "You left this chat: you get no messages from it, and signing up again for this "
+            "shift does not add you back."
+        )
+    elif not state.active:
+        now = "You are no longer signed up for this shift, so you get no messages from its chat."
+    elif p.muted:
+        now = "This chat is muted: you get no messages from it."
+    elif state.delivery == "digest":
+        now = f"You get a daily digest: {digest_hint[0].lower()}{digest_hint[1:]}"
     else:
-        return False
-    return values == ["One-Click"]
+        now = "You get every message as it is sent."
+    parts.append(f"<p>{html.escape(now)}</p>")
+    if p.suppressed:
+        parts.append(
+            "<p>Mail to your address bounced or was reported as spam, so Muster no longer sends to it.</p>"
+        )
+    parts.append("<h2>Change how you follow this chat</h2>")
+    if p.left:
+        parts.append(_button("unmute", "Rejoin this chat", "Messages reach you again, as before you left."))
+        return "\n".join(parts)
+    if state.delivery == "digest":
+        parts.append(_button("each", "Get every message instead", "Each message as it is sent."))
+    else:
+        parts.append(_button("digest", "Get a daily digest instead", digest_hint))
+    if p.muted:
+        parts.append(_button("unmute", "Unmute this chat"))
+    else:
+        parts.append(_button("mute", "Mute this chat", "No more messages until you unmute it here."))
+    parts.append(
+        _button(
+            "leave",
+            "Leave this chat",
+            "Muted for good: signing up again for this shift does not add you back. You can rejoin here.",
+        )
+    )
+    return "\n".join(parts)
+
+
+def _settings_page(claims: TokenClaims, title: str = "Your chat settings", done: str | None = None) -> Response:
+    state = people.following(claims)
+    if state is None:
+        return _page("Not in this chat", "<p>You are not in this chat any more, so it sends you nothing.</p>", 404)
+    return _page(title, _settings_body(state, done))
+
+
+DONE = {
+    "unmute": ("Unmuted", "Done: messages from this chat reach you again."),
+    "leave": ("You left the chat", "Done: you left this chat."),
+    "each": ("Every message", "Done: you get every message as it is sent."),
+    "digest": ("Daily digest", "Done: you get one email a day with that day's messages."),
+}
+
+
+# -- routes --------------------------------------------------------------------------
 
 
 @mute_bp.route("/mute/{token}", methods=["GET"], content_types=ANY)
 def confirm_mute(token: str) -> Response:
-    if read_mute_token(token) is None:
+    claims = people.read_mute_token(token)
+    if claims is None:
         return _refused()
-    return _page(
-        "Mute this chat?",
-        '<p>You will stop receiving messages from this shift\'s chat.</p>'
-        '<form method="post"><input type="hidden" name="List-Unsubscribe" value="One-Click">'
-        '<button type="submit">Mute this chat</button></form>',
-    )
+    return _settings_page(claims)
 
 
 @mute_bp.route("/mute/{token}", methods=["POST"], content_types=ANY)
 def one_click_mute(token: str) -> Response:
-    claims = read_mute_token(token)
+    claims = people.read_mute_token(token)
     if claims is None:
         return _refused()
     request = mute_bp.current_request
@@ -120,7 +228,27 @@ def one_click_mute(token: str) -> Response:
         body = body.encode("utf-8")
     if len(body) > MAX_BODY_BYTES:
         return _page("Nothing changed", "<p>The form is too large.</p>", 400)
-    if not _one_click(request.headers.get("content-type", ""), body):
+    fields = _form(request.headers.get("content-type", ""), body)
+    if fields is None:
         return _nothing_changed()
-    mute(claims)
-    return _page("Muted", "<p>You will not receive more messages from this chat.</p>")
+    if "List-Unsubscribe" in fields:
+        if fields["List-Unsubscribe"] != ["One-Click"]:
+            return _nothing_changed()
+        people.mute(claims)  # RFC 8058: always a 2xx, even for someone no longer in the chat
+        state = people.following(claims)
+        if state is None:
+            return _page("Muted", "<p>You will not receive more messages from this chat.</p>")
+        return _page("Muted", _settings_body(state, "Done: you will not receive more messages from this chat."))
+    action = fields.get("action", [])
+    if len(action) != 1 or action[0] not in ACTIONS:
+        return _nothing_changed()
+    changed = {
+        "unmute": people.unmute,
+        "leave": people.leave,
+        "each": lambda c: people.set_delivery(c, "each"),
+        "digest": lambda c: people.set_delivery(c, "digest"),
+    }[action[0]](claims)
+    if not changed:
+        return _page("Not in this chat", "<p>You are not in this chat any more. Nothing was changed.</p>", 404)
+    title, done = DONE[action[0]]
+    return _settings_page(claims, title, done)

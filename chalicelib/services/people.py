@@ -1,18 +1,29 @@
-"""What people do to their own participation: mute (R11), and what SES tells us
-about their addresses: bounces and complaints suppress them (R11)."""
+"""What people do to their own participation (R11, issue 9): mute and unmute,
+leave, every message or a daily digest -- all from the signed link in every
+copy's footer -- and what SES tells us about their addresses: bounces and
+complaints suppress them (R11).
+
+Leaving is muting for good: ``Participant.left`` keeps them muted across signup
+upserts and stops the late kickoff a new signup for the shift would send
+(services/events.py); unmuting (rejoining) clears both.
+"""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
-from pynamodb.exceptions import UpdateError
+from pynamodb.exceptions import DoesNotExist, UpdateError
+from pynamodb.expressions.update import Action
 
 from chalicelib import clock
-from chalicelib.models import Participant, Suppression
+from chalicelib.models import Chat, Participant, Suppression
 from chalicelib.observability import logger, metrics
 from chalicelib.relay.addresses import address_hash
 from chalicelib.relay.tokens import TokenClaims, verify_token
+from chalicelib.services.digest import DELIVERY_MODES, Delivery, effective_delivery
+from chalicelib.services.roster import is_active, participants, recipients
 from chalicelib.settings import Settings, get_settings
 
 
@@ -24,18 +35,67 @@ def read_mute_token(token: str, settings: Settings | None = None) -> TokenClaims
     return verify_token(settings.secret, token, now=int(time.time()), purpose="mute")
 
 
-def mute(claims: TokenClaims) -> bool:
-    """Mute one participant in one chat; False if they are no longer in it."""
+def _change(claims: TokenClaims, actions: list[Action], metric: str, what: str) -> bool:
+    """Apply ``actions`` to one participant; False if they are no longer in the chat."""
     record = Participant(f"CH#{claims.chat_id}", f"P#{claims.participant_key}")
     try:
-        record.update(actions=[Participant.muted.set(True)], condition=Participant.pk.exists())
+        record.update(actions=[*actions, Participant.updated_at.set(clock.now())], condition=Participant.pk.exists())
     except UpdateError as exc:
         if exc.cause_response_code == "ConditionalCheckFailedException":
             return False
         raise
-    metrics.add_metric(name="Muted", unit="Count", value=1)
-    logger.info("participant muted", extra={"chat_id": claims.chat_id, "participant": claims.participant_key})
+    metrics.add_metric(name=metric, unit="Count", value=1)
+    logger.info(what, extra={"chat_id": claims.chat_id, "participant": claims.participant_key})
     return True
+
+
+def mute(claims: TokenClaims) -> bool:
+    """Mute one participant in one chat; False if they are no longer in it."""
+    return _change(claims, [Participant.muted.set(True)], "Muted", "participant muted")
+
+
+def unmute(claims: TokenClaims) -> bool:
+    """Unmute (and rejoin, after leaving): mail flows again as they chose."""
+    return _change(claims, [Participant.muted.set(False), Participant.left.set(False)], "Unmuted", "participant unmuted")
+
+
+def leave(claims: TokenClaims) -> bool:
+    """Leave the chat: muted, and no kickoff if they sign up for the shift again."""
+    return _change(claims, [Participant.muted.set(True), Participant.left.set(True)], "Left", "participant left")
+
+
+def set_delivery(claims: TokenClaims, delivery: Delivery) -> bool:
+    """Every message (``each``) or one ``digest`` a day, from the next message on."""
+    if delivery not in DELIVERY_MODES:
+        raise ValueError(f"unknown delivery {delivery!r}")
+    return _change(claims, [Participant.delivery.set(delivery)], "DeliveryChanged", "participant delivery changed")
+
+
+@dataclass(frozen=True)
+class Following:
+    """What the settings page shows: one participant's state in one chat."""
+
+    chat: Chat
+    person: Participant
+    delivery: Delivery  # effective: their choice, the chat's default, or the size rule
+
+    @property
+    def active(self) -> bool:
+        return is_active(self.person)
+
+
+def following(claims: TokenClaims, settings: Settings | None = None) -> Following | None:
+    """The participant and chat a token names; None if either is gone."""
+    settings = settings or get_settings()
+    try:
+        person = Participant.get(f"CH#{claims.chat_id}", f"P#{claims.participant_key}", consistent_read=True)
+        chat = Chat.get(f"CH#{claims.chat_id}", "META")
+    except DoesNotExist:
+        return None
+    size = 0
+    if person.delivery is None and chat.default_delivery is None and settings.digest_above:
+        size = len(recipients(participants(claims.chat_id)))  # only the size rule needs it
+    return Following(chat=chat, person=person, delivery=effective_delivery(person, chat, size, settings))
 
 
 def suppress(address: str, reason: str, settings: Settings | None = None) -> int:
