@@ -39,12 +39,13 @@ ROUTES: list[tuple[str, str, str, type[BaseModel] | None, type[BaseModel] | None
     ("delete", "/events/{event_id}", "Cancel an event: its chats close and their schedules go", None, schemas.EventView, "200"),
     ("put", "/events/{event_id}/signups/{signup_id}", "Create or replace a signup (idempotent)", schemas.SignupBody, schemas.SignupView, "200"),
     ("get", "/events/{event_id}/signups/{signup_id}", "Read a signup", None, schemas.SignupView, "200"),
+    ("put", "/events/{event_id}/signups/{signup_id}/delivery", "How one signup follows its chat: every message or a daily digest (null: the chat's default)", schemas.DeliveryBody, schemas.SignupView, "200"),
     ("get", "/events/{event_id}/timeslots/{timeslot_id}/chat", "A shift's chat: state, window, relay address, participants", None, schemas.ChatView, "200"),
 ]
 PUBLIC_ROUTES = [
     ("get", "/openapi.json", "This document"),
-    ("get", "/mute/{token}", "Confirmation page for muting a chat (mutes nothing: link scanners prefetch GETs)"),
-    ("post", "/mute/{token}", "One-click mute (RFC 8058): body List-Unsubscribe=One-Click"),
+    ("get", "/mute/{token}", "The reader's chat settings page (changes nothing: link scanners prefetch GETs)"),
+    ("post", "/mute/{token}", "One-click mute (RFC 8058): body List-Unsubscribe=One-Click; or the settings page's action=unmute|leave|each|digest"),
 ]
 
 
@@ -78,7 +79,7 @@ def build_openapi() -> dict[str, Any]:
                 },
             },
         }
-        if method == "put":
+        if method == "put" and not path.endswith("/delivery"):  # upserts can create
             op["responses"]["201"] = {"description": "Created", "content": {"application/json": {"schema": _ref(res)}}}  # type: ignore[arg-type]
         if req is not None:
             op["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(req)}}}

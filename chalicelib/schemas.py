@@ -27,6 +27,7 @@ from chalicelib.relay.addresses import idna_domain
 from chalicelib.vocab import DETAIL_TYPES, EXTERNAL_ID, SIGNUP_STATUSES
 
 SignupStatus = Literal["registered", "confirmed", "attended", "cancelled", "missed", "blocked"]
+DeliveryMode = Literal["each", "digest"]
 
 # An integration's own identifier: safe in keys, URLs and schedule names.
 ExternalId = Annotated[str, StringConstraints(pattern=EXTERNAL_ID.pattern)]
@@ -68,6 +69,14 @@ class ChatSettings(Strict):
         ge=0,
         le=24 * 366,
         description="Hours after a shift ends that its chat closes (default 168); explicit null keeps it open until chat is turned off or the event is cancelled.",
+    )
+    default_delivery: DeliveryMode | None = Field(
+        default=None,
+        description=(
+            "How people follow this event's chats unless they choose otherwise: 'each' (every message) or "
+            "'digest' (one email a day). null: every message, or a daily digest in chats larger than the "
+            "deployment's MUSTER_DIGEST_ABOVE."
+        ),
     )
 
     @property
@@ -130,6 +139,13 @@ class SignupBody(Strict):
     referred_by: Annotated[str, StringConstraints(max_length=200)] | None = None
 
 
+class DeliveryBody(Strict):
+    delivery: DeliveryMode | None = Field(
+        description="'each': every message as it is sent; 'digest': one email a day with that day's messages; "
+        "null: the chat's default."
+    )
+
+
 # ---- integration events (EventBridge detail) --------------------------------
 
 class _Envelope(Strict):
@@ -176,6 +192,8 @@ class ParticipantView(BaseModel):
     status: str
     active: bool
     muted: bool
+    left: bool = Field(default=False, description="Left the chat: muted, and no kickoff on a new signup.")
+    delivery: DeliveryMode | None = Field(default=None, description="Their own choice; null: the chat's default.")
 
 
 class ChatView(BaseModel):
@@ -205,6 +223,11 @@ class EventView(BaseModel):
 class SignupView(SignupBody):
     id: str
     event_id: str
+    delivery: DeliveryMode | None = Field(
+        default=None, description="How this person follows the chat, if they (or the integration) chose; null: the chat's default."
+    )
+    muted: bool = False
+    left: bool = Field(default=False, description="Left the chat (muted; no kickoff on a new signup).")
 
 
 class ErrorDetail(BaseModel):

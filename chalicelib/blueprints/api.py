@@ -69,6 +69,17 @@ def get_signup(event_id: str, signup_id: str) -> Response:
     return json_response(events().signup_view(integration_of(api.current_request), event_id, signup_id))
 
 
+@api.route("/events/{event_id}/signups/{signup_id}/delivery", methods=["PUT"], content_types=ANY)
+@endpoint
+def put_signup_delivery(event_id: str, signup_id: str) -> Response:
+    """How one signup follows its chat: ``{"delivery": "each" | "digest" | null}``."""
+    from chalicelib.schemas import DeliveryBody
+
+    request = api.current_request
+    body = parse_body(request, DeliveryBody)
+    return json_response(events().set_delivery(integration_of(request), event_id, signup_id, body.delivery))
+
+
 @api.route("/events/{event_id}/timeslots/{timeslot_id}/chat", methods=["GET"], content_types=ANY)
 @endpoint
 def get_chat(event_id: str, timeslot_id: str) -> Response:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from pynamodb.exceptions import DoesNotExist
+from pynamodb.exceptions import DoesNotExist, UpdateError
 
 from chalicelib import clock
 from chalicelib.errors import NotFound, Unprocessable
@@ -18,6 +18,7 @@ from chalicelib.relay.names import display_name
 from chalicelib.schemas import (
     ChatSettings,
     ChatView,
+    DeliveryMode,
     EventBody,
     EventView,
     Organizer,
@@ -83,8 +84,9 @@ class EventService:
     def _write_people(self, pk: str, wanted: list[Participant], existing: Iterable[Participant], prefix: str) -> list[str]:
         """Make the ``prefix`` participants of partition ``pk`` exactly ``wanted``.
 
-        Keeps each person's mute and suppression flags; returns the keys that
-        became active (they may need a late kickoff).
+        Keeps each person's own choices (muted, left, delivery) and suppression;
+        returns the keys that became active and did not leave (they may need a
+        late kickoff).
         """
         old = {p.participant_key: p for p in existing if p.participant_key.startswith(prefix)}
         became_active: list[str] = []
@@ -93,6 +95,8 @@ class EventService:
                 before = old.pop(person.participant_key, None)
                 if before is not None:
                     person.muted = before.muted
+                    person.left = before.left
+                    person.delivery = before.delivery
                     person.suppressed = before.suppressed and before.address_hash == person.address_hash
                     same = all(
                         getattr(before, a) == getattr(person, a)
@@ -102,7 +106,7 @@ class EventService:
                         continue
                 if not person.suppressed:
                     person.suppressed = self._suppressed(person.address_hash)
-                if is_active(person) and (before is None or not is_active(before)):
+                if is_active(person) and not person.left and (before is None or not is_active(before)):
                     became_active.append(person.participant_key)
                 batch.save(person)
             for gone in old.values():
@@ -134,6 +138,7 @@ class EventService:
                 for t in body.timeslots
             ],
             organizer_ids=[o.id for o in body.organizers],
+            default_delivery=body.chat.default_delivery,
             cancelled=False,
             created_at=previous.created_at if previous else now,
             updated_at=now,
@@ -169,6 +174,7 @@ class EventService:
             chat.title, chat.timezone = event.title, event.timezone
             chat.starts_at, chat.ends_at = slot.starts_at, slot.ends_at
             chat.opens_at, chat.closes_at = window.opens_at, window.closes_at
+            chat.default_delivery = event.default_delivery
             if chat.closed_reason in {"cancelled", "removed"}:
                 chat.closed_reason = None  # the event or shift is back
             return window.enabled
@@ -188,6 +194,7 @@ class EventService:
                 starts_at=slot.starts_at,
                 ends_at=slot.ends_at,
                 opens_at=window.opens_at,
+                default_delivery=event.default_delivery,
             )
 
         chat = self.chats.update(chat_id, apply, create=create)
@@ -227,7 +234,11 @@ class EventService:
                     chat=self._chat_view(chat, None),
                 )
             )
-        chat_settings = ChatSettings(enabled=event.chat_enabled, open_before_hours=event.open_before_hours)
+        chat_settings = ChatSettings(
+            enabled=event.chat_enabled,
+            open_before_hours=event.open_before_hours,
+            default_delivery=event.default_delivery,  # type: ignore[arg-type]
+        )
         if event.close_after_set:
             chat_settings.close_after_hours = event.close_after_hours
         return EventView(
@@ -260,6 +271,8 @@ class EventService:
                     status=p.status,
                     active=is_active(p),
                     muted=p.muted,
+                    left=p.left,
+                    delivery=p.delivery,  # type: ignore[arg-type]
                 )
                 for p in people
             ],
@@ -310,7 +323,8 @@ class EventService:
         except DoesNotExist:
             existing = []
         became_active = self._write_people(pk, [person], existing, pkey)
-        if is_active(person) and (became_active or not self._kickoff_sent(chat_id, pkey)):
+        # Someone who left the chat gets no kickoff, however often they sign up again.
+        if is_active(person) and not person.left and (became_active or not self._kickoff_sent(chat_id, pkey)):
             # Also when a retried PUT finds the signup unchanged: the first try
             # may have failed to queue the kickoff (R9). Queuing twice is safe.
             chat = Chat.get(pk, "META", consistent_read=True)
@@ -318,13 +332,38 @@ class EventService:
                 self.chats.kickoff.kickoff(chat, [pkey], batch="late")
         return self.signup_view(integration, event_id, signup_id), ref is None
 
-    def signup_view(self, integration: str, event_id: str, signup_id: str) -> SignupView:
+    def _signup(self, integration: str, event_id: str, signup_id: str) -> tuple[SignupRef, str]:
+        """The signup's pointer and its chat id (404 for an unknown event or signup)."""
         self._load(integration, event_id)
         try:
             ref = SignupRef.get(_event_key(integration, event_id), f"S#{signup_id}", consistent_read=True)
         except DoesNotExist:
             raise NotFound(f"no signup '{signup_id}' in event '{event_id}'", "signup_id") from None
-        chat_id = self._chat_id(integration, event_id, ref.timeslot_id)
+        return ref, self._chat_id(integration, event_id, ref.timeslot_id)
+
+    def set_delivery(
+        self, integration: str, event_id: str, signup_id: str, delivery: DeliveryMode | None
+    ) -> SignupView:
+        """How one signup follows its chat: every message, a daily digest, or
+        (None) the chat's default. Takes effect from the next message."""
+        _, chat_id = self._signup(integration, event_id, signup_id)
+        record = Participant(f"CH#{chat_id}", f"P#s-{signup_id}")
+        try:
+            record.update(
+                actions=[
+                    Participant.delivery.set(delivery) if delivery else Participant.delivery.remove(),
+                    Participant.updated_at.set(clock.now()),
+                ],
+                condition=Participant.pk.exists(),
+            )
+        except UpdateError as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                raise NotFound(f"no signup '{signup_id}' in event '{event_id}'", "signup_id") from None
+            raise
+        return self.signup_view(integration, event_id, signup_id)
+
+    def signup_view(self, integration: str, event_id: str, signup_id: str) -> SignupView:
+        ref, chat_id = self._signup(integration, event_id, signup_id)
         p = Participant.get(f"CH#{chat_id}", f"P#s-{signup_id}", consistent_read=True)
         return SignupView(
             id=signup_id,
@@ -333,6 +372,9 @@ class EventService:
             status=ref.status,  # type: ignore[arg-type]
             person={"first_name": p.first_name, "last_name": p.last_name, "email": p.email},  # type: ignore[arg-type]
             referred_by=ref.referred_by,
+            delivery=p.delivery,  # type: ignore[arg-type]
+            muted=p.muted,
+            left=p.left,
         )
 
 
