@@ -9,8 +9,10 @@ RFC 2231, RFC 2047), attachment content, every text-like attachment type
 text with and without BOM) and OpenPGP key parts, with random transfer
 encodings. Participants' names equal or contain the mute-URL placeholders. No
 personalized outbound copy may contain any address, raw or decoded, and every
-copy keeps exactly Muster's headers with the mute URL only in its footers. A
-second property fuzzes the pipeline with hostile bytes.
+copy keeps exactly Muster's headers with the mute URL only in its footers. The
+daily digest that embeds several such copies for one reader (and lists their
+authors and subjects) is held to the same standard. A second property fuzzes
+the pipeline with hostile bytes.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import quopri
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from email import policy
 from email.parser import BytesParser
 from urllib.parse import quote
@@ -35,6 +38,7 @@ from chalicelib.relay.anonymize import (
     anonymize,
     personalize,
 )
+from chalicelib.relay.digest import DigestMessage, render_digest
 from chalicelib.relay.parse import parse_inbound
 from tests.fixtures.emails import hostile
 from tests.fixtures.emails.leakcheck import find_leaks
@@ -297,6 +301,75 @@ def assert_copy_well_formed(out: bytes) -> None:
         else:
             in_text += content.count(MUTE_URL.encode())
     assert 1 <= in_text <= 2  # the text footer and/or the HTML footer
+
+
+def _stored_copy(raw: bytes, sc: Scenario, n: int) -> bytes:
+    """The anonymized copy relay stores at ``outbound/<id>.eml`` (placeholders in)."""
+    return anonymize(
+        parse_inbound(raw),
+        author=sc.people[n % len(sc.people)],
+        people=sc.people,
+        chat=CHAT,
+        message_id=f"<18f{n:03x}aa0000{sc.seed % 4096:04x}@{RELAY_DOMAIN}>",
+        in_reply_to=None,
+        references=(),
+        date=WHEN,
+    )
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios(), st.integers(min_value=1, max_value=2), st.sampled_from(fixture_names()))
+def test_given_addresses_injected_everywhere_when_digested_then_none_survives(
+    sc: Scenario, count: int, fixture: str
+) -> None:
+    rng = random.Random(sc.seed)
+    raws = [build_hostile_mail(Scenario(sc.people, sc.stranger, sc.seed + n)) for n in range(count)]
+    filled = {key: _vary_case(rng.choice(sc.real), rng) for key in ("ALICE", "BOB", "CAROL", "DAVE", "ERIN")}
+    raws.append(load_eml(fixture, **filled, SENDER=sc.people[0].addresses[0]))
+    stored = [_stored_copy(raw, sc, n) for n, raw in enumerate(raws)]
+
+    out = render_digest(
+        chat=CHAT,
+        messages=[DigestMessage(c, ancestors=("18f000aa0000abcd",) if n else ()) for n, c in enumerate(stored)],
+        timezone="America/New_York",
+        day=date(2024, 12, 13),
+        mute_url=MUTE_URL,
+        message_id=f"<digest-{sc.seed}@{RELAY_DOMAIN}>",
+        sent_at=WHEN,
+        digest_hour=18,
+    )
+
+    assert find_leaks(out, sc.real) == []
+    assert_digest_well_formed(out, len(stored))
+
+
+def assert_digest_well_formed(out: bytes, count: int) -> None:
+    """One listing, ``count`` embedded copies that keep Muster's Message-IDs, the
+    reader's mute URL in every footer and no placeholder anywhere."""
+    assert b"MUSTERMUTEURL" not in out
+    message = BytesParser(policy=policy.default).parsebytes(out)
+    assert message["List-Unsubscribe"] == f"<{MUTE_URL}>"
+    assert message["Auto-Submitted"] == "auto-generated"
+    listing_part, digest_part = message.get_payload()
+    assert digest_part.get_content_type() == "multipart/digest"
+    embedded = digest_part.get_payload()
+    assert [p.get_content_type() for p in embedded] == ["message/rfc822"] * count
+    for n, part in enumerate(embedded):
+        (copy,) = part.get_payload()
+        assert copy["Message-ID"] == f"<18f{n:03x}aa0000{_seed_of(message)}@{RELAY_DOMAIN}>"
+        text = b"".join(
+            p.get_payload(decode=True) or b""
+            for p in copy.walk()
+            if not p.is_multipart() and p.get_content_type() in ("text/plain", "text/html")
+        )
+        assert MUTE_URL.encode() in text or html.escape(MUTE_URL).encode() in text
+    listing = listing_part.get_content()
+    assert listing.count("\n1. ") + listing.count("\n 1. ") == 1 and MUTE_URL in listing
+
+
+def _seed_of(message: object) -> str:
+    seed = int(str(message["Message-ID"]).split("-", 1)[1].split("@", 1)[0])  # type: ignore[index]
+    return f"{seed % 4096:04x}"
 
 
 @SETTINGS
