@@ -52,6 +52,7 @@ from chalicelib.relay.addresses import transport_address
 from chalicelib.relay.names import display_name
 from chalicelib.relay.threadheaders import header_block, reader_headers, ses_id_domain
 from chalicelib.relay.tokens import sign_token
+from chalicelib.services.digest import DigestService, wants_digest
 from chalicelib.services.pacing import SendPacer
 from chalicelib.services.roster import participants, recipients, relay_address
 from chalicelib.settings import Settings, get_settings
@@ -71,7 +72,7 @@ MIN_BATCH = 10
 LOOKUP_ANCESTORS = 5
 # Fields of a Chat that delivery needs; they travel in the SQS body (no PII), so
 # a batch doesn't read the chat item.
-CHAT_FIELDS = ("chat_id", "title", "timezone", "relay_local", "starts_at", "ends_at")
+CHAT_FIELDS = ("chat_id", "title", "timezone", "relay_local", "starts_at", "ends_at", "default_delivery")
 
 
 class BatchNotDone(Exception):
@@ -85,6 +86,7 @@ class BatchResult:
     skipped: int = 0
     retry: list[str] = field(default_factory=list)
     continued: list[str] = field(default_factory=list)
+    deferred: int = 0  # to digest readers' next digest
     halted: str | None = None
     duplicate: bool = False
 
@@ -140,14 +142,15 @@ class FanOut:
     @staticmethod
     def _chat_fields(chat: Chat) -> dict[str, str]:
         return {
-            name: value.isoformat() if isinstance(value := getattr(chat, name), datetime) else str(value)
+            name: value.isoformat() if isinstance(value, datetime) else str(value)
             for name in CHAT_FIELDS
+            if (value := getattr(chat, name)) is not None
         }
 
     @staticmethod
     def _chat_from(fields: dict[str, str]) -> Chat:
         """A transient Chat for rendering (never saved)."""
-        values: dict[str, Any] = dict(fields)
+        values: dict[str, Any] = {k: v for k, v in fields.items() if k in CHAT_FIELDS}
         for name in ("starts_at", "ends_at"):
             values[name] = datetime.fromisoformat(fields[name])
         return Chat(f"CH#{fields['chat_id']}", "META", **values)
@@ -274,6 +277,10 @@ class FanOut:
         )
 
     @cached_property
+    def digests(self) -> DigestService:
+        return DigestService(self.settings)
+
+    @cached_property
     def pacer(self) -> SendPacer:
         rate = self.settings.max_send_rate or self.mailer.max_send_rate(self.settings.send_rate_fallback)
         return SendPacer(rate)
@@ -324,6 +331,18 @@ class FanOut:
         keys: list[str] = list(dict.fromkeys(body["recipients"]))
         targets = [by_key[k] for k in keys if k in wanted]
         result.skipped = len(keys) - len(targets)
+        if body["kind"] == "relay":
+            # Digest readers get this message in their next daily digest instead.
+            digest = [p for p in targets if wants_digest(p, chat, len(wanted), self.settings)]
+            if digest:
+                self.digests.defer(chat, message_id, digest)
+                result.deferred = len(digest)
+                targets = [p for p in targets if p not in digest]
+        members = (
+            [display_name(p.first_name, p.last_name, organizer=p.role == "organizer") for p in recipients(people)]
+            if body["kind"] == "kickoff"
+            else []
+        )
 
         ctx = chat_context(chat, self.settings)
         template = (
@@ -351,6 +370,7 @@ class FanOut:
                 organizer=p.role == "organizer",
                 message_id=f"<{message_id}.{p.participant_key}@{self.settings.relay_domain}>",
                 date=now,
+                members=members,
             )
             return anonymize.personalize(kickoff, mute_url=mute_url, list_unsubscribe_headers=headers)
 
