@@ -41,6 +41,7 @@ import json
 import math
 import os
 import random
+import re
 import resource
 import statistics
 import subprocess
@@ -75,6 +76,7 @@ from chalicelib.adapters import aws  # noqa: E402
 from chalicelib.models import Participant  # noqa: E402
 from chalicelib.relay import anonymize  # noqa: E402
 from chalicelib.relay.parse import parse_inbound  # noqa: E402
+from chalicelib.relay.threadheaders import header_block, reader_headers  # noqa: E402
 from chalicelib.relay.tokens import sign_token  # noqa: E402
 from chalicelib.services.events import EventService  # noqa: E402
 from chalicelib.services.fanout import MUTE_DAYS, FanOut  # noqa: E402
@@ -177,6 +179,10 @@ def _median_us(fn: Callable[[], object], reps: int, inner: int = 1) -> float:
     return statistics.median(samples)
 
 
+ANCESTORS = ["18f0c0ffee0123456789aaaa", "18f0c0ffee0123456789bbbb", "18f0c0ffee0123456789cccc"]
+HELD = {a: f"<0100018c{i:04d}-aaaa-bbbb-cccc-dddddddddddd-000000@email.amazonses.com>" for i, a in enumerate(ANCESTORS)}
+
+
 def bench_rendering(quick: bool) -> list[dict[str, Any]]:
     settings = get_settings()
     chat = anonymize.ChatContext(
@@ -225,7 +231,8 @@ def bench_rendering(quick: bool) -> list[dict[str, Any]]:
 
         def per_recipient(rendered: bytes = rendered, keys: list[str] = keys, expires: int = expires) -> None:
             # Exactly FanOut.deliver for a relayed message: split once per batch
-            # (counted here, spread over the batch), then copy_for() per recipient.
+            # (counted here, spread over the batch), then copy_for() per recipient:
+            # token, List-Unsubscribe, this reader's threading headers, one join.
             template = anonymize.CopyTemplate.of(rendered)
             for key in keys:
                 token = sign_token(
@@ -233,7 +240,12 @@ def bench_rendering(quick: bool) -> list[dict[str, Any]]:
                 )
                 mute_url = f"{settings.public_url}/mute/{token}"
                 headers = anonymize.list_unsubscribe_headers(mute_url)
-                template.render(mute_url=mute_url, list_unsubscribe_headers=headers)
+                # A reply three deep: this reader's ids for its ancestors (R10).
+                thread = header_block(
+                    *reader_headers(own="18f0c0ffee0123456789abcd", ancestors=ANCESTORS, reader_ids=HELD,
+                                    relay_domain=settings.relay_domain)
+                )
+                template.render(mute_url=mute_url, list_unsubscribe_headers=headers, thread_headers=thread)
 
         copy_us = _median_us(per_recipient, rec_reps) / per_rep
         rows.append(
@@ -389,14 +401,21 @@ def bench_calls(sizes: list[int]) -> list[dict[str, Any]]:
                 # N signups + 1 organizer; the author (a signup) gets no copy: N recipients.
                 address = open_chat(world, n)
                 sent_before = len(world.sent())
-                for label in ("first (cold)", "steady"):
-                    event = ses_event(world, reply_message(5 * 1024, address, seq=n), to=address)
+                previous: str | None = None
+                for label in ("first (cold)", "steady", "reply in thread"):
+                    raw = reply_message(5 * 1024, address, seq=n)
+                    if label == "reply in thread" and previous:
+                        # A reply to the previous relayed message: every reader's
+                        # copy of it is looked up (per-reader threading, R10).
+                        raw = re.sub(rb"In-Reply-To: [^\r\n]+", b"In-Reply-To: " + previous.encode(), raw, count=1)
+                    event = ses_event(world, raw, to=address)
                     COUNTER.take()
                     relay_one(world, event)
                     inbound = COUNTER.take()
                     drain(world)
                     delivery = COUNTER.take()
                     copies = len(world.sent()) - sent_before
+                    previous = str(world.sent()[-1].message["Message-ID"])  # moto keeps Muster's id
                     sent_before = len(world.sent())
                     rows.append({"n": n, "message": label, "inbound": inbound, "delivery": delivery, "copies": copies})
             finally:
@@ -632,7 +651,7 @@ def report_calls(rows: list[dict[str, Any]]) -> bool:
                 str(s["total"]),
             ]
         )
-        if r["message"] == "steady":
+        if r["message"] != "first (cold)":
             ok &= s["ses"] == n == r["copies"]
             # Per copy: its claim and its record. Per batch: lease, participants,
             # release (+ a BatchGetItem per 100 lookups for replies). The pacer
@@ -644,9 +663,9 @@ def report_calls(rows: list[dict[str, Any]]) -> bool:
             out,
         )
     )
-    print("\nPer operation (steady-state message):")
+    print("\nPer operation (steady-state message, and a reply in its thread):")
     for r in rows:
-        if r["message"] == "steady":
+        if r["message"] != "first (cold)":
             print(f"  N={r['n']:>4} inbound : {ops(r['inbound'])}")
             print(f"         delivery: {ops(r['delivery'])}")
     print(
@@ -655,6 +674,8 @@ def report_calls(rows: list[dict[str, Any]]) -> bool:
         "  DynamoDB, delivery = 2N (per copy: conditional claim PutItem before the send, UpdateItem with the\n"
         "                       SES id right after it) + 3B (lease PutItem, participants Query, release PutItem)\n"
         f"                       + the pacer's UpdateItem per {chunk} send tokens (and per second of sending)\n"
+        "  DynamoDB, replies  = + ceil(B x min(ancestors, 5) x batch / 100) BatchGetItem (each reader's id of\n"
+        "                       the parent and up to 4 more ancestors) + one BatchGetItem of their metadata per batch\n"
         "  DynamoDB, inbound  = a constant (chat, log, participants, rate counters, log, thread ref, one\n"
         "                       TransactWriteItems for the log + stats), plus idempotency\n"
         "  SQS SendMessageBatch = ceil(B/10);  S3 = 1 GetObject + 1 PutObject (inbound) + 1 GetObject per warm container"
