@@ -65,7 +65,8 @@ sys.path.insert(0, str(ROOT))
 # Environment first: nothing may import boto3 or chalicelib before this.
 from tests.offline import use_offline_aws  # noqa: E402
 
-use_offline_aws(POWERTOOLS_METRICS_NAMESPACE="MusterBench", POWERTOOLS_LOG_LEVEL="ERROR")
+# Every reader gets every copy here (large chats would otherwise default to digests).
+use_offline_aws(POWERTOOLS_METRICS_NAMESPACE="MusterBench", POWERTOOLS_LOG_LEVEL="ERROR", MUSTER_DIGEST_ABOVE="0")
 warnings.filterwarnings("ignore")
 
 import botocore.client  # noqa: E402
