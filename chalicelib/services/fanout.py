@@ -322,7 +322,18 @@ class FanOut:
             return result
         if verdict == "busy":
             raise BatchNotDone(f"batch {batch} of {message_id} is being delivered elsewhere")
+        try:
+            return self._deliver_leased(body, deadline, result)
+        except BatchNotDone:
+            raise  # released already
+        except Exception:
+            # An error we did not expect: hand the batch back at once (its
+            # claimed copies stay ours), SQS redelivers it.
+            self._release(message_id, batch, done=False)
+            raise
 
+    def _deliver_leased(self, body: dict[str, Any], deadline: float | None, result: BatchResult) -> BatchResult:
+        message_id, batch = body["message_id"], body["batch"]
         chat = self._chat_from(body["chat"])
         people = participants(chat.chat_id)
         by_key = {p.participant_key: p for p in people}
@@ -438,15 +449,9 @@ class FanOut:
                 one(p)
 
         workers = max(1, min(self.settings.send_concurrency, len(targets), IN_FLIGHT_BUDGET // (4 * copy_size)))
-        try:
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                for future in [pool.submit(worker) for _ in range(workers)]:
-                    future.result()
-        except Exception:
-            # An error we did not expect: hand the batch back at once (its
-            # claimed copies stay ours), SQS redelivers it.
-            self._release(message_id, batch, done=False)
-            raise
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for future in [pool.submit(worker) for _ in range(workers)]:
+                future.result()
 
         if work and not result.halted:
             # Out of time: the untouched rest goes on in a batch of its own.
