@@ -7,7 +7,7 @@ A placeholder is replaced by the recipient's mute URL only at a *footer slot*:
 - never inside the top-level header block (everything before the first empty
   line), so no header can ever change;
 - the text placeholder only where it stands alone on its line right after a
-  line that ends in ``Mute this chat:`` (the text footer and the kickoff);
+  line that ends in ``placeholders.TEXT_SLOT_LEAD`` (the text footer and the kickoff);
 - the HTML placeholder only as the whole value of ``<a href="...">`` (in
   quoted-printable ``<a href=3D"...">``), which is how the HTML footer writes it.
 

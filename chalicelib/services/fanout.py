@@ -344,7 +344,8 @@ class FanOut:
         result.skipped = len(keys) - len(targets)
         if body["kind"] == "relay":
             # Digest readers get this message in their next daily digest instead.
-            digest = [p for p in targets if wants_digest(p, chat, len(wanted), self.settings)]
+            size = len(recipients(people))  # everyone in the chat, as the settings page counts
+            digest = [p for p in targets if wants_digest(p, chat, size, self.settings)]
             if digest:
                 self.digests.defer(chat, message_id, digest)
                 result.deferred = len(digest)

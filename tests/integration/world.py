@@ -123,8 +123,9 @@ class World:
 
         from chalicelib import clock
 
+        offset = clock.offset_seconds() + hours * 3600  # read before the file is truncated
         with open(os.environ["MUSTER_CLOCK_FILE"], "w") as fh:
-            fh.write(str(clock.offset_seconds() + hours * 3600))
+            fh.write(str(offset))
 
     # -- HTTP ------------------------------------------------------------------
 
