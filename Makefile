@@ -33,7 +33,7 @@ system-deps:
 
 ## Lint, type-check and run every test (unit, integration, property, e2e).
 test: venv system-deps lint typecheck
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -24,3 +24,16 @@ def offset_seconds() -> float:
 
 def now() -> datetime:
     return datetime.now(UTC) + timedelta(seconds=offset_seconds())
+
+
+def lambda_deadline(context: object, margin_seconds: float) -> float | None:
+    """When to stop starting new work, in wall-clock epoch seconds (not the movable
+    clock above): what Lambda says is left of the invocation, less ``margin_seconds``
+    (or a quarter of what is left, for short timeouts). None outside Lambda."""
+    import time
+
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if not callable(remaining):
+        return None
+    seconds = float(remaining()) / 1000
+    return time.time() + seconds - min(margin_seconds, seconds / 4)

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from chalice import Blueprint
 from chalice.app import SQSEvent
 
+from chalicelib import clock
 from chalicelib.services.fanout import FanOut
 
 if TYPE_CHECKING:
@@ -33,11 +33,7 @@ TIME_MARGIN_SECONDS = 10.0
 
 def _send_until(context: Any) -> float | None:
     """When to stop starting new sends (epoch seconds), if Lambda says how long we have."""
-    remaining = getattr(context, "get_remaining_time_in_millis", None)
-    if not callable(remaining):
-        return None
-    seconds = remaining() / 1000
-    return time.time() + seconds - min(TIME_MARGIN_SECONDS, seconds / 4)
+    return clock.lambda_deadline(context, TIME_MARGIN_SECONDS)
 
 
 # One SQS message (one recipient batch) per invocation: its copies are paced to

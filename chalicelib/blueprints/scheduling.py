@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from functools import cache
 from typing import Any
 
 from chalice import Blueprint, Rate
 from chalice.app import CloudWatchEvent
 
+from chalicelib import clock
 from chalicelib.services.chats import ChatService
 
 scheduling = Blueprint(__name__)
@@ -43,11 +43,7 @@ DIGEST_TIME_MARGIN_SECONDS = 30.0
 
 
 def _send_until(context: Any) -> float | None:
-    remaining = getattr(context, "get_remaining_time_in_millis", None)
-    if not callable(remaining):
-        return None
-    seconds = remaining() / 1000
-    return time.time() + seconds - min(DIGEST_TIME_MARGIN_SECONDS, seconds / 4)
+    return clock.lambda_deadline(context, DIGEST_TIME_MARGIN_SECONDS)
 
 
 @scheduling.schedule(Rate(15, unit=Rate.MINUTES), name="digest")

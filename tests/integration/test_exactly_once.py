@@ -49,6 +49,22 @@ def expire_leases(world: World) -> None:
     world.advance(0.1)
 
 
+def fail_queue_once(world: World) -> None:
+    """SQS refuses the next SendMessageBatch, then works again."""
+    from chalicelib.adapters.queue import DeliveryQueue
+
+    real = DeliveryQueue.send_all
+    broken: list[int] = []
+
+    def fail_once(self: DeliveryQueue, bodies: list[dict[str, Any]]) -> None:
+        if not broken:
+            broken.append(1)
+            raise RuntimeError("SQS unavailable")
+        real(self, bodies)
+
+    world.patch("chalicelib.adapters.queue.DeliveryQueue.send_all", fail_once)
+
+
 def queue_url(world: World, dlq: bool = False) -> str:
     name = world.settings.delivery_queue + ("-dlq" if dlq else "")
     return str(boto3.client("sqs").get_queue_url(QueueName=name)["QueueUrl"])
@@ -250,21 +266,10 @@ def test_a_batch_that_runs_out_of_time_continues_in_a_new_batch_without_repeats(
 
 
 def test_a_kickoff_whose_queuing_failed_once_goes_out_on_the_next_sweep(world: World) -> None:
-    from chalicelib.adapters.queue import DeliveryQueue
-
     world.put_event("e1", event_body(start_in_hours=100))
     for n in range(3):
         world.put_signup("e1", f"s{n}", signup_body(n))
-    real = DeliveryQueue.send_all
-    broken: list[int] = []
-
-    def fail_once(self: DeliveryQueue, bodies: list[dict[str, Any]]) -> None:
-        if not broken:
-            broken.append(1)
-            raise RuntimeError("SQS unavailable")
-        real(self, bodies)
-
-    world.patch("chalicelib.adapters.queue.DeliveryQueue.send_all", fail_once)
+    fail_queue_once(world)
     world.advance(53)  # the chat is due to open; its schedule fires
     (schedule,) = world.schedules()
     with pytest.raises(RuntimeError):
@@ -284,20 +289,9 @@ def test_a_kickoff_whose_queuing_failed_once_goes_out_on_the_next_sweep(world: W
 
 
 def test_a_late_signup_whose_kickoff_failed_to_queue_gets_it_when_the_put_is_retried(world: World) -> None:
-    from chalicelib.adapters.queue import DeliveryQueue
-
     world.put_event("e1", event_body(start_in_hours=10))
     world.drain()
-    real = DeliveryQueue.send_all
-    broken: list[int] = []
-
-    def fail_once(self: DeliveryQueue, bodies: list[dict[str, Any]]) -> None:
-        if not broken:
-            broken.append(1)
-            raise RuntimeError("SQS unavailable")
-        real(self, bodies)
-
-    world.patch("chalicelib.adapters.queue.DeliveryQueue.send_all", fail_once)
+    fail_queue_once(world)
     assert world.put_signup("e1", "s9", signup_body(9)).status_code >= 500  # the integration will retry
     assert world.put_signup("e1", "s9", signup_body(9)).status_code in (200, 201)
     assert world.put_signup("e1", "s9", signup_body(9)).status_code == 200

@@ -19,7 +19,7 @@ import pytest
 from chalicelib.relay.anonymize import MUTE_URL_PLACEHOLDER_HTML, MUTE_URL_PLACEHOLDER_TEXT
 from tests.fixtures.emails import hostile
 from tests.fixtures.emails.leakcheck import find_leaks
-from tests.integration.world import Sent, World, event_body, signup_body
+from tests.integration.world import Sent, World, signup_body
 
 ORGANIZER = "olive0@org.example"
 STRANGER = "stranger.person@elsewhere.example"
@@ -36,16 +36,11 @@ REAL = [ORGANIZER, STRANGER, *(addr(f"ann{n}") for n in range(len(ACTIVE)))]
 @pytest.fixture
 def chat(world: World) -> dict[str, Any]:
     """An open chat: one organizer and four active signups (ann0..ann3)."""
-    world.put_event("e1", event_body(start_in_hours=10))
-    for n, status in enumerate(ACTIVE):
-        assert world.put_signup("e1", f"s{n}", signup_body(n, status)).status_code == 201
-    world.drain()
-    world.kickoffs = len(world.sent())  # type: ignore[attr-defined]
-    return world.chat("e1", "t1")
+    return world.open_chat(ACTIVE)
 
 
 def relayed(world: World) -> list[Sent]:
-    return world.sent()[world.kickoffs :]  # type: ignore[attr-defined]
+    return world.relayed()
 
 
 def post(

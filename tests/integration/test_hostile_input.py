@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.world import Sent, World, event_body, signup_body
+from tests.integration.world import Sent, World, signup_body
 
 STATUSES = ("registered", "confirmed", "attended")
 ORGANIZER = "olive0@org.example"
@@ -25,16 +25,11 @@ def addr(name: str) -> str:
 @pytest.fixture
 def chat(world: World) -> dict[str, Any]:
     """An open chat: one organizer and three active signups (ann0..ann2)."""
-    world.put_event("e1", event_body(start_in_hours=10))
-    for n, status in enumerate(STATUSES):
-        assert world.put_signup("e1", f"s{n}", signup_body(n, status)).status_code == 201
-    world.drain()
-    world.kickoffs = len(world.sent())  # type: ignore[attr-defined]
-    return world.chat("e1", "t1")
+    return world.open_chat(STATUSES)
 
 
 def relayed(world: World) -> list[Sent]:
-    return world.sent()[world.kickoffs :]  # type: ignore[attr-defined]
+    return world.relayed()
 
 
 def raw_mail(from_header: str, to: str, subject: str = "Carpool?", body: str = "Who can drive?") -> bytes:

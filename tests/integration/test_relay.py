@@ -27,12 +27,7 @@ def addr(name: str) -> str:
 @pytest.fixture
 def chat(world: World) -> dict[str, Any]:
     """An open chat: one organizer, four active signups, three inactive ones."""
-    world.put_event("e1", event_body(start_in_hours=10))
-    for n, status in enumerate(STATUSES.values()):
-        assert world.put_signup("e1", f"s{n}", signup_body(n, status)).status_code == 201
-    world.drain()
-    world.kickoffs = len(world.sent())  # type: ignore[attr-defined]
-    return world.chat("e1", "t1")
+    return world.open_chat(STATUSES.values())
 
 
 def mail(frm: str, to: str, subject: str = "Carpool?", body: str = "Who can drive from the station?", **headers: str) -> bytes:
@@ -48,7 +43,7 @@ def mail(frm: str, to: str, subject: str = "Carpool?", body: str = "Who can driv
 
 
 def relayed(world: World) -> list:
-    return world.sent()[world.kickoffs:]  # type: ignore[attr-defined]
+    return world.relayed()
 
 
 def real_addresses() -> list[str]:

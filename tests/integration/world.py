@@ -4,7 +4,7 @@ triggers AWS would fire (SQS drain, Scheduler) done by hand."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -43,6 +43,7 @@ class World:
     api_key: str
     integration: str = "acme"
     last_ses_event: dict[str, Any] = field(default_factory=dict)
+    kickoffs: int = 0  # copies sent before the chat's first post (see open_chat)
     _patches: list[Any] = field(default_factory=list)
 
     @classmethod
@@ -54,9 +55,17 @@ class World:
         clock_file.close()
         os.environ["MUSTER_CLOCK_FILE"] = clock_file.name
         get_settings.cache_clear()
-        aws.reset()
         settings = get_settings()
-        models.bind()
+        # botocore clients cost ~0.1 s each to build. moto intercepts every
+        # client made after it was imported, inside any mock_aws context, so
+        # clients (and PynamoDB's connections) are kept from one test to the next
+        # while the table and region stay the same; each mock_aws still starts
+        # from empty AWS state.
+        bound = (settings.table_name, settings.region)
+        if _BOUND[0] != bound:
+            aws.reset()
+            models.bind()
+            _BOUND[0] = bound
         boto3.client("dynamodb").create_table(TableName=settings.table_name, **models.TABLE_SCHEMA)
         boto3.client("dynamodb").create_table(
             TableName=settings.idempotency_table_name,
@@ -116,6 +125,20 @@ class World:
             get_settings.cache_clear()
             _forget_services()
             get_settings()
+
+    def open_chat(self, statuses: Iterable[str], *, organizers: int = 1) -> dict[str, Any]:
+        """An open chat (event "e1", its shift 10 h away) with one signup per
+        status (ann0, ann1, ...), kickoffs delivered and counted in ``kickoffs``."""
+        self.put_event("e1", event_body(start_in_hours=10, organizers=organizers))
+        for n, status in enumerate(statuses):
+            assert self.put_signup("e1", f"s{n}", signup_body(n, status)).status_code == 201
+        self.drain()
+        self.kickoffs = len(self.sent())
+        return self.chat("e1", "t1")
+
+    def relayed(self) -> list[Sent]:
+        """What SES sent after the kickoffs of :meth:`open_chat`."""
+        return self.sent()[self.kickoffs :]
 
     def advance(self, hours: float) -> None:
         """Move the clock every service reads (chalicelib.clock) forward."""
@@ -255,6 +278,9 @@ class World:
         p = mock.patch(target, new)
         self._patches.append(p)
         return p.start()
+
+
+_BOUND: list[tuple[str, str] | None] = [None]
 
 
 def _forget_services() -> None:
