@@ -223,6 +223,7 @@ class MessageMeta(Base):
 
     chat_id = UnicodeAttribute()
     author_key = UnicodeAttribute()
+    author_hash = UnicodeAttribute(null=True)  # the client id goes back only to this address
     client_message_id = UnicodeAttribute(null=True)
     ancestors = ListAttribute(of=UnicodeAttribute, default=list)  # type: ignore[arg-type]
     expires = TTLAttribute(null=True)

@@ -300,8 +300,12 @@ class FanOut:
                 held.setdefault(copy.participant_key, {})[copy.pk.removeprefix("MSG#")] = (
                     f"<{copy.ses_message_id}@{domain}>"
                 )
+        hashes = {p.participant_key: p.address_hash for p in readers}
         for meta in MessageMeta.batch_get([(f"MSG#{a}", "META") for a in lookup]):
-            if meta.client_message_id:
+            # The author's own client id goes back to the author only: the same
+            # record *and* the same address (a signup id reused for someone else
+            # must not receive it).
+            if meta.client_message_id and hashes.get(meta.author_key) == meta.author_hash:
                 held.setdefault(meta.author_key, {})[meta.pk.removeprefix("MSG#")] = meta.client_message_id
         return held
 

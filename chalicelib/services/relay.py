@@ -339,6 +339,7 @@ class RelayService:
             job.message_id,
             chat_id=d.chat.chat_id,
             author_key=d.author.participant_key,
+            author_hash=d.author.address_hash,
             client_id=d.mail.message_id,
             ancestors=ancestors,
         )

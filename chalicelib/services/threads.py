@@ -88,7 +88,14 @@ class Threads:
         return list(dict.fromkeys([a for a in known if a != parent] + [parent]))[-CHAIN:]
 
     def remember(
-        self, message_id: str, *, chat_id: str, author_key: str, client_id: str | None, ancestors: list[str]
+        self,
+        message_id: str,
+        *,
+        chat_id: str,
+        author_key: str,
+        author_hash: str,
+        client_id: str | None,
+        ancestors: list[str],
     ) -> None:
         """What later replies and every reader's copy need to know of this message."""
         usable = client_id if client_id and usable_id(client_id) else None
@@ -97,6 +104,7 @@ class Threads:
             "META",
             chat_id=chat_id,
             author_key=author_key,
+            author_hash=author_hash,
             client_message_id=usable,
             ancestors=ancestors,
             expires=timedelta(days=REF_DAYS),

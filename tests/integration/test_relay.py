@@ -379,3 +379,26 @@ def test_large_message_gets_smaller_batches(world: World, chat: dict) -> None:
     url = sqs.get_queue_url(QueueName=world.settings.delivery_queue)["QueueUrl"]
     bodies = [json.loads(m["Body"]) for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]]
     assert sorted(len(b["recipients"]) for b in bodies) == [20, 50, 50]
+
+
+def test_an_authors_client_id_never_goes_to_someone_else_under_the_same_signup(world: World, chat: dict) -> None:
+    from chalicelib.models import Delivery
+
+    first = mail(addr("ann1"), chat["address"], subject="Rides")
+    client_id = re.search(rb"Message-ID: (<[^>]+>)", first).group(1).decode()  # type: ignore[union-attr]
+    world.receive(first, sender=addr("ann1"), to=[chat["address"]])
+    world.drain()
+    root = relayed(world)[0].message["Message-ID"].strip("<>").split("@")[0]
+    ann0_copy = next(d.ses_message_id for d in Delivery.scan() if d.pk == f"MSG#{root}" and d.sk == "TO#s-s0")
+    # The platform reuses signup s1 for another person.
+    body = signup_body(1, "registered")
+    body["person"] = {"first_name": "Zed", "last_name": "Newcomer", "email": "zed@people.example"}
+    assert world.put_signup("e1", "s1", body).status_code == 200
+    before = len(relayed(world))
+    world.receive(mail(addr("ann0"), chat["address"], subject="Re: Rides", In_Reply_To=f"<{ann0_copy}@email.amazonses.com>"),
+                  sender=addr("ann0"), to=[chat["address"]])
+    world.drain()
+
+    zed = next(s for s in relayed(world)[before:] if s.to == "zed@people.example")
+    assert client_id not in zed.raw.decode("ascii", "replace")
+    assert zed.message["In-Reply-To"] == f"<{root}@{world.settings.relay_domain}>"
