@@ -206,8 +206,12 @@ class RelayService:
         rendered: bytes | None = None
         ancestors: list[str] = []
         if outcome is Outcome.RELAYED:
+            assert chat is not None
+            # Lookups first, outside the render's guard: a DynamoDB hiccup there
+            # must retry, not become a rejection.
+            ancestors = self.threads.ancestors(decision.mail, chat.chat_id)
             try:
-                rendered, ancestors = self._render(job, decision, now)
+                rendered = self._render(job, decision, now)
             except Exception:
                 logger.exception("render failed", extra={"chat_id": job.chat_key})
                 outcome = Outcome.RENDER_FAILED
@@ -306,10 +310,9 @@ class RelayService:
             return decision if size else replace(decision, outcome=Outcome.MALFORMED)
         return judge(parse_inbound(raw))
 
-    def _render(self, job: Job, d: Decision, now: datetime) -> tuple[bytes, list[str]]:
-        """The one anonymized copy, and the Muster ids it descends from (parent last)."""
+    def _render(self, job: Job, d: Decision, now: datetime) -> bytes:
+        """The one anonymized copy (pure: every failure here is the message's)."""
         assert d.chat is not None and d.author is not None
-        ancestors = self.threads.ancestors(d.mail, d.chat.chat_id)
 
         def person(p: Participant) -> anonymize.Person:
             return anonymize.Person(
@@ -318,7 +321,7 @@ class RelayService:
                 addresses=(p.email,),
             )
 
-        rendered = anonymize.anonymize(
+        return anonymize.anonymize(
             d.mail,
             author=person(d.author),
             people=[person(p) for p in d.people],
@@ -329,7 +332,6 @@ class RelayService:
             references=[],
             date=now,
         )
-        return rendered, ancestors
 
     def _store(self, job: Job, d: Decision, rendered: bytes, ancestors: list[str]) -> None:
         """Store the rendered message and what threading needs to know of it."""
