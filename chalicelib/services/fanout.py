@@ -33,6 +33,7 @@ import hashlib
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -190,7 +191,7 @@ class FanOut:
         recipients: list[str],
         size: int,
         *,
-        ancestors: list[str] = (),  # type: ignore[assignment]
+        ancestors: Sequence[str] = (),
     ) -> int:
         """Queue a rendered message (``size`` bytes, at ``object_key``) for
         ``recipients``; ``ancestors`` are the Muster ids it answers (parent last)."""
@@ -340,22 +341,22 @@ class FanOut:
         message_id, batch = body["message_id"], body["batch"]
         chat = self._chat_from(body["chat"])
         people = participants(chat.chat_id)
-        by_key = {p.participant_key: p for p in people}
-        author = by_key.get(body.get("author") or "")
-        wanted = {p.participant_key for p in recipients(people, exclude_hash=author.address_hash if author else None)}
+        everyone = recipients(people)  # one record per reachable person
+        author = next((p for p in people if p.participant_key == body.get("author")), None)
+        wanted = {p.participant_key: p for p in everyone if author is None or p.address_hash != author.address_hash}
         keys: list[str] = list(dict.fromkeys(body["recipients"]))
-        targets = [by_key[k] for k in keys if k in wanted]
+        targets = [wanted[k] for k in keys if k in wanted]
         result.skipped = len(keys) - len(targets)
         if body["kind"] == "relay":
-            # Digest readers get this message in their next daily digest instead.
-            size = len(recipients(people))  # everyone in the chat, as the settings page counts
-            digest = [p for p in targets if wants_digest(p, chat, size, self.settings)]
+            # Digest readers get this message in their next daily digest instead
+            # (the chat's size counts everyone, as the settings page does).
+            digest = {p.participant_key for p in targets if wants_digest(p, chat, len(everyone), self.settings)}
             if digest:
-                self.digests.defer(chat, message_id, digest)
+                self.digests.defer(chat, message_id, [p for p in targets if p.participant_key in digest])
                 result.deferred = len(digest)
-                targets = [p for p in targets if p not in digest]
+                targets = [p for p in targets if p.participant_key not in digest]
         members = (
-            [display_name(p.first_name, p.last_name, organizer=p.role == "organizer") for p in recipients(people)]
+            [display_name(p.first_name, p.last_name, organizer=p.role == "organizer") for p in everyone]
             if body["kind"] == "kickoff"
             else []
         )
@@ -390,15 +391,14 @@ class FanOut:
             )
             return anonymize.personalize(kickoff, mute_url=mute_url, list_unsubscribe_headers=headers)
 
-        held = self._held_ids(body.get("ancestors") or [], targets) if template is not None else {}
-        own_id, ancestors = str(message_id), [str(a) for a in body.get("ancestors") or []]
+        ancestors: list[str] = list(body.get("ancestors") or [])
+        held = self._held_ids(ancestors, targets) if template is not None else {}
 
         def thread_for(p: Participant) -> bytes:
-            if template is None:
-                return b""
+            """This reader's In-Reply-To and References (relayed messages only)."""
             return header_block(
                 *reader_headers(
-                    own=own_id,
+                    own=message_id,
                     ancestors=ancestors,
                     reader_ids=held.get(p.participant_key, {}),
                     relay_domain=self.settings.relay_domain,
@@ -408,7 +408,6 @@ class FanOut:
         work = deque(targets)
         lock = threading.Lock()
         pacer = self.pacer
-        stop_at = deadline
 
         def one(p: Participant) -> None:
             if not self._claim_copy(message_id, batch, p, chat.chat_id, now):
@@ -444,10 +443,10 @@ class FanOut:
                 with lock:
                     if result.halted or not work:
                         return
-                    if stop_at is not None and time.time() >= stop_at:
+                    if deadline is not None and time.time() >= deadline:
                         return
                     p = work.popleft()
-                if not pacer.acquire(stop_at):
+                if not pacer.acquire(deadline):
                     with lock:
                         work.appendleft(p)
                     return

@@ -10,7 +10,9 @@ one recorded outcome.
 from __future__ import annotations
 
 import json
+import pkgutil
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import boto3
@@ -49,20 +51,37 @@ def expire_leases(world: World) -> None:
     world.advance(0.1)
 
 
+def fail_first(
+    world: World,
+    target: str,
+    *,
+    when: Callable[..., bool] = lambda *args, **kwargs: True,
+    partly: Callable[..., Any] | None = None,
+    crash: bool = False,
+) -> None:
+    """Patch ``target`` so that its first call matching ``when`` fails (after
+    doing ``partly(real, ...)``, if given, as a half-done call would), with an
+    error or, with ``crash``, by killing the process; every other call runs the
+    real thing."""
+    real = pkgutil.resolve_name(target)
+    failed: list[bool] = []
+
+    def once(*args: Any, **kwargs: Any) -> Any:
+        if not failed and when(*args, **kwargs):
+            failed.append(True)
+            if partly is not None:
+                partly(real, *args, **kwargs)
+            if crash:
+                raise Killed
+            raise RuntimeError(f"injected failure in {target}")
+        return real(*args, **kwargs)
+
+    world.patch(target, once)
+
+
 def fail_queue_once(world: World) -> None:
     """SQS refuses the next SendMessageBatch, then works again."""
-    from chalicelib.adapters.queue import DeliveryQueue
-
-    real = DeliveryQueue.send_all
-    broken: list[int] = []
-
-    def fail_once(self: DeliveryQueue, bodies: list[dict[str, Any]]) -> None:
-        if not broken:
-            broken.append(1)
-            raise RuntimeError("SQS unavailable")
-        real(self, bodies)
-
-    world.patch("chalicelib.adapters.queue.DeliveryQueue.send_all", fail_once)
+    fail_first(world, "chalicelib.adapters.queue.DeliveryQueue.send_all")
 
 
 def queue_url(world: World, dlq: bool = False) -> str:
@@ -74,18 +93,7 @@ def queue_url(world: World, dlq: bool = False) -> str:
 
 
 def test_a_failure_after_the_fan_out_then_lambdas_retry_sends_nothing_twice(world: World, chat: dict) -> None:
-    from chalicelib.services import relay as relay_module
-
-    real = relay_module.metrics.add_metric
-    failed: list[str] = []
-
-    def flaky(*, name: str, **kw: Any) -> None:
-        if name == "FanOutSize" and not failed:
-            failed.append(name)
-            raise RuntimeError("injected failure after the fan-out")
-        real(name=name, **kw)
-
-    world.patch("chalicelib.services.relay.metrics.add_metric", flaky)
+    fail_first(world, "chalicelib.services.relay.metrics.add_metric", when=lambda **kw: kw["name"] == "FanOutSize")
     with pytest.raises(RuntimeError):
         post(world, chat, "Retry after fan-out")
     assert world.retry() == {"outcomes": ["relayed"]}
@@ -97,18 +105,8 @@ def test_a_failure_after_the_fan_out_then_lambdas_retry_sends_nothing_twice(worl
 
 def test_a_failure_while_finishing_the_log_resumes_instead_of_relaying_again(world: World, chat: dict) -> None:
     from chalicelib.models import ChatStats
-    from chalicelib.services.relay import RelayService
 
-    real = RelayService._finish
-    calls: list[int] = []
-
-    def crash_once(self: RelayService, *args: Any) -> None:
-        calls.append(1)
-        if len(calls) == 1:
-            raise RuntimeError("injected failure before the log is finished")
-        real(self, *args)
-
-    world.patch("chalicelib.services.relay.RelayService._finish", crash_once)
+    fail_first(world, "chalicelib.services.relay.RelayService._finish")
     with pytest.raises(RuntimeError):
         post(world, chat, "Resume me")
     world.retry()
@@ -121,20 +119,14 @@ def test_a_failure_while_finishing_the_log_resumes_instead_of_relaying_again(wor
 
 
 def test_a_partial_sqs_send_then_a_retry_delivers_each_copy_once(world: World, chat: dict) -> None:
-    from chalicelib.adapters.queue import DeliveryQueue
+    def relay_batches(queue: Any, bodies: list[dict[str, Any]]) -> bool:
+        return bool(bodies) and bodies[0].get("kind") == "relay"
 
-    real = DeliveryQueue.send_all
-    broken: list[int] = []
-
-    def partial(self: DeliveryQueue, bodies: list[dict[str, Any]]) -> None:
-        if bodies and bodies[0].get("kind") == "relay" and not broken:
-            broken.append(1)
-            real(self, bodies[:2])
-            raise RuntimeError("SQS refused 2 batch entries")
-        real(self, bodies)
+    def first_two(real: Callable[..., None], queue: Any, bodies: list[dict[str, Any]]) -> None:
+        real(queue, bodies[:2])  # SQS took two entries and refused the rest
 
     with world.settings_override(MUSTER_BATCH_SIZE="1"):
-        world.patch("chalicelib.adapters.queue.DeliveryQueue.send_all", partial)
+        fail_first(world, "chalicelib.adapters.queue.DeliveryQueue.send_all", when=relay_batches, partly=first_two)
         with pytest.raises(RuntimeError):
             post(world, chat, "Partial queue")
         assert world.retry() == {"outcomes": ["relayed"]}
@@ -260,6 +252,34 @@ def test_a_batch_that_runs_out_of_time_continues_in_a_new_batch_without_repeats(
     assert copies(world, "Out of time") == Counter(ACTIVE_OTHERS)
     claims = [c.sk for c in BatchClaim.scan() if c.sk.startswith("B#r-")]
     assert any("+" in c for c in claims), claims  # the continuation batch
+
+
+def test_a_crash_right_after_queuing_the_continuation_repeats_nothing(world: World, chat: dict) -> None:
+    """The batch queued its rest and died before it released its lease: SQS
+    brings the batch back while the continuation also runs; both want the
+    same recipients, and each copy is claimed once."""
+    from chalicelib.blueprints import delivery
+
+    real = delivery._send_until
+    calls: list[int] = []
+
+    def short(context: Any) -> float | None:
+        calls.append(1)
+        return 0.0 if len(calls) == 1 else real(context)
+
+    def continuation(queue: Any, bodies: list[dict[str, Any]]) -> bool:
+        return any("+" in b["batch"] for b in bodies)
+
+    world.patch("chalicelib.blueprints.delivery._send_until", short)
+    post(world, chat, "Continued then crashed")
+    fail_first(world, "chalicelib.adapters.queue.DeliveryQueue.send_all", when=continuation,
+               partly=lambda send, queue, bodies: send(queue, bodies), crash=True)
+    with pytest.raises(Killed):
+        world.drain()
+    expire_leases(world)
+    world.drain()
+
+    assert copies(world, "Continued then crashed") == Counter(ACTIVE_OTHERS)
 
 
 # -- 4. the kickoff survives a failed queue --------------------------------------
