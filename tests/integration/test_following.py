@@ -8,12 +8,9 @@ page behind every footer link (GET shows, POST acts); leaving; the API.
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from datetime import timedelta
-from email import policy
 from email.message import EmailMessage
-from email.utils import make_msgid
 from typing import Any
 
 import pytest
@@ -23,6 +20,7 @@ from chalicelib import clock
 from chalicelib.models import Chat, DigestClaim, DigestEntry, MessageLog, Participant
 from chalicelib.services.digest import next_digest_at
 from tests.fixtures.emails.leakcheck import find_leaks
+from tests.integration.test_relay import mail
 from tests.integration.world import Sent, World, event_body, signup_body
 
 ORGANIZER = "olive0@org.example"
@@ -44,20 +42,9 @@ class Killed(BaseException):
     """The process dies here (not an Exception: nothing under test catches it)."""
 
 
-def mail(frm: str, to: str, subject: str, **headers: str) -> bytes:
-    msg = EmailMessage(policy=policy.SMTP.clone(max_line_length=998))
-    msg["From"] = f"Someone <{frm}>"
-    msg["To"] = to
-    msg["Subject"] = subject
-    msg["Message-ID"] = make_msgid(domain=frm.split("@")[1])
-    for k, v in headers.items():
-        msg[k.replace("_", "-")] = v
-    msg.set_content(f"{subject}: who can drive? Write to {ORGANIZER} or {addr(1)}.")
-    return msg.as_bytes()
-
-
 def post(world: World, chat: dict[str, Any], frm: str, subject: str, **headers: str) -> None:
-    outcome = world.receive(mail(frm, chat["address"], subject, **headers), sender=frm, to=[chat["address"]])
+    body = f"{subject}: who can drive? Write to {ORGANIZER} or {addr(1)}."
+    outcome = world.receive(mail(frm, chat["address"], subject, body, **headers), sender=frm, to=[chat["address"]])
     assert outcome == {"outcomes": ["relayed"]}, outcome
     world.drain()
 
@@ -84,19 +71,10 @@ def run_digest(world: World) -> dict[str, Any]:
     return world.client.lambda_.invoke("digest", TICK).payload  # type: ignore[no-any-return]
 
 
-def advance(hours: float) -> None:
-    """Move the services' clock forward by ``hours`` from where it is (World.advance
-    opens the clock file for writing before it reads the offset, so it always
-    counts from zero)."""
-    offset = clock.offset_seconds() + hours * 3600
-    with open(os.environ["MUSTER_CLOCK_FILE"], "w") as fh:
-        fh.write(str(offset))
-
-
 def until_digest_time(world: World, timezone: str = "America/New_York") -> None:
     now = clock.now()
     due = next_digest_at(now, timezone, world.settings.digest_hour)
-    advance((due - now).total_seconds() / 3600 + 0.05)
+    world.advance((due - now).total_seconds() / 3600 + 0.05)
 
 
 def link_of(copy: Sent, world: World) -> str:
@@ -125,12 +103,9 @@ def set_delivery(world: World, signup: str, delivery: Any) -> Any:
 @pytest.fixture
 def chat(world: World) -> dict[str, Any]:
     """An open chat: one organizer, five registered signups, kickoffs delivered."""
-    world.put_event("e1", event_body(start_in_hours=10))
-    for n in range(5):
-        assert world.put_signup("e1", f"s{n}", signup_body(n)).status_code == 201
-    world.drain()
-    assert len(world.sent()) == 6
-    return world.chat("e1", "t1")
+    opened = world.open_chat(["registered"] * 5)
+    assert world.kickoffs == 6
+    return opened
 
 
 def defer(world: World, chat: dict[str, Any], key: str, ids: list[str]) -> None:
@@ -265,7 +240,7 @@ def test_a_duplicate_or_concurrent_digest_trigger_sends_nothing_twice(world: Wor
 
     # A fan-out retried after the digest went out owes nothing again, not even tomorrow.
     defer(world, chat, "s-s1", ids[:1])
-    advance(24)
+    world.advance(24)
     assert run_digest(world)["sent"] == 0
     assert len(digests(world, addr(1))) == 1
 
@@ -293,9 +268,42 @@ def test_a_run_that_dies_before_sending_is_taken_over_after_its_lease(world: Wor
     assert (again["sent"], again["busy"]) == (0, 1)
     assert not digests(world, addr(1))
 
-    advance(0.2)  # the lease (10 minutes) lapses
+    world.advance(0.2)  # the lease (10 minutes) lapses
     taken = run_digest(world)
     assert taken["sent"] == 1, taken
+    assert run_digest(world)["sent"] == 0
+    assert len(digests(world, addr(1))) == 1
+
+
+def test_a_run_that_dies_after_sending_but_before_marking_is_finished_without_a_resend(
+    world: World, chat: dict
+) -> None:
+    from chalicelib.services.digest import DigestService
+
+    post(world, chat, addr(0), "Sent once")
+    defer(world, chat, "s-s1", message_ids(chat))
+    until_digest_time(world)
+
+    real = DigestService._mark
+    killed: list[int] = []
+
+    def die_once(pk: str, message_ids: Any, tag: str) -> None:
+        if not killed:
+            killed.append(1)
+            raise Killed
+        real(pk, message_ids, tag)
+
+    world.patch("chalicelib.services.digest.DigestService._mark", staticmethod(die_once))
+    with pytest.raises(Killed):
+        run_digest(world)  # the claim already records the send
+    assert len(digests(world, addr(1))) == 1
+    assert [e.digest for e in entries_of(chat, "s-s1")] == [None]
+
+    again = run_digest(world)  # finds the finished claim: only the marking is left
+    assert again["sent"] == 0, again
+    assert len(digests(world, addr(1))) == 1
+    assert [e.digest for e in entries_of(chat, "s-s1")] != [None]
+    world.advance(24)
     assert run_digest(world)["sent"] == 0
     assert len(digests(world, addr(1))) == 1
 

@@ -10,15 +10,13 @@
 
 from __future__ import annotations
 
-from email import policy
-from email.message import EmailMessage
-from email.utils import make_msgid
 from typing import Any
 
 import pytest
 
 from chalicelib.settings import DEV_SECRET, MIN_SECRET_BYTES, ConfigurationError, Settings
-from tests.integration.world import World, event_body, signup_body
+from tests.integration.test_relay import mail
+from tests.integration.world import World
 
 ONE_CLICK = "List-Unsubscribe=One-Click"
 URLENCODED = "application/x-www-form-urlencoded"
@@ -26,16 +24,6 @@ URLENCODED = "application/x-www-form-urlencoded"
 
 def addr(n: int) -> str:
     return f"ann{n}@people.example"
-
-
-def mail(frm: str, to: str, subject: str) -> bytes:
-    msg = EmailMessage(policy=policy.SMTP.clone(max_line_length=998))
-    msg["From"] = f"Someone <{frm}>"
-    msg["To"] = to
-    msg["Subject"] = subject
-    msg["Message-ID"] = make_msgid(domain=frm.split("@")[1])
-    msg.set_content("Who can drive from the station?")
-    return msg.as_bytes()
 
 
 def multipart(fields: dict[str, str], *, boundary: str = "----MusterBoundary7MA4YWxk", newline: str = "\r\n") -> tuple[str, bytes]:
@@ -49,11 +37,7 @@ def multipart(fields: dict[str, str], *, boundary: str = "----MusterBoundary7MA4
 
 @pytest.fixture
 def chat(world: World) -> dict[str, Any]:
-    world.put_event("e1", event_body(start_in_hours=10))
-    for n in range(3):
-        assert world.put_signup("e1", f"s{n}", signup_body(n)).status_code == 201
-    world.drain()
-    return world.chat("e1", "t1")
+    return world.open_chat(["registered"] * 3)
 
 
 def post_message(world: World, chat: dict[str, Any], sender: int, subject: str) -> list[str]:
