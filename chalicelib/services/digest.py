@@ -166,6 +166,20 @@ class DigestRun:
         }
 
 
+@dataclass(frozen=True)
+class _Reader:
+    """One reader's digest work in one run: what every part of it shares."""
+
+    chat: Chat
+    person: Participant
+    pk: str
+    day: date
+    now: datetime
+    deadline: float | None
+    sources: _Sources
+    result: DigestRun
+
+
 class _Sources:
     """Stored copies and their ancestry, read once per run (many readers share them)."""
 
@@ -416,8 +430,9 @@ class DigestService:
             result.add(skipped=1)
             return
         day = due.due_at.astimezone(ZoneInfo(chat.timezone)).date()
+        reader = _Reader(chat, person, pk, day, now, deadline, sources, result)
         for part in range(1, MAX_PARTS + 1):
-            outcome = self._part(chat, person, pk, day, part, now, deadline, sources, result)
+            outcome = self._part(reader, part)
             if outcome == "empty":
                 self._settle(due, now, chat)
                 return
@@ -426,20 +441,10 @@ class DigestService:
                 return
         result.add(later=1)  # more parts than one run sends: the next run goes on
 
-    def _part(
-        self,
-        chat: Chat,
-        person: Participant,
-        pk: str,
-        day: date,
-        part: int,
-        now: datetime,
-        deadline: float | None,
-        sources: _Sources,
-        result: DigestRun,
-    ) -> str:
+    def _part(self, r: _Reader, part: int) -> str:
         """One digest mail: "sent", "failed", "done" (finished earlier), "empty",
         "busy" (another run has it) or "later" (retry next run)."""
+        pk, day, now = r.pk, r.day, r.now
         sk = f"D#{day.isoformat()}#{part}"
         tag = f"{day.isoformat()}#{part}"
         try:
@@ -471,27 +476,13 @@ class DigestService:
                 return "busy"
             raise
         try:
-            return self._send(chat, person, pk, sk, tag, ids, lease, day, part, now, deadline, sources, result)
+            return self._send(r, sk, tag, ids, lease, part)
         except Exception:  # _Halt too: nothing went out, the next run takes it
             self._release(pk, sk, lease)
             raise
 
-    def _send(
-        self,
-        chat: Chat,
-        person: Participant,
-        pk: str,
-        sk: str,
-        tag: str,
-        ids: list[str],
-        lease: int,
-        day: date,
-        part: int,
-        now: datetime,
-        deadline: float | None,
-        sources: _Sources,
-        result: DigestRun,
-    ) -> str:
+    def _send(self, r: _Reader, sk: str, tag: str, ids: list[str], lease: int, part: int) -> str:
+        chat, person, pk, day, sources, result = r.chat, r.person, r.pk, r.day, r.sources, r.result
         messages: list[DigestMessage] = []
         kept: list[str] = []
         missing: list[str] = []
@@ -525,7 +516,7 @@ class DigestService:
             digest_hour=self.settings.digest_hour,
             part=part,
         )
-        if not self.pacer.acquire(deadline):
+        if not self.pacer.acquire(r.deadline):
             self._release(pk, sk, lease)
             return "later"
         to = transport_address(person.email)
