@@ -59,3 +59,27 @@ def test_served_document_is_the_committed_one() -> None:
         response = client.http.get("/openapi.json")
     assert response.status_code == 200
     assert json.loads(response.body) == json.loads(contracts.OPENAPI_PATH.read_text())
+
+
+def test_the_deployed_tuning_is_what_the_code_is_sized_for() -> None:
+    """``.chalice/config.json`` sets the tuning for deployed stacks; it must not
+    drift from the defaults the code and its docs are built around (it said
+    499 recipients per batch after the code moved to 100)."""
+    import json
+    from pathlib import Path
+
+    from chalicelib.settings import Settings
+
+    config = json.loads((Path(__file__).resolve().parents[2] / ".chalice" / "config.json").read_text())
+    env = config["environment_variables"]
+    defaults = Settings.from_env({"MUSTER_STAGE": "dev"})
+    fields = {
+        "MUSTER_BATCH_SIZE": "batch_size",
+        "MUSTER_SEND_CONCURRENCY": "send_concurrency",
+        "MUSTER_MAX_MESSAGE_BYTES": "max_message_bytes",
+        "MUSTER_SENDER_MESSAGES_PER_HOUR": "sender_messages_per_hour",
+        "MUSTER_CHAT_COPIES_PER_HOUR": "chat_copies_per_hour",
+    }
+    for key, field in fields.items():
+        if key in env:
+            assert int(env[key]) == getattr(defaults, field), key
