@@ -87,6 +87,7 @@ MAX_BYTES = 16 * 1024 * 1024  # per digest; SES v2 takes 40 MB
 MAX_PARTS = 10  # per reader and run; the rest goes on in the next run
 WORKERS = 4  # digests in flight per run (each up to MAX_BYTES, ~4x that in memory)
 SOURCE_CACHE_BYTES = 64 * 1024 * 1024
+PENDING_PAGE = 100  # entries read per request when looking for any pending one
 
 
 class DigestsParked(Exception):
@@ -371,6 +372,9 @@ class DigestService:
                 filter_condition=DigestEntry.digest.does_not_exist(),
                 consistent_read=True,
                 limit=limit,
+                # PynamoDB pages by ``limit`` by default: with the filter that would be
+                # one request per tombstone before the first pending entry.
+                page_size=None if limit is None else PENDING_PAGE,
             )
         )
 
