@@ -80,7 +80,8 @@ from chalicelib.relay.parse import parse_inbound  # noqa: E402
 from chalicelib.relay.threadheaders import header_block, reader_headers  # noqa: E402
 from chalicelib.relay.tokens import sign_token  # noqa: E402
 from chalicelib.services.events import EventService  # noqa: E402
-from chalicelib.services.fanout import MUTE_DAYS, FanOut  # noqa: E402
+from chalicelib.services.fanout import FanOut  # noqa: E402
+from chalicelib.services.links import MUTE_DAYS  # noqa: E402
 from chalicelib.services.relay import RelayService  # noqa: E402
 from chalicelib.settings import get_settings  # noqa: E402
 from tests.integration.world import World, event_body  # noqa: E402

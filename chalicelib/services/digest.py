@@ -65,7 +65,7 @@ from chalicelib.models import Chat, DigestClaim, DigestDue, DigestEntry, Message
 from chalicelib.observability import logger, metrics, traced
 from chalicelib.relay.addresses import transport_address
 from chalicelib.relay.digest import DigestMessage, render_digest
-from chalicelib.relay.tokens import sign_token
+from chalicelib.services.links import mute_url
 from chalicelib.services.pacing import SendPacer
 from chalicelib.services.roster import reachable
 from chalicelib.settings import Settings, get_settings
@@ -78,7 +78,6 @@ DELIVERY_MODES: tuple[str, ...] = ("each", "digest")
 DIGEST = "digest"  # the due_bucket of digest work on the `due` index
 ENTRY_DAYS = 30
 CLAIM_DAYS = 90
-MUTE_DAYS = 400  # as fan-out's links
 # Longer than the digest function's timeout (infra: 300 s): a claim that old
 # belongs to a run that died.
 LEASE_SECONDS = 600
@@ -128,18 +127,6 @@ def next_digest_at(now: datetime, timezone: str, hour: int) -> datetime:
 
 def digest_pk(chat_id: str, participant_key: str) -> str:
     return f"DIG#{chat_id}#{participant_key}"
-
-
-def mute_url(settings: Settings, chat_id: str, participant_key: str) -> str:
-    """The reader's signed settings link (the same token as every copy's footer)."""
-    token = sign_token(
-        settings.secret,
-        chat_id=chat_id,
-        participant_key=participant_key,
-        purpose="mute",
-        expires_at=int(time.time()) + MUTE_DAYS * 86400,
-    )
-    return f"{settings.public_url}/mute/{token}"
 
 
 @dataclass

@@ -52,8 +52,8 @@ from chalicelib.relay import anonymize, compose
 from chalicelib.relay.addresses import transport_address
 from chalicelib.relay.names import display_name
 from chalicelib.relay.threadheaders import header_block, reader_headers, ses_id_domain
-from chalicelib.relay.tokens import sign_token
 from chalicelib.services.digest import DigestService, wants_digest
+from chalicelib.services.links import mute_url
 from chalicelib.services.pacing import SendPacer
 from chalicelib.services.roster import participants, recipients, relay_address
 from chalicelib.settings import Settings, get_settings
@@ -61,7 +61,6 @@ from chalicelib.settings import Settings, get_settings
 # A crashed invocation cannot outlive its Lambda timeout; after that its lease lapses.
 LEASE_SECONDS = 90
 RECORD_DAYS = 90
-MUTE_DAYS = 400
 # Each copy in flight costs ~4x its size (the copy, botocore's base64 and JSON
 # bodies). Cap the bytes in flight per delivery Lambda, and the copies per batch
 # of a large message, so a 10 MB message to 500 people fits 512 MB.
@@ -369,17 +368,10 @@ class FanOut:
         now = clock.now()
 
         def copy_for(p: Participant) -> bytes:
-            token = sign_token(
-                self.settings.secret,
-                chat_id=chat.chat_id,
-                participant_key=p.participant_key,
-                purpose="mute",
-                expires_at=int(time.time()) + MUTE_DAYS * 86400,
-            )
-            mute_url = f"{self.settings.public_url}/mute/{token}"
-            headers = anonymize.list_unsubscribe_headers(mute_url)
+            link = mute_url(self.settings, chat.chat_id, p.participant_key)
+            headers = anonymize.list_unsubscribe_headers(link)
             if template is not None:
-                return template.render(mute_url=mute_url, list_unsubscribe_headers=headers, thread_headers=thread_for(p))
+                return template.render(mute_url=link, list_unsubscribe_headers=headers, thread_headers=thread_for(p))
             kickoff = compose.render_kickoff(
                 chat=ctx,
                 recipient_name=display_name(p.first_name, p.last_name, organizer=p.role == "organizer"),
@@ -389,7 +381,7 @@ class FanOut:
                 date=now,
                 members=members,
             )
-            return anonymize.personalize(kickoff, mute_url=mute_url, list_unsubscribe_headers=headers)
+            return anonymize.personalize(kickoff, mute_url=link, list_unsubscribe_headers=headers)
 
         ancestors: list[str] = list(body.get("ancestors") or [])
         held = self._held_ids(ancestors, targets) if template is not None else {}

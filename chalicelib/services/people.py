@@ -10,7 +10,6 @@ upserts and stops the late kickoff a new signup for the shift would send
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,18 +20,11 @@ from chalicelib import clock
 from chalicelib.models import Chat, Participant, Suppression
 from chalicelib.observability import logger, metrics
 from chalicelib.relay.addresses import address_hash
-from chalicelib.relay.tokens import TokenClaims, verify_token
+from chalicelib.relay.tokens import TokenClaims
 from chalicelib.services.digest import DELIVERY_MODES, Delivery, effective_delivery
+from chalicelib.services.links import read_mute_token  # noqa: F401  (the settings page reads it here)
 from chalicelib.services.roster import is_active, participants, recipients
 from chalicelib.settings import Settings, get_settings
-
-
-def read_mute_token(token: str, settings: Settings | None = None) -> TokenClaims | None:
-    """The claims of a genuine, unexpired mute token; None for anything else."""
-    settings = settings or get_settings()
-    if len(token) > 512:
-        return None
-    return verify_token(settings.secret, token, now=int(time.time()), purpose="mute")
 
 
 def _change(claims: TokenClaims, actions: list[Action], metric: str, what: str) -> bool:
