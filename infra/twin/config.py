@@ -6,6 +6,13 @@ can run a twin on free ports with a throw-away state directory:
 ``MUSTER_API_PORT`` (8000), ``MUSTER_SMTP_PORT`` (2525), ``MUSTER_AWS_PORT`` (5000),
 ``MUSTER_MAILBOX_PORT`` (8025), ``MUSTER_TWIN_DIR`` (``.local``),
 ``MUSTER_TWIN_HOST`` (127.0.0.1).
+
+How handlers run (see docs/local-twin.md, "Process model"):
+
+``MUSTER_TWIN_WORKERS`` (4): worker processes, each a warm Lambda "container";
+``MUSTER_TWIN_POLLERS`` (as many as workers): SQS pollers per event source mapping;
+``MUSTER_TWIN_DUPLICATES`` (0): 1 delivers every SES receipt and SQS batch twice,
+at the same time, to two workers (AWS's at-least-once delivery, made the rule).
 """
 
 from __future__ import annotations
@@ -37,6 +44,9 @@ RESERVED = frozenset(
         "MUSTER_SMTP_PORT",
         "MUSTER_AWS_PORT",
         "MUSTER_MAILBOX_PORT",
+        "MUSTER_TWIN_WORKERS",
+        "MUSTER_TWIN_POLLERS",
+        "MUSTER_TWIN_DUPLICATES",
     }
 )
 
@@ -44,6 +54,10 @@ RESERVED = frozenset(
 def _port(env: Mapping[str, str], name: str, default: int) -> int:
     value = env.get(name, "").strip()
     return int(value) if value else default
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    return env.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 @dataclass(frozen=True)
@@ -54,6 +68,9 @@ class TwinConfig:
     aws_port: int
     mailbox_port: int
     state_dir: Path
+    workers: int = 4
+    pollers: int = 4
+    duplicates: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> TwinConfig:
@@ -66,6 +83,9 @@ class TwinConfig:
             aws_port=_port(e, "MUSTER_AWS_PORT", 5000),
             mailbox_port=_port(e, "MUSTER_MAILBOX_PORT", 8025),
             state_dir=state.resolve(),
+            workers=max(1, workers := _port(e, "MUSTER_TWIN_WORKERS", 4)),
+            pollers=max(1, _port(e, "MUSTER_TWIN_POLLERS", workers)),
+            duplicates=_flag(e, "MUSTER_TWIN_DUPLICATES"),
         )
 
     @property
@@ -91,6 +111,10 @@ class TwinConfig:
     @property
     def api_key_file(self) -> Path:
         return self.state_dir / "api-key"
+
+    @property
+    def moto_log(self) -> Path:
+        return self.state_dir / "moto.log"
 
     @property
     def outbox_log(self) -> Path:

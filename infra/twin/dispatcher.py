@@ -3,8 +3,12 @@
 - EventBridge Scheduler: every half second, fire the one-time ``at()`` schedules
   that are due by the (movable) twin clock into their Lambda targets, deleting
   each (``ActionAfterCompletion=DELETE``);
-- SQS event source mappings: drain each queue into its handler, honouring
-  ``batchItemFailures`` (failed records stay for redelivery, then the DLQ);
+- SQS event source mappings: several pollers per queue (``MUSTER_TWIN_POLLERS``)
+  each receive a batch and hand it to a worker process, so batches are handled
+  concurrently as Lambda scales an event source mapping out; ``batchItemFailures``
+  stay for redelivery after the visibility timeout, then the DLQ. With the
+  duplicate switch each batch goes to two workers at the same time; a record
+  either of them handled is deleted (as the first consumer to finish would);
 - EventBridge rules and SNS subscriptions: events land on twin-owned SQS queues
   and are handed to their handlers (async invocation: up to 3 attempts);
 - scheduled rules (the sweeper): run every ``rate()`` of twin time.
@@ -24,11 +28,12 @@ import boto3
 
 from chalicelib import clock
 from chalicelib.settings import Settings
-from infra.twin.lambdas import Lambdas, eventbridge_event, function_name_from_arn, scheduled_event, sns_event, sqs_event
+from infra.twin.lambdas import eventbridge_event, function_name_from_arn, scheduled_event, sns_event, sqs_event
 from infra.twin.resources import Consumer, Periodic, Topology
 
 log = logging.getLogger("twin.dispatch")
 TICK = 0.5
+IDLE_MIN, IDLE_MAX = 0.02, 0.5  # a poller's back-off on an empty queue (seconds)
 ASYNC_ATTEMPTS = 3  # Lambda's async invocation: the first try and two retries
 
 
@@ -41,8 +46,13 @@ def schedule_time(schedule: dict[str, Any]) -> datetime | None:
 
 
 class Dispatcher:
-    def __init__(self, lambdas: Lambdas, topology: Topology, settings: Settings) -> None:
+    def __init__(
+        self, lambdas: Any, topology: Topology, settings: Settings, *, pollers: int = 1, duplicates: bool = False
+    ) -> None:
+        """``lambdas`` runs handlers (``infra.twin.workers.WorkerPool``)."""
         self.lambdas = lambdas
+        self.pollers = max(1, pollers)
+        self.duplicates = duplicates
         self.topology = topology
         self.settings = settings
         self.stopping = threading.Event()
@@ -56,7 +66,8 @@ class Dispatcher:
     def start(self) -> None:
         self._spawn("scheduler", self._schedule_loop)
         for consumer in self.topology.consumers:
-            self._spawn(f"consume-{consumer.handler}", self._consume_loop, consumer)
+            for n in range(self.pollers if consumer.kind == "sqs" else 1):
+                self._spawn(f"consume-{consumer.handler}-{n}", self._consume_loop, consumer)
 
     def _spawn(self, name: str, target: Any, *args: Any) -> None:
         thread = threading.Thread(target=target, args=args, name=f"twin-{name}", daemon=True)
@@ -131,13 +142,16 @@ class Dispatcher:
     # -- queues ------------------------------------------------------------------------
 
     def _consume_loop(self, consumer: Consumer) -> None:
+        # Short polls with a local back-off: moto applies one request at a time
+        # (infra.twin.motoserver), so a long poll would hold up every other call.
         sqs = boto3.client("sqs")
+        idle = IDLE_MIN
         while not self.stopping.is_set():
             try:
                 got = sqs.receive_message(
                     QueueUrl=consumer.queue_url,
                     MaxNumberOfMessages=consumer.batch_size,
-                    WaitTimeSeconds=1,
+                    WaitTimeSeconds=0,
                     MessageSystemAttributeNames=["All"],
                     MessageAttributeNames=["All"],
                 ).get("Messages", [])
@@ -147,21 +161,34 @@ class Dispatcher:
                 log.exception("receiving from %s failed (will retry)", consumer.queue_name)
                 self.stopping.wait(1.0)
                 continue
-            if got:
-                try:
-                    self.handle(consumer, got, sqs)
-                except Exception:
-                    log.exception("dispatching %s to %s failed", consumer.queue_name, consumer.handler)
+            if not got:
+                self.stopping.wait(idle)
+                idle = min(IDLE_MAX, idle * 2)
+                continue
+            idle = IDLE_MIN
+            try:
+                self.handle(consumer, got, sqs)
+            except Exception:
+                log.exception("dispatching %s to %s failed", consumer.queue_name, consumer.handler)
 
     def handle(self, consumer: Consumer, messages: list[dict[str, Any]], sqs: Any) -> None:
         done: list[dict[str, Any]] = []
         if consumer.kind == "sqs":
-            ok, result = self.lambdas.invoke_logged(consumer.handler, sqs_event(messages, consumer.queue_name))
-            failed = (
-                {f.get("itemIdentifier") for f in (result or {}).get("batchItemFailures", [])}
-                if ok and isinstance(result, dict)
-                else {m["MessageId"] for m in messages}
+            event = sqs_event(messages, consumer.queue_name)
+            outcomes = (
+                self.lambdas.invoke_twice(consumer.handler, event)
+                if self.duplicates
+                else [self.lambdas.invoke_logged(consumer.handler, event)]
             )
+            # A record is done when any delivery of it handled it.
+            failed = {m["MessageId"] for m in messages}
+            for ok, result in outcomes:
+                if ok:
+                    failed &= (
+                        {f.get("itemIdentifier") for f in result.get("batchItemFailures", [])}
+                        if isinstance(result, dict)
+                        else set()
+                    )
             if failed:
                 log.warning("%s: %d of %d records left for redelivery", consumer.handler, len(failed), len(messages))
             done = [m for m in messages if m["MessageId"] not in failed]

@@ -1,10 +1,12 @@
 """Invoke the app's real handlers the way Lambda would, and the event shapes
 each trigger delivers (SES receipt, SQS batch, SNS, EventBridge, schedule).
 
-Handlers run in-process through ``app.handler_map`` (what Chalice's test client
-does, minus its per-call ``os.environ`` swap, which is not thread-safe). One lock
-makes the twin behave like a single warm Lambda container: one invocation at a
-time, so the shared Powertools logger and metrics never interleave.
+``Lambdas.invoke`` runs a handler through ``app.handler_map`` (what Chalice's test
+client does, minus its per-call ``os.environ`` swap, which is not thread-safe)
+inside one process: each worker process of ``infra.twin.workers`` holds one, and
+the API's process takes the same lock per request. One lock per process makes
+each behave like a single warm Lambda container: one invocation at a time, so its
+Powertools logger and metrics never interleave.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -44,7 +45,42 @@ def _prepare_state(config: TwinConfig) -> None:
     shutil.rmtree(config.outbox, ignore_errors=True)
     config.outbox.mkdir(parents=True)
     config.outbox_log.unlink(missing_ok=True)
+    config.moto_log.unlink(missing_ok=True)
     config.clock_file.write_text("0\n", encoding="ascii")
+
+
+def start_moto(config: TwinConfig, timeout: float = 30.0) -> subprocess.Popen[bytes]:
+    """moto's server as a process of its own (``infra.twin.motoserver``); returns once it accepts connections."""
+    with config.moto_log.open("ab") as out:
+        process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-m", "infra.twin.motoserver", config.host, str(config.aws_port)],
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C is ours to handle; we stop moto last
+        )
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise SystemExit(f"twin: moto's server exited ({process.returncode}); see {config.moto_log}")
+        try:
+            with socket.create_connection((config.host, config.aws_port), timeout=0.5):
+                return process
+        except OSError:
+            if time.monotonic() > deadline:
+                process.kill()
+                raise SystemExit(f"twin: moto's server did not start within {timeout:.0f} s; see {config.moto_log}") from None
+            time.sleep(0.05)
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout)
 
 
 def _configure_logging() -> None:
@@ -62,7 +98,9 @@ def banner(config: TwinConfig, api_key: str, missing: list[str]) -> str:
         f"  API (Chalice)     {config.api_url}      (Authorization: Bearer <key>; spec at /openapi.json)",
         f"  SMTP in (SES)     smtp://{config.host}:{config.smtp_port}  (mail for @{RELAY_DOMAIN})",
         f"  Web mailbox       {config.mailbox_url}",
-        f"  AWS (moto)        {config.aws_url}      (AWS_ENDPOINT_URL; any credentials)",
+        f"  AWS (moto)        {config.aws_url}      (AWS_ENDPOINT_URL; any credentials; its own process)",
+        f"  Handlers          {config.workers} worker processes (warm containers), {config.pollers} pollers per queue"
+        + ("; every SES/SQS trigger delivered twice" if config.duplicates else ""),
         f"  API key           {api_key}",
         f"                    (also in {config.api_key_file})",
         f"  Outbox            {config.outbox}/<recipient>/*.eml",
@@ -88,11 +126,8 @@ def main() -> int:
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
 
-    from moto.server import ThreadedMotoServer
-
-    moto = ThreadedMotoServer(ip_address=config.host, port=config.aws_port, verbose=False)
-    moto.start()
-    stops: list[Callable[[], Any]] = [moto.stop]
+    moto = start_moto(config)
+    stops: list[Callable[[], Any]] = [lambda: stop_process(moto)]
 
     def stop_all() -> None:
         for stop in reversed(stops):
@@ -102,6 +137,17 @@ def main() -> int:
                 log.debug("error while stopping", exc_info=True)
 
     try:
+        from infra.twin.outbox import Outbox, capture
+
+        # Before any boto3 client exists: the API's own sends land in the outbox too.
+        feedback: dict[str, str] = {}
+
+        def publish(notification: dict[str, Any]) -> None:
+            if "topic" in feedback:
+                aws.client("sns").publish(TopicArn=feedback["topic"], Message=json.dumps(notification))
+
+        capture(Outbox(config.outbox, config.outbox_log, RELAY_DOMAIN, publish))
+
         from chalicelib import models
         from chalicelib.adapters import aws
         from chalicelib.settings import get_settings
@@ -115,19 +161,29 @@ def main() -> int:
         from chalicelib.services import keys
         from infra.twin.api import ApiServer
         from infra.twin.dispatcher import Dispatcher
-        from infra.twin.lambdas import Lambdas
         from infra.twin.mailbox import MailboxServer
-        from infra.twin.outbox import Outbox
         from infra.twin.resources import create_resources
         from infra.twin.smtp import SesReceiving, SmtpServer
+        from infra.twin.workers import WorkerPool
 
         topology = create_resources(settings, app)
+        if "feedback" in topology.topics:
+            feedback["topic"] = topology.topics["feedback"]
         api_key = keys.create_key("local", "twin")
         config.api_key_file.write_text(api_key + "\n", encoding="ascii")
         os.chmod(config.api_key_file, 0o600)
 
-        lambdas = Lambdas(app)
-        missing = [name for name in ("inbound_email", "feedback") if not lambdas.has(name)]
+        # The worker "containers": before the twin starts any thread of its own.
+        pool = WorkerPool(
+            config.workers,
+            dict(os.environ),
+            str(ROOT),
+            (str(config.outbox), str(config.outbox_log), settings.relay_domain),
+            set(app.handler_map),
+        )
+        worker_pids = pool.start(feedback.get("topic"))
+        stops.append(pool.stop)
+        missing = [name for name in ("inbound_email", "feedback") if not pool.has(name)]
 
         s3 = aws.client("s3")
 
@@ -135,25 +191,17 @@ def main() -> int:
             s3.put_object(Bucket=settings.mail_bucket, Key=key, Body=raw, ContentType="message/rfc822")
 
         def inbound(message_id: str, event: dict[str, Any]) -> None:
-            lambdas.invoke("inbound_email", event)
+            if config.duplicates:
+                pool.invoke_twice("inbound_email", event)
+            else:
+                pool.invoke_logged("inbound_email", event)
 
-        publish = None
-        feedback_topic = topology.topics.get("feedback")
-        if feedback_topic:
-            sns = aws.client("sns")
-
-            def publish(notification: dict[str, Any]) -> None:
-                sns.publish(TopicArn=feedback_topic, Message=json.dumps(notification))
-
-        outbox = Outbox(config.outbox, config.outbox_log, settings.relay_domain, publish)
-        outbox.start()
-        stops.append(outbox.stop)
-
-        dispatcher = Dispatcher(lambdas, topology, settings)
+        dispatcher = Dispatcher(pool, topology, settings, pollers=config.pollers, duplicates=config.duplicates)
         dispatcher.start()
         stops.append(dispatcher.stop)
 
-        smtp = SmtpServer(SesReceiving(settings.relay_domain, store, inbound), config.host, config.smtp_port)
+        receiving = SesReceiving(settings.relay_domain, store, inbound, workers=config.pollers)
+        smtp = SmtpServer(receiving, config.host, config.smtp_port)
         smtp.start()
         stops.append(smtp.stop)
 
@@ -173,6 +221,11 @@ def main() -> int:
         json.dumps(
             {
                 "pid": os.getpid(),
+                "moto_pid": moto.pid,
+                "worker_pids": worker_pids,
+                "workers": config.workers,
+                "pollers": config.pollers,
+                "duplicates": config.duplicates,
                 "api_url": config.api_url,
                 "aws_url": config.aws_url,
                 "smtp": [config.host, config.smtp_port],

@@ -2,13 +2,21 @@
 ``<twin dir>/outbox/<envelope recipient>/<timestamp>-<SES message id>.eml``,
 plus one JSON line per copy in ``<twin dir>/outbox.jsonl``.
 
-moto's SES keeps sent mail in memory (``sent_messages``); the twin runs moto
-in-process, so this reads it directly. moto appends the header To/Cc addresses
-to ``destinations``; real SES v2 sends to ``Destination`` only, so the first
-destination is the envelope recipient (relay-domain addresses are skipped).
-Like SES, the twin replaces each message's Message-ID with
+moto runs in a process of its own and has no HTTP endpoint that lists sent mail
+(moto 5.2: ``sent_messages`` lives in its memory; ``/moto-api/data.json`` dumps
+every tracked model of every service, which grows with the run). So the copies
+are captured where they are sent: every process that runs handlers (each worker
+"container", and the API's process) registers two botocore event hooks on its
+default boto3 session before any client exists. ``before-parameter-build``
+keeps a SES v2 ``SendEmail``'s parameters, ``after-call`` writes the copy once
+moto answered 200 with its MessageId. The production code path (the app's
+``Mailer`` and its client) is untouched; a send moto refuses writes nothing.
+
+The envelope recipient is ``Destination.ToAddresses[0]`` (relay-domain addresses
+are skipped). Like SES, the twin replaces each message's Message-ID with
 ``<SES MessageId@email.amazonses.com>``; ``outbox.jsonl`` keeps the one the app
-set (``sent_message_id``).
+set (``sent_message_id``). Several processes append to ``outbox.jsonl``: each
+line is one ``write`` on an ``O_APPEND`` file, so lines never interleave.
 
 Copies to ``@bounce.muster.test`` (or ``@complaint.muster.test``) also produce an
 SES Bounce (Complaint) notification on the feedback topic, as SES would.
@@ -51,13 +59,6 @@ def envelope_recipient(destinations: list[str], relay_domain: str) -> str | None
         if addr and not addr.endswith("@" + relay_domain):
             return addr
     return None
-
-
-def _sent_messages() -> list[Any]:
-    from moto.core import DEFAULT_ACCOUNT_ID
-    from moto.ses.models import ses_backends
-
-    return ses_backends[DEFAULT_ACCOUNT_ID][REGION].sent_messages  # type: ignore[no-any-return]
 
 
 def feedback_notification(kind: str, recipient: str, ses_id: str, source: str) -> dict[str, Any]:
@@ -106,6 +107,8 @@ def feedback_notification(kind: str, recipient: str, ses_id: str, source: str) -
 
 
 class Outbox:
+    """Writes each captured copy (thread-safe; several processes may share the directory)."""
+
     def __init__(
         self,
         directory: Path,
@@ -117,75 +120,82 @@ class Outbox:
         self.log_path = log_path
         self.relay_domain = relay_domain.lower()
         self.publish_feedback = publish_feedback
-        self.seen = 0
         self.written = 0
-        self.stopping = threading.Event()
         self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
         directory.mkdir(parents=True, exist_ok=True)
 
-    def start(self, interval: float = 0.05) -> None:
-        def loop() -> None:
-            while not self.stopping.is_set():
-                try:
-                    self.flush()
-                except Exception:
-                    log.exception("outbox flush failed (will retry)")
-                self.stopping.wait(interval)
-
-        self._thread = threading.Thread(target=loop, name="twin-outbox", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self.stopping.set()
-        if self._thread is not None:
-            self._thread.join(2.0)
-        self.flush()
-
-    def flush(self) -> int:
-        with self._lock:
-            messages = _sent_messages()
-            new = messages[self.seen :]
-            self.seen += len(new)
-            for message in new:
-                self._write(message)
-            return len(new)
-
-    def _write(self, message: Any) -> None:
-        raw_data = getattr(message, "raw_data", None)
-        if raw_data is None:  # a formatted (non-raw) send: the app never does this
-            raw_data = f"Subject: {getattr(message, 'subject', '')}\n\n{getattr(message, 'body', '')}"
-        raw = raw_data.encode("utf-8", "surrogateescape") if isinstance(raw_data, str) else bytes(raw_data)
-        destinations = list(getattr(message, "destinations", []) or [])
-        if isinstance(getattr(message, "destinations", None), dict):  # send_email's shape
-            destinations = [a for v in message.destinations.values() for a in v]
+    def write(self, ses_id: str, raw: bytes, destinations: list[str], source: str) -> Path | None:
         recipient = envelope_recipient(destinations, self.relay_domain)
         if recipient is None:
-            log.warning("SES message %s has no recipient outside @%s", message.id, self.relay_domain)
-            return
+            log.warning("SES message %s has no recipient outside @%s", ses_id, self.relay_domain)
+            return None
         # SES replaces the Message-ID of everything it sends with its own.
-        raw, original = set_header(raw, "Message-ID", f"<{message.id}@{SES_MESSAGE_ID_DOMAIN}>")
+        raw, original = set_header(raw, "Message-ID", f"<{ses_id}@{SES_MESSAGE_ID_DOMAIN}>")
         folder = self.directory / folder_name(recipient)
         folder.mkdir(parents=True, exist_ok=True)
         stamp = clock.now().strftime("%Y%m%dT%H%M%S%f")
-        path = folder / f"{stamp}-{message.id}.eml"
+        path = folder / f"{stamp}-{ses_id}.eml"
         tmp = folder / f".{path.name}.tmp"
         tmp.write_bytes(raw)
         os.replace(tmp, path)  # readers never see half a message
-        self.written += 1
-        line = {
-            "to": recipient,
-            "path": str(path),
-            "ses_message_id": message.id,
-            "sent_message_id": original[0].decode("ascii", "replace") if original else None,
-            "at": time.time(),
-        }
-        with self.log_path.open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps(line) + "\n")
+        line = json.dumps(
+            {
+                "to": recipient,
+                "path": str(path),
+                "ses_message_id": ses_id,
+                "sent_message_id": original[0].decode("ascii", "replace") if original else None,
+                "at": time.time(),
+            }
+        )
+        data = (line + "\n").encode("utf-8")
+        with self._lock:
+            fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, data)  # one write per line: processes never interleave
+            finally:
+                os.close(fd)
+            self.written += 1
         domain = recipient.rpartition("@")[2]
         if self.publish_feedback is not None and domain in (BOUNCE_DOMAIN, COMPLAINT_DOMAIN):
             kind = "Bounce" if domain == BOUNCE_DOMAIN else "Complaint"
             try:
-                self.publish_feedback(feedback_notification(kind, recipient, message.id, str(message.source)))
+                self.publish_feedback(feedback_notification(kind, recipient, ses_id, source))
             except Exception:
                 log.exception("could not publish the simulated %s", kind)
+        return path
+
+
+_PARAMS_KEY = "muster_twin_send"
+
+
+def capture(outbox: Outbox, session: Any = None) -> None:
+    """Write every successful SES v2 ``SendEmail`` made through ``session``
+    (boto3's default session) to ``outbox``. Call before any client exists."""
+    import boto3
+
+    if session is None:
+        if boto3.DEFAULT_SESSION is None:
+            boto3.setup_default_session()
+        session = boto3.DEFAULT_SESSION
+
+    def keep(params: dict[str, Any], context: dict[str, Any], **kwargs: Any) -> None:
+        context[_PARAMS_KEY] = params
+
+    def sent(http_response: Any, parsed: dict[str, Any], context: dict[str, Any], **kwargs: Any) -> None:
+        params = context.get(_PARAMS_KEY)
+        if params is None or getattr(http_response, "status_code", 500) >= 300 or not parsed.get("MessageId"):
+            return
+        raw_data = params.get("Content", {}).get("Raw", {}).get("Data")
+        if raw_data is None:  # a formatted (non-raw) send: the app never does this
+            simple = params.get("Content", {}).get("Simple", {})
+            raw_data = f"Subject: {simple.get('Subject', {}).get('Data', '')}\n\n{simple}"
+        raw = raw_data.encode("utf-8", "surrogateescape") if isinstance(raw_data, str) else bytes(raw_data)
+        destination = params.get("Destination", {})
+        addresses = [a for key in ("ToAddresses", "CcAddresses", "BccAddresses") for a in destination.get(key, [])]
+        try:
+            outbox.write(str(parsed["MessageId"]), raw, addresses, str(params.get("FromEmailAddress", "")))
+        except Exception:
+            log.exception("could not write a sent copy to the outbox")
+
+    session.events.register("before-parameter-build.sesv2.SendEmail", keep, unique_id="muster-twin-keep")
+    session.events.register("after-call.sesv2.SendEmail", sent, unique_id="muster-twin-sent")

@@ -31,7 +31,14 @@ def twin_env(state_dir: Path) -> dict[str, str]:
     # The test session sets MUSTER_*/AWS_* for in-process tests; the twin gets a clean slate.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MUSTER_", "AWS_", "POWERTOOLS_"))}
     ports = {name: str(free_port()) for name in ("MUSTER_API_PORT", "MUSTER_SMTP_PORT", "MUSTER_AWS_PORT", "MUSTER_MAILBOX_PORT")}
-    env.update(ports, MUSTER_TWIN_DIR=str(state_dir), PYTHONUNBUFFERED="1", POWERTOOLS_LOG_LEVEL="WARNING")
+    # Every SES receipt and SQS batch is delivered twice at once (docs/local-twin.md).
+    env.update(
+        ports,
+        MUSTER_TWIN_DIR=str(state_dir),
+        MUSTER_TWIN_DUPLICATES="1",
+        PYTHONUNBUFFERED="1",
+        POWERTOOLS_LOG_LEVEL="WARNING",
+    )
     return env
 
 

@@ -1,0 +1,66 @@
+"""moto's server in a process of its own: ``python -m infra.twin.motoserver HOST PORT``.
+
+The same WSGI app ``python -m moto.server`` serves, with one difference: requests
+are applied one at a time. moto's backends are plain Python objects with no
+locking, so two concurrent conditional writes to one DynamoDB item could both
+pass their condition; DynamoDB applies each write to an item atomically, and
+the twin's concurrent (and deliberately duplicated) handlers rely on that. moto
+is CPU-bound Python under one GIL, so serializing costs almost nothing.
+
+Each request is logged only at DEBUG (``MUSTER_TWIN_LOG=DEBUG``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+
+class Serialized:
+    """WSGI middleware: one request at a time, body consumed under the lock."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+        self.app = app
+        self.lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        with self.lock:
+            body = self.app(environ, start_response)
+            try:
+                return [b"".join(body)]
+            finally:
+                close = getattr(body, "close", None)
+                if close is not None:
+                    close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    host, port = args[0], int(args[1])
+    level = os.environ.get("MUSTER_TWIN_LOG", "INFO").upper()
+    logging.basicConfig(level=logging.WARNING, format="moto %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("werkzeug").setLevel(logging.INFO if level == "DEBUG" else logging.WARNING)
+
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from werkzeug.serving import make_server
+
+    app = Serialized(DomainDispatcherApplication(create_backend_app))
+    server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
+    server.daemon_threads = True  # type: ignore[attr-defined]
+
+    def stop(signum: int, frame: Any) -> None:
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the twin stops us (Ctrl-C reaches the whole group)
+    server.serve_forever()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

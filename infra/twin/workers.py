@@ -1,0 +1,212 @@
+"""Handlers run in a pool of worker processes, each one a warm Lambda "container".
+
+A worker imports ``app`` once (its initializer), keeps its own Powertools logger
+and metrics, its own boto3 clients and PynamoDB connections, its own caches
+(``@cache``'d services, the pacer, rendered messages), and runs one invocation
+at a time, as a Lambda container does. The pool uses the ``forkserver`` start
+method: the fork server is a fresh interpreter (it never inherits the twin's
+threads) that preloads ``app``, and each worker is forked from it, so a worker
+starts warm in a few milliseconds.
+
+``WorkerPool`` is what triggers call (the dispatcher's pollers and schedules,
+the SMTP listener); ``invoke`` blocks the calling thread until a worker returned,
+so several pollers give several handlers running at once. ``invoke_twice`` gives
+the same event to two workers at the same time (the duplicate switch).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import traceback
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Any
+
+log = logging.getLogger("twin")
+
+# Set in each worker process by _init.
+_LAMBDAS: Any = None
+
+
+class HandlerFailed(Exception):
+    """The handler raised in its worker (the worker logged the traceback)."""
+
+
+class FunctionNotFound(LookupError):
+    pass
+
+
+def _init(environment: dict[str, str], root: str, outbox: tuple[str, str, str], feedback_topic: str | None) -> None:
+    """Run once per worker: the container's cold start."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the group; the twin stops us
+    os.environ.update(environment)
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    level = os.environ.get("MUSTER_TWIN_LOG", "INFO").upper()
+    logging.basicConfig(level=level, format="twin %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for noisy in ("botocore", "boto3", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+    from pathlib import Path
+
+    from infra.twin.outbox import Outbox, capture
+
+    publish = None
+    if feedback_topic:
+
+        def publish(notification: dict[str, Any]) -> None:
+            import json
+
+            from chalicelib.adapters import aws
+
+            aws.client("sns").publish(TopicArn=feedback_topic, Message=json.dumps(notification))
+
+    directory, log_path, relay_domain = outbox
+    capture(Outbox(Path(directory), Path(log_path), relay_domain, publish))
+
+    from chalicelib import models
+    from chalicelib.adapters import aws
+    from chalicelib.settings import get_settings
+
+    get_settings.cache_clear()
+    aws.reset()
+    models.bind()
+
+    from app import app
+    from infra.twin.lambdas import Lambdas
+
+    global _LAMBDAS
+    _LAMBDAS = Lambdas(app)
+    # A warm container has loaded what its first invocation loads lazily (the
+    # batch utilities, the Tracer); a cold start is bench/cold_start.py's business.
+    import aws_lambda_powertools.utilities.batch  # noqa: F401
+
+    from chalicelib.observability import get_tracer
+
+    get_tracer()
+
+
+def _run(name: str, event: Any) -> tuple[str, Any]:
+    """One invocation, in a worker: ``("ok", result)``, ``("missing", None)``
+    or ``("error", traceback)``."""
+    from infra.twin.lambdas import FunctionNotFound as Missing
+
+    try:
+        return "ok", _LAMBDAS.invoke(name, event)
+    except Missing:
+        return "missing", None
+    except Exception:
+        text = traceback.format_exc()
+        logging.getLogger("twin").error("handler %r crashed in worker %d:\n%s", name, os.getpid(), text)
+        return "error", text.strip().rsplit("\n", 1)[-1]
+
+
+def _ping() -> int:
+    import time
+
+    time.sleep(0.2)  # long enough that the pool starts a process per ping
+    return os.getpid()
+
+
+class WorkerPool:
+    def __init__(
+        self,
+        workers: int,
+        environment: dict[str, str],
+        root: str,
+        outbox: tuple[str, str, str],
+        handlers: set[str],
+    ) -> None:
+        self.size = workers
+        self.handlers = handlers
+        self.environment = environment
+        self.root = root
+        self.outbox = outbox
+        self.invocations: dict[str, int] = {}
+        self.errors: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._pool: ProcessPoolExecutor | None = None
+
+    def start(self, feedback_topic: str | None = None) -> list[int]:
+        """Start the fork server and every worker; their pids."""
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["app", "aws_lambda_powertools.utilities.batch"])
+        self._pool = ProcessPoolExecutor(
+            max_workers=self.size,
+            mp_context=context,
+            initializer=_init,
+            initargs=(self.environment, self.root, self.outbox, feedback_topic),
+        )
+        pings = [self._pool.submit(_ping) for _ in range(self.size)]
+        return sorted({f.result(timeout=120) for f in pings})
+
+    def pids(self) -> list[int]:
+        pool = self._pool
+        return sorted(getattr(pool, "_processes", {}) or {}) if pool else []
+
+    def has(self, name: str) -> bool:
+        return name in self.handlers
+
+    def stop(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def submit(self, name: str, event: Any) -> Future[tuple[str, Any]]:
+        if self._pool is None:
+            raise RuntimeError("the worker pool is not started")
+        with self._lock:
+            self.invocations[name] = self.invocations.get(name, 0) + 1
+        return self._pool.submit(_run, name, event)
+
+    def _result(self, name: str, future: Future[tuple[str, Any]]) -> Any:
+        status, value = future.result()
+        if status == "missing":
+            raise FunctionNotFound(name)
+        if status == "error":
+            with self._lock:
+                self.errors[name] = self.errors.get(name, 0) + 1
+            raise HandlerFailed(value)
+        return value
+
+    def invoke(self, name: str, event: Any) -> Any:
+        """Run handler ``name`` in a worker; ``HandlerFailed`` if it raised."""
+        if name not in self.handlers:
+            raise FunctionNotFound(name)
+        return self._result(name, self.submit(name, event))
+
+    def invoke_logged(self, name: str, event: Any) -> tuple[bool, Any]:
+        """Invoke, and log (never raise) a crash: the twin stays up."""
+        try:
+            return True, self.invoke(name, event)
+        except FunctionNotFound:
+            log.error("no handler named %r in app.py: event dropped", name)
+            return False, None
+        except HandlerFailed as exc:
+            log.warning("handler %r failed: %s", name, exc)
+            return False, None
+        except Exception:
+            log.exception("invoking %r failed (the twin keeps running)", name)
+            return False, None
+
+    def invoke_twice(self, name: str, event: Any) -> list[tuple[bool, Any]]:
+        """The same event to two workers at the same time (at-least-once delivery
+        at its worst); each outcome as ``invoke_logged`` reports it."""
+        if name not in self.handlers:
+            log.error("no handler named %r in app.py: event dropped", name)
+            return [(False, None), (False, None)]
+        futures = [self.submit(name, event) for _ in range(2)]
+        outcomes: list[tuple[bool, Any]] = []
+        for future in futures:
+            try:
+                outcomes.append((True, self._result(name, future)))
+            except HandlerFailed as exc:
+                log.warning("handler %r failed (one of two deliveries): %s", name, exc)
+                outcomes.append((False, None))
+            except Exception:
+                log.exception("invoking %r failed (the twin keeps running)", name)
+                outcomes.append((False, None))
+        return outcomes
