@@ -8,6 +8,14 @@
    same latency for messages sent one at a time on an idle twin, and the floor:
    49 bare SES ``SendEmail`` calls (8 threads, as the delivery Lambda does)
    against the same moto.
+3. The peer, in the same run: GNU Mailman 3.3.10 core relaying the same workload
+   (``/work/shared/peers/mailman3_bench.py --mode personalized``: one SMTP
+   transaction per recipient, the poster gets no copy, so the same 49 copies a
+   message), run before the twin's load while the twin is stopped. Target: the
+   twin's copies/s >= 3x Mailman's and its p95 (accept -> last copy) <= 1/3 of it.
+
+The twin runs as ``make dev`` does (duplicate switch off), with its default
+worker processes and pollers (``MUSTER_TWIN_WORKERS``, ``MUSTER_TWIN_POLLERS``).
 """
 
 from __future__ import annotations
@@ -33,6 +41,18 @@ from infra.twin.config import TwinConfig  # noqa: E402
 from tests.e2e.conftest import free_port, start_twin, stop_twin, twin_env  # noqa: E402
 
 MARK = re.compile(rb"bench-(\d+)-")
+PEER = Path("/work/shared/peers/mailman3_bench.py")
+
+
+def mailman(messages: int, members: int) -> dict[str, float]:
+    """The peer's JSON line (it installs mailman==3.3.10 in its own venv on first use)."""
+    out = subprocess.run(
+        ["python3", str(PEER), "--mode", "personalized", "--messages", str(messages), "--members", str(members),
+         "--no-self-copy", "--timeout", "1200"],
+        capture_output=True, text=True, check=True, timeout=3600,
+    )
+    line = [x for x in out.stdout.splitlines() if x.startswith("{")][-1]
+    return dict(json.loads(line))
 
 
 def pct(values: list[float], q: float) -> float:
@@ -63,7 +83,7 @@ def moto_startup() -> float:
 
 
 def twin_startup(tmp: Path, n: int) -> tuple[float, float]:
-    env = twin_env(tmp / f"start{n}")
+    env = twin_env(tmp / f"start{n}", duplicates=False)
     (tmp / f"start{n}").mkdir()
     config = TwinConfig.from_env(env)
     t0 = time.perf_counter()
@@ -119,8 +139,15 @@ def main() -> int:
     parser.add_argument("--people", type=int, default=50)
     parser.add_argument("--idle", type=int, default=10)
     parser.add_argument("--starts", type=int, default=3)
+    parser.add_argument("--no-peer", dest="peer", action="store_false", help="skip the Mailman run")
     args = parser.parse_args()
     out: dict[str, float] = {}
+    peer: dict[str, float] = {}
+    if args.peer:
+        peer = mailman(args.messages, args.people)
+        print(f"mailman 3.3.10 (personalized, {args.messages} posts, {args.people} members, no self copy): "
+              f"{peer['copies_per_s']} copies/s, p50 {peer['p50_latency_s']} s, p95 {peer['p95_latency_s']} s, "
+              f"complete={peer['complete']}, duplicates={peer['duplicate_copies']}", flush=True)
 
     with tempfile.TemporaryDirectory(prefix="muster-bench-") as tmpdir:
         tmp = Path(tmpdir)
@@ -132,7 +159,7 @@ def main() -> int:
         print(f"start-up: bare moto server {out['moto_start_s']:.2f} s; twin {out['twin_start_s']:.2f} s "
               f"(x{out['twin_start_s'] / out['moto_start_s']:.1f}); in the twin's main() {out['twin_start_inner_s']:.2f} s")
 
-        twin = start_twin(tmp / "load")
+        twin = start_twin(tmp / "load", duplicates=False)
         try:
             client = twin.client
             organizer = {"id": "o0", "first_name": "Olga", "last_name": "Owner", "email": "owner@bench.example"}
@@ -213,6 +240,14 @@ def main() -> int:
           f"accept -> last copy p50 {out['load_p50_s']:.2f} s, p95 {out['load_p95_s']:.2f} s")
     print(f"ses floor: {copies} SendEmail calls (8 threads) {out['ses_floor_ms']:.0f} ms -> at most "
           f"{1000 / out['ses_floor_ms']:.1f} messages/s; the twin reaches {out['messages_per_s'] * out['ses_floor_ms'] / 10:.0f}% of it")
+    if peer:
+        out["mailman_copies_per_s"] = float(peer["copies_per_s"])
+        out["mailman_p95_s"] = float(peer["p95_latency_s"])
+        out["mailman_p50_s"] = float(peer["p50_latency_s"])
+        out["x_copies_per_s"] = out["copies_per_s"] / out["mailman_copies_per_s"]
+        out["x_lower_p95"] = out["mailman_p95_s"] / out["load_p95_s"]
+        print(f"vs mailman (same run): copies/s x{out['x_copies_per_s']:.2f} (target >= 3), "
+              f"p95 {out['x_lower_p95']:.2f}x lower (target >= 3)")
     print(json.dumps({k: round(v, 3) for k, v in out.items()}))
     return 0
 

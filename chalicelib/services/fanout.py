@@ -12,10 +12,17 @@ batch identically and a different one differently. The delivery Lambda, per batc
 3. per copy: **claims** the (message, recipient) pair with a conditional write
    (``attribute_not_exists`` -- or a claim of this same batch left by a crash),
    takes a send token from the account-wide pacer, sends through SES v2 and
-   records the SES MessageId at once. A recipient someone else claimed or
-   already got is skipped, however the batch reached us: a retry, a duplicate
-   fan-out, a DLQ redrive. A crash can repeat only the copies in flight at that
-   moment (at most ``send_concurrency``), each at most once more;
+   records the SES MessageId. A recipient someone else claimed or already got
+   is skipped, however the batch reached us: a retry, a duplicate fan-out, a
+   DLQ redrive. A crash can repeat only the copies sent or sending without
+   their record at that moment (at most ``send_concurrency``), each at most
+   once more. Calls are grouped, not the guarantee: each send thread takes its
+   tokens, then claims its next few copies (up to ``CLAIM_CHUNK``) in one
+   TransactWriteItems with the same condition per item; records are written
+   with BatchWriteItem, and no send starts while ``send_concurrency`` copies
+   are sent or sending without their record. A claimed copy is always sent by
+   the thread that claimed it (the deadline is checked before claiming), so a
+   continuation batch never holds a copy this batch claimed;
 4. stops sending when the Lambda's remaining time runs low and queues the
    untouched rest as a continuation batch;
 5. marks the lease done.
@@ -40,7 +47,9 @@ from datetime import datetime, timedelta
 from functools import cached_property, lru_cache
 from typing import Any
 
-from pynamodb.exceptions import PutError
+from pynamodb.connection import Connection
+from pynamodb.exceptions import PutError, TransactWriteError
+from pynamodb.transactions import TransactWrite
 
 from chalicelib import clock
 from chalicelib.adapters.blobs import MailStore
@@ -67,6 +76,8 @@ RECORD_DAYS = 90
 IN_FLIGHT_BUDGET = 96 * 1024 * 1024
 BATCH_BYTES_BUDGET = 500 * 1024 * 1024
 MIN_BATCH = 10
+# Copies a send thread claims in one TransactWriteItems (the API allows 100).
+CLAIM_CHUNK = 25
 # How many of a reply's nearest ancestors each reader's ids are looked up for;
 # older ones are cited by their Muster id only.
 LOOKUP_ANCESTORS = 5
@@ -244,9 +255,8 @@ class FanOut:
         ).save()
 
     @staticmethod
-    def _claim_copy(message_id: str, batch: str, p: Participant, chat_id: str, now: datetime) -> bool:
-        """Claim one (message, recipient) pair; False if it is someone else's or done."""
-        record = Delivery(
+    def _claim_record(message_id: str, batch: str, p: Participant, chat_id: str, now: datetime) -> Delivery:
+        return Delivery(
             f"MSG#{message_id}",
             f"TO#{p.participant_key}",
             chat_id=chat_id,
@@ -256,15 +266,73 @@ class FanOut:
             at=now,
             expires=timedelta(days=RECORD_DAYS),
         )
+
+    @staticmethod
+    def _claim_condition(batch: str) -> Any:
+        # Nobody has it, or a crash of this very batch left its claim.
+        return Delivery.pk.does_not_exist() | ((Delivery.status == "sending") & (Delivery.batch == batch))
+
+    @classmethod
+    def _claim_copy(cls, message_id: str, batch: str, p: Participant, chat_id: str, now: datetime) -> bool:
+        """Claim one (message, recipient) pair; False if it is someone else's or done."""
         try:
-            record.save(
-                condition=Delivery.pk.does_not_exist() | ((Delivery.status == "sending") & (Delivery.batch == batch))
-            )
+            cls._claim_record(message_id, batch, p, chat_id, now).save(condition=cls._claim_condition(batch))
             return True
         except PutError as exc:
             if exc.cause_response_code == "ConditionalCheckFailedException":
                 return False
             raise
+
+    @cached_property
+    def _transactions(self) -> Connection:
+        """One PynamoDB connection for transactions per container."""
+        return Connection(region=self.settings.region)
+
+    def _claim_copies(
+        self, message_id: str, batch: str, people: list[Participant], chat_id: str, now: datetime
+    ) -> list[Participant]:
+        """Claim several pairs in one TransactWriteItems (each with the same
+        condition as ``_claim_copy``); the ones now ours. A transaction is all
+        or nothing: when it is cancelled, the pairs whose condition failed are
+        someone else's, and the rest are claimed one by one (a duplicate
+        fan-out or a conflict: rare, and correct either way)."""
+        if len(people) == 1:
+            return people if self._claim_copy(message_id, batch, people[0], chat_id, now) else []
+        try:
+            with TransactWrite(connection=self._transactions) as tx:
+                for p in people:
+                    tx.save(self._claim_record(message_id, batch, p, chat_id, now), condition=self._claim_condition(batch))
+            return list(people)
+        except TransactWriteError as exc:
+            reasons = list(exc.cancellation_reasons or [])
+            if exc.cause_response_code != "TransactionCanceledException" or len(reasons) != len(people):
+                raise
+        return [
+            p
+            for p, reason in zip(people, reasons, strict=True)
+            if not (reason is not None and reason.code == "ConditionalCheckFailed")
+            and self._claim_copy(message_id, batch, p, chat_id, now)
+        ]
+
+    @staticmethod
+    def _record_sent(message_id: str, batch: str, chat_id: str, now: datetime, sent: list[tuple[Participant, str]]) -> None:
+        """Record sent copies and their SES ids: BatchWriteItem, 25 a call. Each
+        item is one we claimed (``sending``, this batch), written whole."""
+        with Delivery.batch_write() as writer:
+            for p, ses_id in sent:
+                writer.save(
+                    Delivery(
+                        f"MSG#{message_id}",
+                        f"TO#{p.participant_key}",
+                        chat_id=chat_id,
+                        participant_key=p.participant_key,
+                        status="sent",
+                        batch=batch,
+                        at=now,
+                        ses_message_id=ses_id,
+                        expires=timedelta(days=RECORD_DAYS),
+                    )
+                )
 
     @staticmethod
     def _record_copy(message_id: str, p: Participant, *, ses_id: str | None, error: str | None) -> None:
@@ -398,37 +466,79 @@ class FanOut:
             )
 
         work = deque(targets)
-        lock = threading.Lock()
+        lock = threading.Condition()
         pacer = self.pacer
+        workers = max(1, min(self.settings.send_concurrency, len(targets), IN_FLIGHT_BUDGET // (4 * copy_size)))
+        chunk = max(1, min(CLAIM_CHUNK, -(-len(targets) // workers)))
+        # Sent or sending copies without their record: never more than `workers`
+        # (what a crash can repeat). Records go out in groups of `flush_at`.
+        flush_at = max(1, workers // 2)
+        pending: list[tuple[Participant, str]] = []
+        unrecorded = 0
 
-        def one(p: Participant) -> None:
-            if not self._claim_copy(message_id, batch, p, chat.chat_id, now):
-                with lock:
-                    result.skipped += 1
-                return
-            to = transport_address(p.email)
+        def flush(group: list[tuple[Participant, str]]) -> None:
+            nonlocal unrecorded
             try:
-                if to is None:
-                    raise SendFailed("NeedsSmtpUtf8", "permanent")  # SES cannot send to it
-                ses_id = self.mailer.send_raw(sender=ctx.relay_address, recipient=to, raw=copy_for(p))
-            except SendFailed as exc:
+                if group:
+                    self._record_sent(message_id, batch, chat.chat_id, now, group)
+            finally:
                 with lock:
-                    if exc.kind == "permanent":
-                        result.failed += 1
-                    else:
-                        result.retry.append(p.participant_key)
-                        if exc.kind == "deployment":
-                            result.halted = exc.code
-                if exc.kind == "permanent":
-                    logger.warning(
-                        "permanent send failure",
-                        extra={"message_id": message_id, "participant": p.participant_key, "code": exc.code},
-                    )
-                    self._record_copy(message_id, p, ses_id=None, error=exc.code)
-                return
-            self._record_copy(message_id, p, ses_id=ses_id, error=None)
+                    unrecorded -= len(group)
+                    lock.notify_all()
+
+        def take_pending() -> list[tuple[Participant, str]]:
+            group = pending[:]
+            pending.clear()
+            return group
+
+        def send(p: Participant) -> None:
+            nonlocal unrecorded
             with lock:
-                result.sent += 1
+                while unrecorded >= workers:
+                    if pending:
+                        group = take_pending()
+                        lock.release()
+                        try:
+                            flush(group)
+                        finally:
+                            lock.acquire()
+                    else:
+                        lock.wait()
+                unrecorded += 1
+            recorded = False
+            try:
+                to = transport_address(p.email)
+                try:
+                    if to is None:
+                        raise SendFailed("NeedsSmtpUtf8", "permanent")  # SES cannot send to it
+                    ses_id = self.mailer.send_raw(sender=ctx.relay_address, recipient=to, raw=copy_for(p))
+                except SendFailed as exc:
+                    with lock:
+                        if exc.kind == "permanent":
+                            result.failed += 1
+                        else:
+                            result.retry.append(p.participant_key)
+                            if exc.kind == "deployment":
+                                result.halted = exc.code
+                    if exc.kind == "permanent":
+                        logger.warning(
+                            "permanent send failure",
+                            extra={"message_id": message_id, "participant": p.participant_key, "code": exc.code},
+                        )
+                        self._record_copy(message_id, p, ses_id=None, error=exc.code)
+                    return
+                with lock:
+                    result.sent += 1
+                    pending.append((p, ses_id))
+                    recorded = True  # counted in `unrecorded` until its group is written
+                    group = take_pending() if len(pending) >= flush_at else []
+                if group:
+                    flush(group)
+            finally:
+                if not recorded:
+                    with lock:
+                        unrecorded -= 1
+                        lock.notify_all()
 
         def worker() -> None:
             while True:
@@ -437,17 +547,38 @@ class FanOut:
                         return
                     if deadline is not None and time.time() >= deadline:
                         return
-                    p = work.popleft()
-                if not pacer.acquire(deadline):
-                    with lock:
-                        work.appendleft(p)
+                    take = [work.popleft() for _ in range(min(chunk, len(work)))]
+                # Tokens first, then the claim: a copy this batch claimed is
+                # always sent, never handed to a continuation batch.
+                for n in range(len(take)):
+                    if not pacer.acquire(deadline):
+                        with lock:
+                            work.extendleft(reversed(take[n:]))
+                        take = take[:n]
+                        break
+                if not take:
                     return
-                one(p)
+                mine = self._claim_copies(message_id, batch, take, chat.chat_id, now)
+                with lock:
+                    result.skipped += len(take) - len(mine)
+                for n, p in enumerate(mine):
+                    if result.halted:
+                        # Parked: these stay claimed by this batch, whose retry sends them.
+                        with lock:
+                            result.retry.extend(q.participant_key for q in mine[n:])
+                        break
+                    send(p)
 
-        workers = max(1, min(self.settings.send_concurrency, len(targets), IN_FLIGHT_BUDGET // (4 * copy_size)))
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            for future in [pool.submit(worker) for _ in range(workers)]:
-                future.result()
+        try:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                for future in [pool.submit(worker) for _ in range(workers)]:
+                    future.result()
+        finally:
+            # Whatever stopped the batch, write the records of what went out.
+            with lock:
+                group = take_pending()
+            if group:
+                flush(group)
 
         if work and not result.halted:
             # Out of time: the untouched rest goes on in a batch of its own.

@@ -22,6 +22,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import traceback
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
@@ -151,9 +152,23 @@ class WorkerPool:
     def has(self, name: str) -> bool:
         return name in self.handlers
 
-    def stop(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+    def stop(self, timeout: float = 5.0) -> None:
+        """Let running invocations finish for up to ``timeout`` seconds, then
+        stop the workers (a container killed mid-invocation, as Lambda may)."""
+        pool = self._pool
+        if pool is None:
+            return
+        processes = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        deadline = time.monotonic() + timeout
+        for process in processes:
+            process.join(max(0.0, deadline - time.monotonic()))
+        for process in processes:
+            if process.is_alive():
+                log.warning("worker %s still busy after %.0f s: stopped", process.pid, timeout)
+                process.terminate()
+        for process in processes:
+            process.join(2.0)
 
     def submit(self, name: str, event: Any) -> Future[tuple[str, Any]]:
         if self._pool is None:

@@ -27,18 +27,19 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def twin_env(state_dir: Path) -> dict[str, str]:
+def twin_env(state_dir: Path, *, duplicates: bool = True, **extra: str) -> dict[str, str]:
     # The test session sets MUSTER_*/AWS_* for in-process tests; the twin gets a clean slate.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MUSTER_", "AWS_", "POWERTOOLS_"))}
     ports = {name: str(free_port()) for name in ("MUSTER_API_PORT", "MUSTER_SMTP_PORT", "MUSTER_AWS_PORT", "MUSTER_MAILBOX_PORT")}
-    # Every SES receipt and SQS batch is delivered twice at once (docs/local-twin.md).
+    # Tests: every SES receipt and SQS batch is delivered twice at once (docs/local-twin.md).
     env.update(
         ports,
         MUSTER_TWIN_DIR=str(state_dir),
-        MUSTER_TWIN_DUPLICATES="1",
+        MUSTER_TWIN_DUPLICATES="1" if duplicates else "0",
         PYTHONUNBUFFERED="1",
         POWERTOOLS_LOG_LEVEL="WARNING",
     )
+    env.update(extra)
     return env
 
 
@@ -63,9 +64,9 @@ class Twin:
         assert self.process.poll() is None, f"the twin exited ({self.process.returncode}):\n{self.log()[-4000:]}"
 
 
-def start_twin(state_dir: Path) -> Twin:
+def start_twin(state_dir: Path, *, duplicates: bool = True, **extra: str) -> Twin:
     state_dir.mkdir(parents=True, exist_ok=True)
-    env = twin_env(state_dir)
+    env = twin_env(state_dir, duplicates=duplicates, **extra)
     log_path = state_dir / "twin.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
