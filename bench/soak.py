@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 from infra.twin.client import TwinClient, chat_message, event_body, signup_body  # noqa: E402
 from tests.e2e.conftest import start_twin, stop_twin  # noqa: E402
 
-MARK = re.compile(rb"soak-(\d+)-")
+MARK = re.compile(rb"soak-post-(\d+)-")
 
 
 def pct(values: list[float], q: float) -> float:
@@ -174,7 +174,7 @@ def main() -> int:
                         continue
                     address, people = chats[sent % len(chats)]
                     header, sender = people[(sent // len(chats)) % len(people)]
-                    msg = chat_message(header, address, f"soak-{sent}- note", f"Soak message {sent}.\n" + "Some text. " * 20)
+                    msg = chat_message(header, address, f"soak-post-{sent}- note", f"Soak message {sent}.\n" + "Some text. " * 20)
                     smtp.sendmail(sender, [address], msg.as_bytes())
                     accepted[sent] = time.time()
                     open_posts.add(sent)

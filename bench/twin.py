@@ -50,7 +50,7 @@ def mailman(messages: int, members: int, tries: int = 3) -> dict[str, float]:
     for attempt in range(1, tries + 1):
         out = subprocess.run(
             ["python3", str(PEER), "--mode", "personalized", "--messages", str(messages), "--members", str(members),
-             "--no-self-copy", "--timeout", "1200"],
+             "--no-self-copy", "--timeout", "300"],
             capture_output=True, text=True, timeout=3600,
         )
         lines = [x for x in out.stdout.splitlines() if x.startswith("{")]

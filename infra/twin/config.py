@@ -76,6 +76,7 @@ class TwinConfig:
     def from_env(cls, env: Mapping[str, str] | None = None) -> TwinConfig:
         e = os.environ if env is None else env
         state = Path(e.get("MUSTER_TWIN_DIR", "").strip() or ROOT / ".local")
+        workers = max(1, _port(e, "MUSTER_TWIN_WORKERS", 4))
         return cls(
             host=e.get("MUSTER_TWIN_HOST", "127.0.0.1"),
             api_port=_port(e, "MUSTER_API_PORT", 8000),
@@ -83,7 +84,7 @@ class TwinConfig:
             aws_port=_port(e, "MUSTER_AWS_PORT", 5000),
             mailbox_port=_port(e, "MUSTER_MAILBOX_PORT", 8025),
             state_dir=state.resolve(),
-            workers=max(1, workers := _port(e, "MUSTER_TWIN_WORKERS", 4)),
+            workers=workers,
             pollers=max(1, _port(e, "MUSTER_TWIN_POLLERS", workers)),
             duplicates=_flag(e, "MUSTER_TWIN_DUPLICATES"),
         )
