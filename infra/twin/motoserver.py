@@ -13,6 +13,12 @@ SQS message copy a receive makes and each DynamoDB item version; in a long run
 that is a leak (1.2 GB after ~1,000 relayed copies) and slows every garbage
 collection. The twin never reads ``data.json``, so tracking is turned off.
 
+Third: moto's ``transact_write_items`` deep-copies each table a transaction
+touches, once per item, to roll back on failure: O(table size) per item, which
+made a 49-copy fan-out take longer the more the table held (the first
+``bench/twin.py`` run after grouped claims fell to 4 copies/s). The twin's moto
+snapshots only the items a transaction names and restores those on failure.
+
 Each request is logged only at DEBUG (``MUSTER_TWIN_LOG=DEBUG``).
 """
 
@@ -55,6 +61,65 @@ def stop_tracking_instances() -> None:
     BaseModel.__new__ = staticmethod(new)  # type: ignore[method-assign,assignment]
 
 
+def cheap_transactions() -> None:
+    """Roll back a failed TransactWriteItems from item snapshots, not table copies."""
+    import copy as copy_module
+
+    import moto.dynamodb.models as ddb
+    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.models.table import Table
+
+    original = ddb.DynamoDBBackend.transact_write_items
+    inside = threading.local()
+
+    class Shim:
+        """moto's module-level ``copy``: tables are not copied inside a transaction."""
+
+        @staticmethod
+        def deepcopy(value: Any, *args: Any) -> Any:
+            if getattr(inside, "on", False) and isinstance(value, Table):
+                return value
+            return copy_module.deepcopy(value, *args)
+
+        copy = staticmethod(copy_module.copy)
+
+    ddb.copy = Shim  # type: ignore[assignment]
+
+    def transact(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        saved: list[tuple[Any, Any, Any, Any]] = []
+        for entry in transact_items:
+            op = next(iter(entry.values()))
+            table = self.tables.get(op.get("TableName"))
+            key = op.get("Key") or op.get("Item") or {}
+            if table is None or table.hash_key_attr not in key:
+                continue
+            h = DynamoType(key[table.hash_key_attr])
+            r = DynamoType(key[table.range_key_attr]) if table.has_range_key and table.range_key_attr in key else None
+            if table.has_range_key and r is None:
+                continue
+            previous = table.get_item(h, r)
+            saved.append((table, h, r, copy_module.deepcopy(previous)))
+        inside.on = True
+        try:
+            original(self, transact_items)
+        except Exception:
+            for table, h, r, previous in reversed(saved):
+                if r is not None:
+                    if previous is None:
+                        table.items.get(h, {}).pop(r, None)
+                    else:
+                        table.items[h][r] = previous
+                elif previous is None:
+                    table.items.pop(h, None)
+                else:
+                    table.items[h] = previous
+            raise
+        finally:
+            inside.on = False
+
+    ddb.DynamoDBBackend.transact_write_items = transact  # type: ignore[method-assign]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     host, port = args[0], int(args[1])
@@ -66,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     from werkzeug.serving import make_server
 
     stop_tracking_instances()
+    cheap_transactions()
     app = Serialized(DomainDispatcherApplication(create_backend_app))
     server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
     server.daemon_threads = True  # type: ignore[attr-defined]
