@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from chalicelib import schemas
+from chalicelib import schemas_stewardship as stewardship
 from chalicelib.vocab import EVENT_SOURCE, EXTERNAL_ID
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,10 +43,29 @@ ROUTES: list[tuple[str, str, str, type[BaseModel] | None, type[BaseModel] | None
     ("put", "/events/{event_id}/signups/{signup_id}/delivery", "How one signup follows its chat: every message or a daily digest (null: the chat's default)", schemas.DeliveryBody, schemas.SignupView, "200"),
     ("get", "/events/{event_id}/timeslots/{timeslot_id}/chat", "A shift's chat: state, window, relay address, participants", None, schemas.ChatView, "200"),
 ]
+CHAT = "/events/{event_id}/timeslots/{timeslot_id}/chat"
+ROUTES += [
+    ("post", CHAT + "/close", "Close a chat (an organizer's close: it stays closed until reopened)", None, stewardship.StewardResult, "200"),
+    ("post", CHAT + "/reopen", "Lift an organizer's close (the chat follows its window again)", None, stewardship.StewardResult, "200"),
+    ("put", CHAT + "/hold", "Hold every new message for approval, or stop holding", stewardship.HoldBody, stewardship.StewardResult, "200"),
+    ("get", CHAT + "/held", "Messages held for moderation, with anonymized excerpts", None, stewardship.HeldList, "200"),
+    ("post", CHAT + "/held/{message_id}/approve", "Approve a held message: it is shared once", None, stewardship.StewardResult, "200"),
+    ("post", CHAT + "/held/{message_id}/reject", "Decline a held message: its author is told once", None, stewardship.StewardResult, "200"),
+    ("get", CHAT + "/reports", "Abuse reports per message: counts and reasons, never who reported", None, stewardship.ReportList, "200"),
+    ("put", "/events/{event_id}/signups/{signup_id}/removal", "Remove a signup from its chat (until restored)", None, stewardship.StewardResult, "200"),
+    ("delete", "/events/{event_id}/signups/{signup_id}/removal", "Restore a removed signup", None, stewardship.StewardResult, "200"),
+    ("post", "/blocks", "Block a person across every chat of the deployment (by your signup, or an address you hold)", stewardship.BlockBody, stewardship.StewardResult, "200"),
+    ("get", "/blocks", "Your blocks, by your own ids (never an address)", None, stewardship.BlockList, "200"),
+    ("delete", "/blocks/{block_id}", "Unblock", None, stewardship.StewardResult, "200"),
+    ("get", "/actions", "The record of steward actions (who, when, which control or key); ?event_id= filters", None, stewardship.ActionList, "200"),
+]
 PUBLIC_ROUTES = [
     ("get", "/openapi.json", "This document"),
     ("get", "/mute/{token}", "The reader's chat settings page (changes nothing: link scanners prefetch GETs)"),
     ("post", "/mute/{token}", "One-click mute (RFC 8058): body List-Unsubscribe=One-Click; or the settings page's action=unmute|leave|each|digest"),
+    ("get", "/c/{token}", "An organizer control or report link: a confirmation page (changes nothing)"),
+    ("head", "/c/{token}", "Link scanners' prefetch: changes nothing"),
+    ("post", "/c/{token}", "Carry out the control (from its confirmation page); a report may carry reason and details"),
 ]
 
 
@@ -67,7 +87,7 @@ def build_openapi() -> dict[str, Any]:
             "security": [{"bearer": []}],
             "parameters": [
                 {"name": p, "in": "path", "required": True, "schema": {"type": "string", "pattern": EXTERNAL_ID.pattern}}
-                for p in ("event_id", "signup_id", "timeslot_id")
+                for p in ("event_id", "signup_id", "timeslot_id", "message_id", "block_id")
                 if "{" + p + "}" in path
             ],
             "responses": {
@@ -79,7 +99,7 @@ def build_openapi() -> dict[str, Any]:
                 },
             },
         }
-        if method == "put" and not path.endswith("/delivery"):  # upserts can create
+        if (method == "put" and path.count("/") <= 4) or (path == "/blocks" and method == "post"):  # these can create
             op["responses"]["201"] = {"description": "Created", "content": {"application/json": {"schema": _ref(res)}}}  # type: ignore[arg-type]
         if req is not None:
             op["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(req)}}}

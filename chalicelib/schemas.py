@@ -28,6 +28,7 @@ from chalicelib.vocab import DETAIL_TYPES, EXTERNAL_ID, SIGNUP_STATUSES
 
 SignupStatus = Literal["registered", "confirmed", "attended", "cancelled", "missed", "blocked"]
 DeliveryMode = Literal["each", "digest"]
+ModerationMode = Literal["none", "first_post", "all"]
 
 # An integration's own identifier: safe in keys, URLs and schedule names.
 ExternalId = Annotated[str, StringConstraints(pattern=EXTERNAL_ID.pattern)]
@@ -76,6 +77,23 @@ class ChatSettings(Strict):
             "How people follow this event's chats unless they choose otherwise: 'each' (every message) or "
             "'digest' (one email a day). null: every message, or a daily digest in chats larger than the "
             "deployment's MUSTER_DIGEST_ABOVE."
+        ),
+    )
+
+    moderation: ModerationMode | None = Field(
+        default=None,
+        description=(
+            "Which messages wait for an organizer's approval before they are shared: 'none' (default), "
+            "'first_post' (each person's first message), or 'all'. Organizers' own messages are never held."
+        ),
+    )
+    report_threshold: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description=(
+            "Distinct reporters after which an author's further messages in a chat are held for approval "
+            "(default: the deployment's MUSTER_REPORT_THRESHOLD, 3)."
         ),
     )
 

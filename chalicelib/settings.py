@@ -101,6 +101,13 @@ class Settings:
     send_rate_fallback: float
     digest_above: int = 200  # chats with more recipients default to daily digests; 0: never
     digest_hour: int = 18  # local hour (the chat's zone) from which each day's digest goes
+    hold_hours: int = 72  # a held message not decided in this time is declined (R15)
+    report_threshold: int = 3  # distinct reporters after which an author's posts are held
+
+    @property
+    def deployment(self) -> str:
+        """What signed controls are bound to: this stage of this relay domain."""
+        return f"{self.stage}:{self.relay_domain}"
 
     @property
     def prefix(self) -> str:
@@ -149,6 +156,10 @@ class Settings:
             send_rate_fallback=float(e.get("MUSTER_SEND_RATE_FALLBACK", "1")),
             digest_above=_non_negative_int(e.get("MUSTER_DIGEST_ABOVE", "200"), "MUSTER_DIGEST_ABOVE"),
             digest_hour=_hour(e.get("MUSTER_DIGEST_HOUR", "18")),
+            hold_hours=max(1, _non_negative_int(e.get("MUSTER_HOLD_HOURS", "72"), "MUSTER_HOLD_HOURS")),
+            report_threshold=max(
+                1, _non_negative_int(e.get("MUSTER_REPORT_THRESHOLD", "3"), "MUSTER_REPORT_THRESHOLD")
+            ),
         )
 
 

@@ -33,8 +33,13 @@ def close_chat(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 @scheduling.schedule(Rate(5, unit=Rate.MINUTES), name="sweeper")
 def sweeper(event: CloudWatchEvent) -> int:
-    """Catch any opening or closing whose schedule did not fire."""
-    return chats().sweep()
+    """Catch any opening or closing whose schedule did not fire, and decline
+    held messages nobody decided in time (R15)."""
+    from chalicelib.services.stewardship import Stewardship
+
+    swept = chats().sweep()
+    Stewardship().expire_due()
+    return swept
 
 
 # Stop starting digests this long before Lambda would stop the invocation

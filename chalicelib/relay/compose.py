@@ -128,8 +128,9 @@ def render_kickoff(
     listing = "Who is in the chat:\n" + "\n".join(who) + "\n\n" if who else ""
     role = (
         f"You are an organizer of this shift, so your name carries an \"{ORGANIZER_TAG}\" tag. "
-        "To remove someone from the chat, cancel or block their signup in your event "
-        "platform; to switch the chat off, turn chat off for this shift there.\n\n"
+        "Every message you receive from the chat ends with organizer controls that only "
+        "organizers see: remove or block its author, reply privately, hold new messages "
+        "for your approval, or close the chat. Each link asks you to confirm first.\n\n"
         if organizer
         else ""
     )

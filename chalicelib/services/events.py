@@ -12,7 +12,7 @@ from pynamodb.exceptions import DoesNotExist, UpdateError
 
 from chalicelib import clock
 from chalicelib.errors import NotFound, Unprocessable
-from chalicelib.models import Chat, Delivery, Event, Participant, SignupRef, Suppression, TimeslotMap
+from chalicelib.models import Block, Chat, Delivery, Event, Participant, SignupRef, Suppression, TimeslotMap
 from chalicelib.relay.addresses import address_hash
 from chalicelib.relay.names import display_name
 from chalicelib.schemas import (
@@ -74,6 +74,14 @@ class EventService:
         return True
 
     @staticmethod
+    def _blocked(digest: str) -> bool:
+        try:
+            Block.get(f"BLK#{digest}", "META")
+        except DoesNotExist:
+            return False
+        return True
+
+    @staticmethod
     def _kickoff_sent(chat_id: str, participant_key: str) -> bool:
         try:
             Delivery.get(f"MSG#kickoff-{chat_id}", f"TO#{participant_key}")
@@ -98,6 +106,11 @@ class EventService:
                     person.left = before.left
                     person.delivery = before.delivery
                     person.suppressed = before.suppressed and before.address_hash == person.address_hash
+                    same_person = before.address_hash == person.address_hash
+                    # An organizer's decisions stay until an organizer undoes them (R15).
+                    person.removed = before.removed if same_person else None
+                    person.held = before.held if same_person else None
+                    person.trusted = before.trusted if same_person else None
                     same = all(
                         getattr(before, a) == getattr(person, a)
                         for a in ("role", "status", "first_name", "last_name", "email")
@@ -106,6 +119,7 @@ class EventService:
                         continue
                 if not person.suppressed:
                     person.suppressed = self._suppressed(person.address_hash)
+                person.blocked = self._blocked(person.address_hash) or None
                 if is_active(person) and not person.left and (before is None or not is_active(before)):
                     became_active.append(person.participant_key)
                 batch.save(person)
@@ -139,6 +153,8 @@ class EventService:
             ],
             organizer_ids=[o.id for o in body.organizers],
             default_delivery=body.chat.default_delivery,
+            moderation=body.chat.moderation,
+            report_threshold=body.chat.report_threshold,
             cancelled=False,
             created_at=previous.created_at if previous else now,
             updated_at=now,
@@ -175,6 +191,8 @@ class EventService:
             chat.starts_at, chat.ends_at = slot.starts_at, slot.ends_at
             chat.opens_at, chat.closes_at = window.opens_at, window.closes_at
             chat.default_delivery = event.default_delivery
+            chat.moderation = event.moderation
+            chat.report_threshold = event.report_threshold
             if chat.closed_reason in {"cancelled", "removed"}:
                 chat.closed_reason = None  # the event or shift is back
             return window.enabled
@@ -195,6 +213,8 @@ class EventService:
                 ends_at=slot.ends_at,
                 opens_at=window.opens_at,
                 default_delivery=event.default_delivery,
+                moderation=event.moderation,
+                report_threshold=event.report_threshold,
             )
 
         chat = self.chats.update(chat_id, apply, create=create)

@@ -53,9 +53,9 @@ from chalicelib.relay.addresses import transport_address
 from chalicelib.relay.names import display_name
 from chalicelib.relay.threadheaders import header_block, reader_headers, ses_id_domain
 from chalicelib.services.digest import DigestService, wants_digest
-from chalicelib.services.links import mute_url
+from chalicelib.services.links import copy_controls, mute_url
 from chalicelib.services.pacing import SendPacer
-from chalicelib.services.roster import participants, recipients, relay_address
+from chalicelib.services.roster import canonical, participants, recipients, relay_address
 from chalicelib.settings import Settings, get_settings
 
 # A crashed invocation cannot outlive its Lambda timeout; after that its lease lapses.
@@ -203,6 +203,7 @@ class FanOut:
             "object": object_key,
             "author": author,
             "ancestors": list(ancestors),
+            "hold": bool(chat.moderation_hold),  # which of hold/release the organizer controls offer
         }
         per_batch = min(self.settings.batch_size, max(MIN_BATCH, BATCH_BYTES_BUDGET // max(size, 1)))
         return self._enqueue(base, recipients, "r", per_batch)
@@ -361,6 +362,12 @@ class FanOut:
         )
 
         ctx = chat_context(chat, self.settings)
+        author_person = canonical(people).get(author.address_hash) if author is not None else None
+        author_name = (
+            display_name(author.first_name, author.last_name, organizer=author_person.role == "organizer")
+            if author is not None and author_person is not None
+            else None
+        )
         template = (
             anonymize.CopyTemplate.of(_rendered(self.store.bucket, body["object"])) if body["kind"] == "relay" else None
         )
@@ -371,7 +378,26 @@ class FanOut:
             link = mute_url(self.settings, chat.chat_id, p.participant_key)
             headers = anonymize.list_unsubscribe_headers(link)
             if template is not None:
-                return template.render(mute_url=link, list_unsubscribe_headers=headers, thread_headers=thread_for(p))
+                controls = ("", "")
+                if template.has_controls:
+                    controls = copy_controls(
+                        self.settings,
+                        chat_id=chat.chat_id,
+                        reader_key=p.participant_key,
+                        reader_is_organizer=p.role == "organizer",
+                        message_id=message_id,
+                        author_key=author.participant_key if author is not None else None,
+                        author_name=author_name,
+                        author_is_organizer=author_person is not None and author_person.role == "organizer",
+                        chat_held=bool(body.get("hold")),
+                    )
+                return template.render(
+                    mute_url=link,
+                    list_unsubscribe_headers=headers,
+                    thread_headers=thread_for(p),
+                    controls_text=controls[0],
+                    controls_html=controls[1],
+                )
             kickoff = compose.render_kickoff(
                 chat=ctx,
                 recipient_name=display_name(p.first_name, p.last_name, organizer=p.role == "organizer"),

@@ -37,13 +37,13 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any
 
 from pynamodb.connection import Connection
-from pynamodb.exceptions import DoesNotExist, TransactWriteError
+from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError, UpdateError
 from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
@@ -60,6 +60,7 @@ from chalicelib.relay.outcomes import Outcome
 from chalicelib.relay.parse import InboundMail, parse_inbound, parse_ses_headers, verdicts_from_ses
 from chalicelib.relay.policy import ChatWindow, SenderInfo, authorize
 from chalicelib.services.fanout import FanOut, chat_context
+from chalicelib.services.moderation import Moderation, hold_reason
 from chalicelib.services.notices import Notices
 from chalicelib.services.roster import canonical, chat_id_from_local, is_active, participants, recipients
 from chalicelib.services.threads import Threads
@@ -181,12 +182,26 @@ class RelayService:
             annotate("outcome", outcome.value)
             return outcome
 
+    def relay_approved(self, job: Job) -> Outcome:
+        """Relay a held message an organizer approved (R15): decided afresh (the
+        author may have been removed since), never held again, and fanned out
+        once however many approvals race (the log leaves ``held`` on one
+        conditional write)."""
+        with traced("relay_approved") as annotate:
+            outcome = self._relay_one(job, approved=True)
+            annotate("outcome", outcome.value)
+            return outcome
+
+    @cached_property
+    def moderation(self) -> Moderation:
+        return Moderation(self.settings, mailer=self.mailer, store=self.store)
+
     def _log_key(self, job: Job, chat: Chat | None) -> tuple[str, str]:
         when = job.received_at
         pk = f"CH#{chat.chat_id}" if chat else f"UNROUTED#{when:%Y-%m-%d}"
         return pk, f"M#{when.isoformat()}#{job.message_id}"
 
-    def _relay_one(self, job: Job) -> Outcome:
+    def _relay_one(self, job: Job, *, approved: bool = False) -> Outcome:
         started = time.monotonic()
         chat = self._chat(job.chat_key)
         pk, sk = self._log_key(job, chat)
@@ -194,7 +209,9 @@ class RelayService:
             done = MessageLog.get(pk, sk, consistent_read=True)
         except DoesNotExist:
             done = None
-        if done is not None:
+        if approved and done is None:
+            return Outcome.CHAT_NOT_FOUND  # nothing was held under this id
+        if done is not None and not (approved and done.outcome == Outcome.HELD.value):
             # A retry of work that got this far: finish it, never redo it.
             if done.state == "relaying" and chat is not None:
                 self._resume(job, done, chat)
@@ -215,6 +232,11 @@ class RelayService:
             except Exception:
                 logger.exception("render failed", extra={"chat_id": job.chat_key})
                 outcome = Outcome.RENDER_FAILED
+        hold = None
+        if outcome is Outcome.RELAYED and not approved:
+            assert chat is not None and decision.author is not None
+            hold = hold_reason(chat, decision.author)
+            outcome = Outcome.HELD if hold else outcome
         people = (
             recipients(decision.people, exclude_hash=decision.author.address_hash if decision.author else None)
             if outcome is Outcome.RELAYED
@@ -243,10 +265,25 @@ class RelayService:
             log.parent_id = ancestors[-1] if ancestors else None
             log.rendered_size = len(rendered)
             self._store(job, decision, rendered, ancestors)
-            log.save()
+            if not self._save_log(log, approved):
+                return Outcome.HELD  # another approval is relaying it
             self._fan_out(job, chat, decision.author.participant_key, people, len(rendered), ancestors)
             self._finish(log, chat, now)
+            self._trust(chat, decision.author)
             metrics.add_metric(name="FanOutSize", unit="Count", value=len(people))
+        elif outcome is Outcome.HELD:
+            assert chat is not None and rendered is not None and decision.author is not None and hold
+            self.moderation.hold(
+                job=asdict(job),
+                message_id=job.message_id,
+                chat=chat,
+                author=decision.author,
+                people=decision.people,
+                rendered=rendered,
+                reason=hold,
+                now=now,
+            )
+            log.save()
         else:
             if outcome.may_bounce:
                 log.bounced = self.notices.send(
@@ -259,8 +296,10 @@ class RelayService:
                     notice_id=self.threads.muster_id(f"notice-{job.message_id}"),
                     now=now,
                 )
-            log.save()
-        metrics.add_metric(name="Relayed" if outcome.relayed else f"Rejected_{outcome.value}", unit="Count", value=1)
+            if not self._save_log(log, approved):
+                return Outcome.HELD
+        name = "Relayed" if outcome.relayed else "Held" if outcome is Outcome.HELD else f"Rejected_{outcome.value}"
+        metrics.add_metric(name=name, unit="Count", value=1)
         metrics.add_metric(name="RelayLatency", unit="Milliseconds", value=(time.monotonic() - started) * 1000)
         logger.info(
             "inbound handled",
@@ -273,6 +312,43 @@ class RelayService:
             },
         )
         return outcome
+
+    def settle_held(self, job: Job, outcome: Outcome) -> bool:
+        """A held message's log entry ends as ``outcome`` (declined or expired): R9's
+        recorded reason. False if it was not held any more."""
+        chat = self._chat(job.chat_key)
+        pk, sk = self._log_key(job, chat)
+        try:
+            MessageLog(pk, sk).update(
+                actions=[MessageLog.outcome.set(outcome.value)], condition=MessageLog.outcome == Outcome.HELD.value
+            )
+        except UpdateError as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise
+        metrics.add_metric(name=f"Rejected_{outcome.value}", unit="Count", value=1)
+        return True
+
+    @staticmethod
+    def _save_log(log: MessageLog, approved: bool) -> bool:
+        """Save the log entry; an approved message's only while it is still held
+        (False: another approval got there first)."""
+        if not approved:
+            log.save()
+            return True
+        try:
+            log.save(condition=MessageLog.outcome == Outcome.HELD.value)
+            return True
+        except PutError as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise
+
+    @staticmethod
+    def _trust(chat: Chat, author: Participant) -> None:
+        """First-post moderation holds a person until one of their posts was shared."""
+        if chat.moderation == "first_post" and not author.trusted and author.role != "organizer":
+            author.update(actions=[Participant.trusted.set(True)])
 
     def _decide(self, job: Job, chat: Chat | None, now: datetime) -> Decision:
         """Decide on SES's verdicts and headers first; download and parse the raw
@@ -296,6 +372,8 @@ class RelayService:
                 max_bytes=s.max_message_bytes,
                 now=now,
             )
+            if outcome is Outcome.SENDER_INACTIVE and author is not None and (author.removed or author.blocked):
+                outcome = Outcome.SENDER_REMOVED  # R15: said plainly, once a day (R6)
             return Decision(outcome, mail, chat, people, author, sender_hash)
 
         # parse_ses_headers and parse_inbound check the caps (parse.precheck)

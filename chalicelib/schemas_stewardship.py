@@ -1,0 +1,91 @@
+"""Boundary models of the stewardship API (R15, issue 10): kept beside
+:mod:`chalicelib.schemas` and published in the same OpenAPI document."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field, StrictBool, model_validator
+
+from chalicelib.schemas import Email, ExternalId, Strict
+
+
+class HoldBody(Strict):
+    hold: StrictBool = Field(description="true: every new message waits for an organizer's approval; false: stop holding")
+
+
+class BlockBody(Strict):
+    """Whom to block: one of your signups (event_id + signup_id), or an address you hold."""
+
+    event_id: ExternalId | None = None
+    signup_id: ExternalId | None = None
+    email: Email | None = None
+
+    @model_validator(mode="after")
+    def one_person(self) -> BlockBody:
+        by_signup = self.event_id is not None and self.signup_id is not None
+        if by_signup == (self.email is not None) or (self.event_id is None) != (self.signup_id is None):
+            raise ValueError("give either event_id and signup_id, or email")
+        return self
+
+
+class StewardResult(BaseModel):
+    changed: bool = Field(description="false when the action had already been taken (idempotent)")
+    message: str
+    block_id: str | None = None
+    outcome: str | None = None
+
+
+class HeldView(BaseModel):
+    message_id: str
+    author: str = Field(description="The author's signup or organizer id in your system")
+    reason: Literal["hold", "all", "first_post", "reported"]
+    state: Literal["held", "approved", "rejected", "expired"]
+    excerpt: str | None = Field(description="The start of the anonymized message")
+    held_at: datetime
+    expires_at: datetime
+    decided_at: datetime | None = None
+    decided_by: str | None = None
+
+
+class HeldList(BaseModel):
+    held: list[HeldView]
+
+
+class ReportView(BaseModel):
+    message_id: str
+    author: str = Field(description="The reported author's signup or organizer id in your system")
+    reports: int = Field(description="Distinct people who reported this message (never who)")
+    reasons: list[str]
+
+
+class ReportList(BaseModel):
+    reports: list[ReportView]
+
+
+class BlockView(BaseModel):
+    block_id: str
+    event_id: str | None = None
+    signup_id: str | None = None
+    organizer_id: str | None = None
+    at: datetime
+
+
+class BlockList(BaseModel):
+    blocks: list[BlockView]
+
+
+class ActionView(BaseModel):
+    action: str
+    at: datetime
+    actor: str = Field(description="o-<organizer id> (a control in an organizer's copy), api:<integration>, attendee or system")
+    via: Literal["control", "api", "system"]
+    event_id: str | None = None
+    timeslot_id: str | None = None
+    target: str | None = Field(description="s-<signup id>, o-<organizer id>, a message id or a block id")
+    detail: str | None = None
+
+
+class ActionList(BaseModel):
+    actions: list[ActionView]
