@@ -242,7 +242,7 @@ class Moderation:
             expires=timedelta(days=RECORD_DAYS),
         )
         try:
-            record.save(condition=Delivery.pk.does_not_exist())
+            record.save(condition=Delivery.pk.does_not_exist() | (Delivery.status == "retry"))
         except PutError as exc:
             if exc.cause_response_code == "ConditionalCheckFailedException":
                 return 0
@@ -252,7 +252,7 @@ class Moderation:
         except SendFailed as exc:
             logger.warning("steward notice not sent", extra={"code": exc.code, "participant": person.participant_key})
             if exc.kind != "permanent":
-                record.delete()  # let a retry send it
+                record.update(actions=[Delivery.status.set("retry")])  # a retry may claim it again
                 raise
             record.update(actions=[Delivery.status.set("failed"), Delivery.reason.set(exc.code)])
             return 0

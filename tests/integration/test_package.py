@@ -43,11 +43,11 @@ FUNCTIONS = {
 }
 # The AWS services each function's code calls, and nothing more.
 SERVICES = {
-    "APIHandler": {"logs", "xray", "dynamodb", "sqs", "scheduler", "iam"},
+    "APIHandler": {"logs", "xray", "dynamodb", "sqs", "scheduler", "iam", "ses", "s3"},  # + approvals, steward notices
     "IntegrationEvents": {"logs", "xray", "dynamodb", "sqs", "scheduler", "iam"},
     "OpenChat": {"logs", "xray", "dynamodb", "sqs", "scheduler", "iam"},
     "CloseChat": {"logs", "xray", "dynamodb", "sqs", "scheduler", "iam"},
-    "Sweeper": {"logs", "xray", "dynamodb", "sqs", "scheduler", "iam"},
+    "Sweeper": {"logs", "xray", "dynamodb", "sqs", "scheduler", "iam", "ses", "s3"},  # + expiring held messages
     "Deliver": {"logs", "xray", "dynamodb", "sqs", "ses", "s3"},
     "InboundEmail": {"logs", "xray", "dynamodb", "sqs", "ses", "s3"},
     "Feedback": {"logs", "xray", "dynamodb"},
@@ -492,10 +492,17 @@ def test_mail_objects_are_split_by_prefix(dev: Stack) -> None:
         )
         for logical in FUNCTIONS
     }
-    assert s3["InboundEmail"] == [("s3:GetObject", "/inbound/*"), ("s3:PutObject", "/outbound/*")]
+    assert s3["InboundEmail"] == [("s3:GetObject", "/inbound/*"), ("s3:PutObject", "/held/*"), ("s3:PutObject", "/outbound/*")]
     assert s3["Deliver"] == [("s3:GetObject", "/outbound/*")]
     assert s3["Digest"] == [("s3:GetObject", "/outbound/*")]  # the stored copies a digest embeds
-    assert all(not v for k, v in s3.items() if k not in ("InboundEmail", "Deliver", "Digest"))
+    # An approval relays a held message (its job, the raw mail, a fresh render);
+    # a report quotes the rendered copy; the sweeper expires held messages.
+    assert s3["APIHandler"] == [
+        ("s3:GetObject", "/held/*"), ("s3:GetObject", "/inbound/*"), ("s3:GetObject", "/outbound/*"),
+        ("s3:PutObject", "/outbound/*"),
+    ]
+    assert s3["Sweeper"] == [("s3:GetObject", "/held/*")]
+    assert all(not v for k, v in s3.items() if k not in ("InboundEmail", "Deliver", "Digest", "APIHandler", "Sweeper"))
 
 
 # -- data -------------------------------------------------------------------------------
