@@ -62,6 +62,7 @@ ROUTES += [
 PUBLIC_ROUTES = [
     ("get", "/openapi.json", "This document"),
     ("get", "/mute/{token}", "The reader's chat settings page (changes nothing: link scanners prefetch GETs)"),
+    ("head", "/mute/{token}", "Link scanners' prefetch: changes nothing"),
     ("post", "/mute/{token}", "One-click mute (RFC 8058): body List-Unsubscribe=One-Click; or the settings page's action=unmute|leave|each|digest"),
     ("get", "/c/{token}", "An organizer control or report link: a confirmation page (changes nothing)"),
     ("head", "/c/{token}", "Link scanners' prefetch: changes nothing"),

@@ -128,6 +128,14 @@ def confirm_mute(token: str) -> Response:
     return _settings_page(claims)
 
 
+@mute_bp.route("/mute/{token}", methods=["HEAD"], content_types=ANY)
+def head_mute(token: str) -> Response:
+    """Link scanners prefetch with HEAD: what GET would answer, without the body."""
+    response = confirm_mute(token)
+    response.body = ""
+    return response
+
+
 @mute_bp.route("/mute/{token}", methods=["POST"], content_types=ANY)
 def one_click_mute(token: str) -> Response:
     claims = people.read_mute_token(token)
