@@ -16,6 +16,8 @@ import os
 from dataclasses import dataclass
 from functools import cache
 
+from chalicelib.relay.context import RemoteContent
+
 DEV_SECRET = "dev-only-secret-change-me"  # noqa: S105 -- public on purpose: local stages only
 LOCAL_STAGES = frozenset({"dev", "test"})
 MIN_SECRET_BYTES = 32
@@ -66,6 +68,15 @@ def _non_negative_int(value: str, name: str) -> int:
     return number
 
 
+def _remote_content(value: str) -> RemoteContent:
+    mode = value.strip().lower() or "block"
+    if mode == "block":
+        return "block"
+    if mode == "allow":
+        return "allow"
+    raise ConfigurationError(f"MUSTER_REMOTE_CONTENT must be 'block' or 'allow', not {value!r}")
+
+
 def _hour(value: str) -> int:
     hour = int(value.strip())
     if not 0 <= hour <= 23:
@@ -101,6 +112,9 @@ class Settings:
     send_rate_fallback: float
     digest_above: int = 200  # chats with more recipients default to daily digests; 0: never
     digest_hour: int = 18  # local hour (the chat's zone) from which each day's digest goes
+    # Remote images in relayed HTML: "block" shows a placeholder with a link, "allow"
+    # loads them; tracking pixels are dropped either way (relay/sanitize.py).
+    remote_content: RemoteContent = "block"
 
     @property
     def prefix(self) -> str:
@@ -149,6 +163,7 @@ class Settings:
             send_rate_fallback=float(e.get("MUSTER_SEND_RATE_FALLBACK", "1")),
             digest_above=_non_negative_int(e.get("MUSTER_DIGEST_ABOVE", "200"), "MUSTER_DIGEST_ABOVE"),
             digest_hour=_hour(e.get("MUSTER_DIGEST_HOUR", "18")),
+            remote_content=_remote_content(e.get("MUSTER_REMOTE_CONTENT", "block")),
         )
 
 
