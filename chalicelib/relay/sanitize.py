@@ -357,5 +357,5 @@ def sanitize_html(document: str, mode: RemoteContent = "block") -> str:
         mode = "block"
     fragment = _cleaner(mode, False).clean(document)
     fragment = _rewrite(fragment, mode)
-    fragment = _cleaner(mode, True).clean(fragment)
+    fragment = _cleaner(mode, True).clean(fragment).strip()
     return f"<html><body>\n{fragment}\n</body></html>\n"
