@@ -112,10 +112,14 @@ _PLACEHOLDER_STYLE = (
 # --- URLs ---------------------------------------------------------------------------
 
 
+def _no_url_ws(url: str) -> str:
+    return url.translate(_URL_WS) if "\t" in url or "\n" in url or "\r" in url else url
+
+
 def url_scheme(url: str) -> str:
     """The scheme a browser would see ("" for a relative URL): tabs and newlines
     are ignored anywhere, C0 controls and spaces at the ends (WHATWG URL)."""
-    cleaned = url.translate(_URL_WS).strip("\x00\x01\x02\x03\x04\x05\x06\x07\x08\x0b\x0c\x0e\x0f"
+    cleaned = _no_url_ws(url).strip("\x00\x01\x02\x03\x04\x05\x06\x07\x08\x0b\x0c\x0e\x0f"
                                            "\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f ")
     m = _SCHEME_RE.match(cleaned.lower())
     return m.group(1) if m else ""
@@ -127,7 +131,7 @@ def is_remote(url: str) -> bool:
 
 def host_of(url: str) -> str:
     try:
-        return (urlsplit(url.translate(_URL_WS).strip()).hostname or "").rstrip(".").lower()
+        return (urlsplit(_no_url_ws(url).strip()).hostname or "").rstrip(".").lower()
     except ValueError:
         return ""
 
@@ -138,7 +142,7 @@ def is_tracker_url(url: str) -> bool:
     if not host:
         return False
     try:
-        path = urlsplit(url.translate(_URL_WS).strip()).path.lower()
+        path = urlsplit(_no_url_ws(url).strip()).path.lower()
     except ValueError:
         path = ""
     return any(
@@ -157,6 +161,12 @@ def _srcset_urls(value: str) -> list[str]:
 def declarations(style: str) -> list[tuple[str, str]]:
     """``prop: value`` pairs of a style attribute (quotes and parentheses respected)."""
     out: list[tuple[str, str]] = []
+    if not any(c in style for c in "\"'("):  # the common case: no quoting to respect
+        for item in style.split(";"):
+            prop, colon, value = item.partition(":")
+            if colon and prop.strip():
+                out.append((prop.strip().lower(), value.strip()))
+        return out
     current: list[str] = []
     quote = ""
     depth = 0
@@ -183,6 +193,8 @@ def _css_value_safe(value: str) -> bool:
     """No escapes, and no function but colours and calc (so nothing that loads)."""
     if "\\" in value:
         return False
+    if "(" not in value:
+        return True
     for i, ch in enumerate(value):
         if ch == "(":
             j = i
@@ -204,7 +216,8 @@ def clean_style(style: str) -> str | None:
 def _attribute_filter(mode: RemoteContent, final: bool) -> Callable[[str, str, str], str | None]:
     def keep(tag: str, attr: str, value: str) -> str | None:
         if attr == "style":
-            return clean_style(value)
+            # Pass 2 copies pass 1's cleaned styles and adds only its own.
+            return value if final else clean_style(value)
         scheme = url_scheme(value) if attr in ("href", "src", "background", "poster") else None
         if attr == "href":
             return value if scheme in ("http", "https", "mailto") else None
@@ -342,11 +355,67 @@ class _Rewriter(HTMLParser):
             self.out.append(html.escape(data, quote=False))
 
 
+def _tag_spans(fragment: str) -> list[tuple[int, int]] | None:
+    """Where each tag of nh3's output starts and ends; None if it is not such output.
+
+    html5ever serializes text with ``<`` escaped and attribute values in double
+    quotes with ``"`` escaped, so a tag is a ``<`` in text up to the first ``>``
+    outside quotes. Anything else (which nh3 does not produce) gives None.
+    """
+    spans: list[tuple[int, int]] = []
+    i = fragment.find("<")
+    while i >= 0:
+        j = i + 1
+        while True:
+            gt = fragment.find(">", j)
+            quote = fragment.find('"', j, gt if gt >= 0 else len(fragment))
+            if gt < 0:
+                return None
+            if quote < 0:
+                break
+            closing = fragment.find('"', quote + 1)
+            if closing < 0:
+                return None
+            j = closing + 1
+        spans.append((i, gt + 1))
+        i = fragment.find("<", gt + 1)
+    return spans
+
+
+_REWRITTEN = frozenset({"img", *_MEDIA_TAGS})
+
+
+def _tag_name(tag: str) -> str:
+    name = tag[2:] if tag.startswith("</") else tag[1:]
+    end = 0
+    while end < len(name) and name[end].isalnum():
+        end += 1
+    return name[:end].lower()
+
+
 def _rewrite(fragment: str, mode: RemoteContent) -> str:
+    """Pass 2. Only image and media tags go through the tokenizer; the rest of
+    nh3's output is copied as it is (dropped inside a replaced video or audio)."""
     rewriter = _Rewriter(mode)
-    rewriter.feed(fragment)
+    spans = _tag_spans(fragment)
+    if spans is None:  # not nh3's serialization after all: tokenize everything
+        rewriter.feed(fragment)
+        rewriter.close()
+        return "".join(rewriter.out)
+    out: list[str] = []
+    last = 0
+    for start, end in spans:
+        if _tag_name(fragment[start:end]) not in _REWRITTEN:
+            continue
+        if not rewriter.skip:
+            out.append(fragment[last:start])
+        rewriter.out = out
+        rewriter.feed(fragment[start:end])
+        last = end
+    if not rewriter.skip:
+        out.append(fragment[last:])
     rewriter.close()
-    return "".join(rewriter.out)
+    return "".join(out)
 
 
 def sanitize_html(document: str, mode: RemoteContent = "block") -> str:
@@ -356,6 +425,10 @@ def sanitize_html(document: str, mode: RemoteContent = "block") -> str:
     if mode not in REMOTE_CONTENT_MODES:
         mode = "block"
     fragment = _cleaner(mode, False).clean(document)
-    fragment = _rewrite(fragment, mode)
-    fragment = _cleaner(mode, True).clean(fragment).strip()
+    if any(f"<{tag}" in fragment for tag in _REWRITTEN):
+        fragment = _rewrite(fragment, mode)
+        fragment = _cleaner(mode, True).clean(fragment)
+    # else: no image or media tag, so nothing pass 3 would remove (pass 1 already
+    # dropped every other loading attribute for the mode).
+    fragment = fragment.strip()
     return f"<html><body>\n{fragment}\n</body></html>\n"
