@@ -37,9 +37,8 @@ import re
 from collections.abc import Callable
 from functools import cache
 from html.parser import HTMLParser
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
-
-import nh3
 
 from chalicelib.relay.context import REMOTE_CONTENT_MODES, RemoteContent
 
@@ -94,7 +93,18 @@ _ATTRIBUTES: dict[str, set[str]] = {
     "div": {"background"}, "span": set(), "p": set(),
     "video": {"src", "poster"}, "audio": {"src"}, "source": {"src", "srcset"},
 }  # fmt: skip
-_BASE_TAGS = (set(nh3.ALLOWED_TAGS) - {"area", "map", "data", "time"}) | {"font", "center", "tfoot", "big"}
+if TYPE_CHECKING:
+    import nh3
+
+# ammonia's default tags (nh3.ALLOWED_TAGS) without image maps, data and time, plus old formatting tags.
+_BASE_TAGS = {
+    "a", "abbr", "acronym", "article", "aside", "b", "bdi", "bdo", "big", "blockquote", "br", "caption",
+    "center", "cite", "code", "col", "colgroup", "dd", "del", "details", "dfn", "div", "dl", "dt", "em",
+    "figcaption", "figure", "font", "footer", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hgroup", "hr",
+    "i", "img", "ins", "kbd", "li", "mark", "nav", "ol", "p", "pre", "q", "rp", "rt", "rtc", "ruby", "s",
+    "samp", "small", "span", "strike", "strong", "sub", "summary", "sup", "table", "tbody", "td", "tfoot",
+    "th", "thead", "tr", "tt", "u", "ul", "var", "wbr",
+}
 _MEDIA_TAGS = {"video", "audio", "source", "picture"}  # read by pass 2, never emitted
 _DROP_WITH_CONTENT = {"script", "style", "title", "noscript", "template", "iframe", "frame", "frameset",
                       "object", "embed", "applet", "svg", "math", "textarea", "select", "button",
@@ -246,6 +256,8 @@ def _attribute_filter(mode: RemoteContent, final: bool) -> Callable[[str, str, s
 
 @cache
 def _cleaner(mode: RemoteContent, final: bool) -> nh3.Cleaner:
+    import nh3  # on first use: every function imports the relay core, few render HTML
+
     tags = _BASE_TAGS if final else _BASE_TAGS | _MEDIA_TAGS
     attributes = {t: set(a) for t, a in _ATTRIBUTES.items() if t == "*" or t in tags}
     return nh3.Cleaner(
