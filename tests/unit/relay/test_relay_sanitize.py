@@ -63,6 +63,7 @@ HOSTILE = {
     "comment": '<!--[if mso]><img src="https://evil.example/mso.png"><![endif]--><p>t</p>',
     "noscript mxss": '<noscript><p title="</noscript><img src=x onerror=alert(1)>"></noscript>',
     "relative src": '<img src="/track.gif?u=1"><img src="//evil.example/x.png">',
+    "markup in attributes": '<p title="<img src=https://evil.example/t.png>">t</p><img alt="a > b <img src=https://evil.example/u.png>" src="https://photos.example.com/v.png">',
 }
 
 
@@ -152,6 +153,24 @@ def test_given_remote_images_when_allowed_then_images_load_but_frames_and_media_
     ]
     assert "[video: videos.example.com]" in out and "<video" not in out
     assert sanitize_html('<p style="background:url(https://photos.example.com/x.png)">t</p>', "allow").count("url(") == 0
+
+
+def test_given_markup_inside_attribute_values_then_only_real_tags_are_rewritten() -> None:
+    doc = '<p title="<img src=https://evil.example/t.png>">t</p><img alt="x > y" src="https://photos.example.com/p.png">'
+    out = sanitize_html(doc, "block")
+
+    assert out.count("[image: ") == 1 and "[image: x &gt; y, photos.example.com]" in out
+    assert 'title="&lt;img src=https://evil.example/t.png&gt;"' in out or 'title="<img src=https://evil.example/t.png>"' in out
+    assert loads(out).remote == []
+
+
+def test_given_output_that_is_not_nh3s_serialization_then_the_rewrite_tokenizes_all_of_it() -> None:
+    from chalicelib.relay.remote import rewrite
+
+    out = rewrite('<p>a</p><img src="https://photos.example.com/p.png" alt="unterminated', "block")
+
+    assert out.startswith("<p>a</p>&lt;img")  # an unfinished tag is text, as a browser reads it
+    assert loads(out).remote == []
 
 
 def test_given_an_unknown_mode_then_it_blocks() -> None:
