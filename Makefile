@@ -94,6 +94,7 @@ kpis: venv
 bench: venv
 	$(PY) bench/cold_start.py
 	$(PY) bench/relay.py
+	$(PY) bench/sanitize.py
 	$(PY) bench/twin.py
 
 clean:

@@ -16,6 +16,8 @@ import os
 from dataclasses import dataclass
 from functools import cache
 
+from chalicelib.relay.context import RemoteContent
+
 DEV_SECRET = "dev-only-secret-change-me"  # noqa: S105 -- public on purpose: local stages only
 LOCAL_STAGES = frozenset({"dev", "test"})
 MIN_SECRET_BYTES = 32
@@ -66,6 +68,15 @@ def _non_negative_int(value: str, name: str) -> int:
     return number
 
 
+def _remote_content(value: str) -> RemoteContent:
+    mode = value.strip().lower() or "block"
+    if mode == "block":
+        return "block"
+    if mode == "allow":
+        return "allow"
+    raise ConfigurationError(f"MUSTER_REMOTE_CONTENT must be 'block' or 'allow', not {value!r}")
+
+
 def _hour(value: str) -> int:
     hour = int(value.strip())
     if not 0 <= hour <= 23:
@@ -103,6 +114,9 @@ class Settings:
     digest_hour: int = 18  # local hour (the chat's zone) from which each day's digest goes
     hold_hours: int = 72  # a held message not decided in this time is declined (R15)
     report_threshold: int = 3  # distinct reporters after which an author's posts are held
+    # Remote images in relayed HTML: "block" shows a placeholder with a link, "allow"
+    # loads them; tracking pixels are dropped either way (relay/sanitize.py).
+    remote_content: RemoteContent = "block"
 
     @property
     def deployment(self) -> str:
@@ -160,6 +174,7 @@ class Settings:
             report_threshold=max(
                 1, _non_negative_int(e.get("MUSTER_REPORT_THRESHOLD", "3"), "MUSTER_REPORT_THRESHOLD")
             ),
+            remote_content=_remote_content(e.get("MUSTER_REMOTE_CONTENT", "block")),
         )
 
 

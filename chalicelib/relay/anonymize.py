@@ -130,6 +130,7 @@ def anonymize(
         author_name=strip_placeholders(clean_name(author.display_name)) or "Participant",
         list_name=strip_placeholders(clean_subject(chat.list_name)),
         cids=collect_cids(mail.message, chat.relay_domain, seed),
+        remote_content=chat.remote_content,
     )
     body = build(mail.message, state, 0)
     if body is None:

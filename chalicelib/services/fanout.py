@@ -114,6 +114,7 @@ def chat_context(chat: Chat, settings: Settings) -> anonymize.ChatContext:
         relay_address=relay_address(chat, settings),
         list_name=f"{chat.title} \u2013 {start:%a %d %b %H:%M}",
         subject_prefix=f"[{chat.title[:40]} {start:%a %H:%M}]",
+        remote_content=settings.remote_content,
     )
 
 

@@ -22,7 +22,7 @@ import html
 import quopri
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from email import policy
 from email.parser import BytesParser
@@ -43,6 +43,7 @@ from chalicelib.relay.parse import parse_inbound
 from tests.fixtures.emails import hostile
 from tests.fixtures.emails.leakcheck import find_leaks
 from tests.fixtures.emails.loader import fixture_names, load_eml
+from tests.fixtures.emails.remote import html_parts, loads
 from tests.fixtures.emails.scenario import CHAT, MUTE_URL, RELAY_DOMAIN, WHEN, relay
 
 SETTINGS = settings(
@@ -365,6 +366,79 @@ def assert_digest_well_formed(out: bytes, count: int) -> None:
         assert MUTE_URL.encode() in text or html.escape(MUTE_URL).encode() in text
     listing = listing_part.get_content()
     assert listing.count("\n1. ") + listing.count("\n 1. ") == 1 and MUTE_URL in listing
+
+
+_SPLITTERS = ("<script>x</script>", "<!-- x -->", "<style>p{}</style>", "<b></b>", "<iframe>x</iframe>",
+              "<title>x</title>", "<noscript></noscript>", "<wbr>", "<object></object>", "<svg></svg>")
+
+
+def _split_by_markup(addr: str, rng: random.Random) -> str:
+    """``addr`` with markup the sanitizer removes inside it: scrubbing before
+    sanitizing alone would miss the address the sanitizer joins back."""
+    cut = rng.randrange(1, len(addr))
+    return addr[:cut] + rng.choice(_SPLITTERS) + addr[cut:]
+
+
+def build_html_attributes_mail(sc: Scenario) -> bytes:
+    """Addresses in every attribute the sanitizer keeps (alt, title, href, style,
+    src, srcset, background), in the URLs that become placeholders, in trackers,
+    and split by markup the sanitizer drops."""
+    rng = random.Random(sc.seed)
+
+    def pick() -> str:
+        return _vary_case(rng.choice(sc.real), rng)
+
+    def spelled() -> str:
+        return rng.choice([pick, lambda: _entities(pick(), rng), lambda: quote(pick(), safe="@")])()
+
+    document = (
+        "<html><head><title>" + pick() + "</title></head><body>"
+        f'<p title="{spelled()}" style="font-family:\'{pick()}\';color:red">Hi {_split_by_markup(pick(), rng)}</p>'
+        f'<img src="https://img.example/{quote(pick(), safe="@")}/a.png" alt="{spelled()}" title="{spelled()}">'
+        f'<img srcset="https://img.example/b.png?u={pick()} 1x" alt="x">'
+        f'<img src="https://x.list-manage.com/track/open.php?e={pick()}" width="1" height="1">'
+        f'<img src="cid:{pick()}" alt="{spelled()}">'
+        f'<table background="https://img.example/{pick()}.png"><tr><td title="{spelled()}">t</td></tr></table>'
+        f'<a href="mailto:{spelled()}" title="{pick()}">m</a> <a href="https://{pick()}@web.example/?to={pick()}">w</a>'
+        f'<video poster="https://img.example/{pick()}.png"></video>'
+        f"<p>{_split_by_markup(pick(), rng)} and {_disguise(pick(), rng)}</p>"
+        "</body></html>\n"
+    )
+    cte, body = _encode_body(document, rng)
+    return (
+        f"From: Someone <{sc.people[0].addresses[0]}>\r\nTo: k3x9q@{RELAY_DOMAIN}\r\nSubject: attrs\r\n"
+        f"MIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: {cte}\r\n\r\n{body}"
+    ).encode()
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios(), st.sampled_from(["block", "allow"]))
+def test_given_addresses_in_html_attributes_when_sanitized_then_none_survives_and_block_loads_nothing(
+    sc: Scenario, mode: str
+) -> None:
+    raw = build_html_attributes_mail(sc)
+    mail = parse_inbound(raw)
+    rendered = anonymize(
+        mail,
+        author=sc.people[0],
+        people=sc.people,
+        chat=replace(CHAT, remote_content=mode),  # type: ignore[arg-type]
+        message_id="<m-3.k3x9q@relay.example.org>",
+        in_reply_to=None,
+        references=(),
+        date=WHEN,
+    )
+    out = personalize(rendered, mute_url=MUTE_URL, list_unsubscribe_headers={})
+
+    assert find_leaks(out, sc.real) == []
+    documents = html_parts(BytesParser(policy=policy.default).parsebytes(out))  # type: ignore[arg-type]
+    assert len(documents) == 1
+    assert html.escape(MUTE_URL) in documents[0]
+    seen = loads(documents[0])
+    assert seen.scripts == []
+    if mode == "block":
+        assert seen.remote == []
+    assert not any("list-manage" in u for u in seen.remote)
 
 
 def _seed_of(message: object) -> str:
