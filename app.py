@@ -10,6 +10,7 @@ from chalicelib.blueprints.inbound import inbound
 from chalicelib.blueprints.integration import integration
 from chalicelib.blueprints.mute import mute_bp
 from chalicelib.blueprints.scheduling import scheduling
+from chalicelib.blueprints.suppressions import suppressions_bp
 from chalicelib.observability import logger, metrics
 
 app = Chalice(app_name="muster")
@@ -22,3 +23,4 @@ app.register_blueprint(delivery)
 app.register_blueprint(inbound)
 app.register_blueprint(feedback_bp)
 app.register_blueprint(mute_bp)
+app.register_blueprint(suppressions_bp)

@@ -66,6 +66,13 @@ def _non_negative_int(value: str, name: str) -> int:
     return number
 
 
+def _positive_float(value: str, name: str) -> float:
+    number = float(value.strip())
+    if not number > 0 or number == float("inf"):
+        raise ConfigurationError(f"{name} must be a number above 0, not {value.strip()!r}")
+    return number
+
+
 def _hour(value: str) -> int:
     hour = int(value.strip())
     if not 0 <= hour <= 23:
@@ -101,6 +108,12 @@ class Settings:
     send_rate_fallback: float
     digest_above: int = 200  # chats with more recipients default to daily digests; 0: never
     digest_hour: int = 18  # local hour (the chat's zone) from which each day's digest goes
+    # Bounce scoring (GNU Mailman's model): a soft bounce adds soft_bounce_score,
+    # the address is suppressed at bounce_score_limit, and a score resets after
+    # bounce_decay_days without bounces. Hard bounces and complaints suppress at once.
+    bounce_score_limit: float = 5.0
+    soft_bounce_score: float = 0.5
+    bounce_decay_days: float = 7.0
 
     @property
     def prefix(self) -> str:
@@ -149,6 +162,9 @@ class Settings:
             send_rate_fallback=float(e.get("MUSTER_SEND_RATE_FALLBACK", "1")),
             digest_above=_non_negative_int(e.get("MUSTER_DIGEST_ABOVE", "200"), "MUSTER_DIGEST_ABOVE"),
             digest_hour=_hour(e.get("MUSTER_DIGEST_HOUR", "18")),
+            bounce_score_limit=_positive_float(e.get("MUSTER_BOUNCE_SCORE_LIMIT", "5"), "MUSTER_BOUNCE_SCORE_LIMIT"),
+            soft_bounce_score=_positive_float(e.get("MUSTER_SOFT_BOUNCE_SCORE", "0.5"), "MUSTER_SOFT_BOUNCE_SCORE"),
+            bounce_decay_days=_positive_float(e.get("MUSTER_BOUNCE_DECAY_DAYS", "7"), "MUSTER_BOUNCE_DECAY_DAYS"),
         )
 
 
