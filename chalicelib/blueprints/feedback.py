@@ -10,7 +10,7 @@ from chalice import Blueprint
 from chalice.app import SNSEvent
 
 from chalicelib.observability import logger
-from chalicelib.services.suppressions import handle_feedback
+from chalicelib.services.bounces import handle_feedback
 
 feedback_bp = Blueprint(__name__)
 TOPIC = os.environ.get("MUSTER_FEEDBACK_TOPIC", "muster-dev-feedback")

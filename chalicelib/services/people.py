@@ -19,10 +19,11 @@ from chalicelib import clock
 from chalicelib.models import Chat, Participant
 from chalicelib.observability import logger, metrics
 from chalicelib.relay.tokens import TokenClaims
+from chalicelib.services.bounces import handle_feedback  # noqa: F401  (moved there; kept for callers)
 from chalicelib.services.digest import DELIVERY_MODES, Delivery, effective_delivery
 from chalicelib.services.links import read_mute_token  # noqa: F401  (the settings page reads it here)
 from chalicelib.services.roster import is_active, participants, recipients
-from chalicelib.services.suppressions import handle_feedback, suppress  # noqa: F401  (moved there; kept for callers)
+from chalicelib.services.suppressions import suppress  # noqa: F401  (moved there; kept for callers)
 from chalicelib.settings import Settings, get_settings
 
 

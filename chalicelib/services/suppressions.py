@@ -1,25 +1,14 @@
-"""Suppressions (R11, issue 10): what SES tells us about an address, and what an
-integration may see and undo of it.
-
-Bounce scoring follows GNU Mailman's model. A hard bounce (SES ``Permanent``)
-or a complaint suppresses the address at once. A soft bounce (``Transient``,
-``Undetermined``) adds ``soft_bounce_score`` (0.5) to the address's score; at
-``bounce_score_limit`` (5) the address is suppressed; a score whose last bounce
-is older than ``bounce_decay_days`` (7) starts again from zero. Unlike Mailman 2
-every distinct bounce counts, not at most one a day.
+"""Suppressions (R11, issue 10): suppressing an address everywhere, and what an
+integration may see and undo of it. SES feedback and the bounce score that
+leads here are services/bounces.py.
 
 Items (all keyed by the address *hash*, never the address):
 
 - ``SUP#<hash>``/``META`` (:class:`Suppression`): exists while suppressed;
   reason and since are set once (``if_not_exists``), and ``integrations`` names
   the ``SUPI#`` partitions that list it.
-- ``SUP#<hash>``/``SCORE`` (:class:`BounceScore`): one conditional UpdateItem
-  per notification. Two variants, each guarded by its own condition: *continue*
-  (``ADD score``, only while the last bounce is within the decay window) and
-  *reset* (``SET score``, only when there is no score or it is stale). Both also
-  require that the notification's SES feedback id is not yet in
-  ``feedback_ids``, so an SNS redelivery counts once, and two concurrent
-  notifications can never both reset, nor one add to a stale score.
+- ``SUP#<hash>``/``SCORE`` (:class:`BounceScore`): the soft-bounce score
+  (written by services/bounces.py; read and cleared here).
 - ``SUP#<hash>``/``LIFT`` (:class:`SuppressionLift`): who lifted it last, when.
 - ``SUPI#<integration>``/``<hash>#<event>#<participant key>``
   (:class:`SuppressionEntry`): the integration's own records whose address is
@@ -33,7 +22,6 @@ import binascii
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from pynamodb.exceptions import DoesNotExist, UpdateError
 from pynamodb.expressions.update import Action
@@ -53,7 +41,6 @@ from chalicelib.observability import logger, metrics
 from chalicelib.relay.addresses import address_hash
 from chalicelib.settings import Settings, get_settings
 
-SOFT_BOUNCE_TYPES = frozenset({"Transient", "Undetermined"})
 PAGE_DEFAULT, PAGE_MAX = 50, 100
 
 
@@ -179,74 +166,10 @@ def remember(digest: str, pk: str, participant_key: str) -> None:
         meta.update(actions=[Suppression.integrations.add({record.integration})])
 
 
-# -- bounce scores ---------------------------------------------------------------------
+# -- scores (written by services/bounces.py) ---------------------------------------------
 
 
-@dataclass(frozen=True)
-class Scored:
-    score: float
-    counted: bool  # False: this notification was counted before (a redelivery)
-    suppressed: bool
-
-
-def soft_bounce(digest: str, feedback_id: str, settings: Settings | None = None, now: datetime | None = None) -> Scored:
-    """Add one soft bounce to the address's score, once per ``feedback_id``;
-    suppress the address when the score reaches the limit."""
-    s = settings or get_settings()
-    now = now or clock.now()
-    cutoff = now - timedelta(days=s.bounce_decay_days)
-    expires = now + timedelta(days=s.bounce_decay_days + 1)
-    fresh = ~BounceScore.feedback_ids.contains(feedback_id)
-    continue_ = (
-        [
-            BounceScore.score.add(s.soft_bounce_score),
-            BounceScore.feedback_ids.add({feedback_id}),
-            BounceScore.last_bounce_at.set(now),
-            BounceScore.expires.set(expires),
-        ],
-        (BounceScore.last_bounce_at >= cutoff) & fresh,
-    )
-    reset = (
-        [
-            BounceScore.score.set(s.soft_bounce_score),
-            BounceScore.feedback_ids.set({feedback_id}),
-            BounceScore.last_bounce_at.set(now),
-            BounceScore.expires.set(expires),
-        ],
-        BounceScore.last_bounce_at.does_not_exist() | ((BounceScore.last_bounce_at < cutoff) & fresh),
-    )
-    item = BounceScore(f"SUP#{digest}", "SCORE")
-    counted = False
-    for _ in range(5):
-        current = _score_item(digest)
-        if current is not None and feedback_id in (current.feedback_ids or set()):
-            item = current
-            break  # a redelivery: counted already
-        live = current is not None and current.last_bounce_at is not None and current.last_bounce_at >= cutoff
-        for actions, condition in (continue_, reset) if live else (reset, continue_):
-            try:
-                item.update(actions=actions, condition=condition)  # type: ignore[arg-type]
-            except UpdateError as exc:
-                if exc.cause_response_code != "ConditionalCheckFailedException":
-                    raise
-                continue
-            counted = True
-            break
-        if counted:
-            break
-    else:
-        raise RuntimeError("bounce score kept changing under us")
-    score = float(item.score or 0)
-    suppressed = score >= s.bounce_score_limit
-    if suppressed and (counted or suppressed_reason(digest) is None):
-        # Also on a redelivery: the first delivery may have failed right here.
-        suppress_hash(digest, "soft_bounces", now)
-    metrics.add_metric(name="SoftBounces", unit="Count", value=1 if counted else 0)
-    logger.info("soft bounce", extra={"address_hash": digest, "score": score, "counted": counted})
-    return Scored(score=score, counted=counted, suppressed=suppressed)
-
-
-def _score_item(digest: str) -> BounceScore | None:
+def score_item(digest: str) -> BounceScore | None:
     try:
         return BounceScore.get(f"SUP#{digest}", "SCORE", consistent_read=True)
     except DoesNotExist:
@@ -255,46 +178,12 @@ def _score_item(digest: str) -> BounceScore | None:
 
 def live_score(digest: str, settings: Settings, now: datetime) -> tuple[float, datetime | None]:
     """The score as it stands now (a stale one counts as zero) and the last bounce."""
-    item = _score_item(digest)
+    item = score_item(digest)
     if item is None or item.last_bounce_at is None:
         return 0.0, None
     if item.last_bounce_at < now - timedelta(days=settings.bounce_decay_days):
         return 0.0, item.last_bounce_at
     return float(item.score or 0), item.last_bounce_at
-
-
-def handle_feedback(notification: dict[str, Any], settings: Settings | None = None) -> list[str]:
-    """An SES event-publishing (or feedback) notification, via SNS: one result per
-    recipient (``hard_bounce``, ``complaint``, ``soft_bounce``, or
-    ``soft_bounce_duplicate`` for a redelivered notification)."""
-    s = settings or get_settings()
-    kind = notification.get("eventType") or notification.get("notificationType") or ""
-    mail = notification.get("mail") or {}
-    results: list[str] = []
-    if kind == "Bounce":
-        bounce = notification.get("bounce") or {}
-        # SES gives every notification a feedback id; a hand-made one without it
-        # is keyed by the message it is about (still the same on redelivery).
-        feedback_id = str(bounce.get("feedbackId") or f"mail:{mail.get('messageId', '')}:{bounce.get('timestamp', '')}")
-        hard = bounce.get("bounceType") not in SOFT_BOUNCE_TYPES
-        for r in bounce.get("bouncedRecipients") or []:
-            address = str(r.get("emailAddress") or "")
-            if not address:
-                continue
-            digest = address_hash(s.secret, address)
-            if hard:
-                suppress_hash(digest, "hard_bounce")
-                results.append("hard_bounce")
-            else:
-                scored = soft_bounce(digest, feedback_id, s)
-                results.append("soft_bounce" if scored.counted else "soft_bounce_duplicate")
-    elif kind == "Complaint":
-        for r in (notification.get("complaint") or {}).get("complainedRecipients") or []:
-            address = str(r.get("emailAddress") or "")
-            if address:
-                suppress_hash(address_hash(s.secret, address), "complaint")
-                results.append("complaint")
-    return results
 
 
 # -- what an integration sees and undoes ----------------------------------------------
@@ -385,7 +274,7 @@ class SuppressionService:
             meta: Suppression | None = Suppression.get(f"SUP#{digest}", "META", consistent_read=True)
         except DoesNotExist:
             meta = None
-        score = _score_item(digest)
+        score = score_item(digest)
         if meta is None and score is None:
             return _state(digest, records, self.settings, now)  # nothing to lift
         # The marker goes first: from here on, new records of this address are not suppressed.

@@ -125,8 +125,8 @@ def test_concurrent_notifications_across_the_decay_count_both(world: World) -> N
         feed(world, "soft", f"old{n}")
     world.advance(8 * DAY)
     digest = suppressions.address_hash(world.settings.secret, ADDRESS)
-    stale = suppressions._score_item(digest)
-    real = suppressions._score_item
+    stale = suppressions.score_item(digest)
+    real = suppressions.score_item
     calls = {"n": 0}
 
     def racing_read(d: str) -> Any:
@@ -136,7 +136,7 @@ def test_concurrent_notifications_across_the_decay_count_both(world: World) -> N
             return stale
         return real(d)
 
-    world.patch("chalicelib.services.suppressions._score_item", racing_read)
+    world.patch("chalicelib.services.suppressions.score_item", racing_read)
     assert feed(world, "soft", "second") == ["soft_bounce"]
     assert state(world)["score"] == 1.0
 
