@@ -12,6 +12,7 @@ from chalicelib.blueprints.integration import integration
 from chalicelib.blueprints.mute import mute_bp
 from chalicelib.blueprints.scheduling import scheduling
 from chalicelib.blueprints.stewardship_api import stewardship_api
+from chalicelib.blueprints.suppressions import suppressions_bp
 from chalicelib.observability import logger, metrics
 
 app = Chalice(app_name="muster")
@@ -26,3 +27,4 @@ app.register_blueprint(feedback_bp)
 app.register_blueprint(mute_bp)
 app.register_blueprint(controls_bp)
 app.register_blueprint(stewardship_api)
+app.register_blueprint(suppressions_bp)

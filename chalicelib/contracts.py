@@ -59,6 +59,54 @@ ROUTES += [
     ("delete", "/blocks/{block_id}", "Unblock", None, stewardship.StewardResult, "200"),
     ("get", "/actions", "The record of steward actions (who, when, which control or key); ?event_id= filters", None, stewardship.ActionList, "200"),
 ]
+# ---- suppressions (issue 10): routes with query parameters ---------------------
+_EMAIL_Q = ("email", True, "The address to look up: one of your organizers' or signups' addresses")
+SUPPRESSION_ROUTES: list[tuple[str, str, str, list[tuple[str, bool, str]], type[BaseModel]]] = [
+    ("get", "/suppressions", "With ?email=: that address's suppression state and bounce score. Without: a page of "
+     "your organizers and signups whose address is suppressed (your ids only)",
+     [("email", False, _EMAIL_Q[2]), ("limit", False, "Page size, 1-100 (default 50)"),
+      ("cursor", False, "next_cursor of the previous page")], schemas.SuppressionPage),
+    ("delete", "/suppressions", "Lift an address's suppression: clears its bounce score and every record's flag",
+     [_EMAIL_Q], schemas.SuppressionState),
+    ("get", "/events/{event_id}/signups/{signup_id}/suppression", "The suppression state of a signup's address",
+     [], schemas.SuppressionState),
+    ("delete", "/events/{event_id}/signups/{signup_id}/suppression", "Lift the suppression of a signup's address",
+     [], schemas.SuppressionState),
+]
+SUPPRESSION_ERRORS = {
+    "400": "An invalid id in the path, or a missing, unknown or invalid query parameter",
+    "401": "Missing or invalid bearer API key",
+    "404": "Unknown event or signup, or none of your records has this address",
+}
+
+
+def _suppression_paths() -> dict[str, dict[str, Any]]:
+    paths: dict[str, dict[str, Any]] = {}
+    for method, path, summary, query, res in SUPPRESSION_ROUTES:
+        params: list[dict[str, Any]] = [
+            {"name": p, "in": "path", "required": True, "schema": {"type": "string", "pattern": EXTERNAL_ID.pattern}}
+            for p in ("event_id", "signup_id")
+            if "{" + p + "}" in path
+        ]
+        params += [{"name": n, "in": "query", "required": r, "description": d, "schema": {"type": "string"}} for n, r, d in query]
+        ok: dict[str, Any] = {"description": "OK", "content": {"application/json": {"schema": _ref(res)}}}
+        if path == "/suppressions" and method == "get":
+            ok["content"]["application/json"]["schema"] = {"oneOf": [_ref(schemas.SuppressionPage), _ref(schemas.SuppressionState)]}
+        paths.setdefault(path, {})[method] = {
+            "summary": summary,
+            "security": [{"bearer": []}],
+            "parameters": params,
+            "responses": {
+                "200": ok,
+                **{
+                    code: {"description": text, "content": {"application/json": {"schema": _ref(schemas.ErrorBody)}}}
+                    for code, text in SUPPRESSION_ERRORS.items()
+                },
+            },
+        }
+    return paths
+
+
 PUBLIC_ROUTES = [
     ("get", "/openapi.json", "This document"),
     ("get", "/mute/{token}", "The reader's chat settings page (changes nothing: link scanners prefetch GETs)"),
@@ -77,6 +125,7 @@ def _ref(model: type[BaseModel]) -> dict[str, str]:
 def build_openapi() -> dict[str, Any]:
     models = {m for _, _, _, req, res, _ in ROUTES for m in (req, res) if m is not None}
     models.add(schemas.ErrorBody)
+    models.update({schemas.SuppressionPage, schemas.SuppressionState})  # suppressions (issue 10)
     ordered = sorted(models, key=lambda m: m.__name__)
     _, defs = models_json_schema(
         [(m, "validation") for m in ordered], ref_template="#/components/schemas/{model}"
@@ -105,6 +154,8 @@ def build_openapi() -> dict[str, Any]:
         if req is not None:
             op["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(req)}}}
         paths.setdefault(path, {})[method] = op
+    for path, ops in _suppression_paths().items():
+        paths.setdefault(path, {}).update(ops)
     for method, path, summary in PUBLIC_ROUTES:
         params = [{"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}] if "{token}" in path else []
         paths.setdefault(path, {})[method] = {"summary": summary, "security": [], "parameters": params, "responses": {"200": {"description": "OK"}, "403": {"description": "Tampered or expired token"}}}

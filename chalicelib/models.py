@@ -9,7 +9,9 @@ Partitions:
   ``M#<iso time>#<message id>`` (:class:`MessageLog`, metadata only).
 - ``MSG#<message id>``: ``TO#<participant_key>`` (:class:`Delivery`),
   ``B#<batch>`` (:class:`BatchClaim`).
-- ``KEY#<sha256>`` (:class:`ApiKey`), ``SUP#<address hash>`` (:class:`Suppression`),
+- ``KEY#<sha256>`` (:class:`ApiKey`), ``SUP#<address hash>`` (``META``:
+  :class:`Suppression`, ``SCORE``: :class:`BounceScore`, ``LIFT``:
+  :class:`SuppressionLift`), ``SUPI#<integration>`` (:class:`SuppressionEntry`),
   ``LIM#...`` (:class:`Counter`: rate limits, bounce-once-a-day), ``REF#<hash>``
   (:class:`ThreadRef`: client Message-ID -> Muster message).
 
@@ -102,6 +104,8 @@ class Event(Base):
     default_delivery = UnicodeAttribute(null=True)  # each | digest; null: the deployment's rule
     moderation = UnicodeAttribute(null=True)  # none | first_post | all (R15); null: none
     report_threshold = NumberAttribute(null=True)  # distinct reporters that hold an author; null: the deployment's
+    sender_messages_per_hour = NumberAttribute(null=True)  # R12 per-chat limits; null: the deployment's
+    chat_copies_per_hour = NumberAttribute(null=True)
     cancelled = BooleanAttribute(default=False)
     created_at = UTCDateTimeAttribute()
     updated_at = UTCDateTimeAttribute()
@@ -142,6 +146,8 @@ class Chat(Base):
     moderation = UnicodeAttribute(null=True)  # none | first_post | all (from the event)
     moderation_hold = BooleanAttribute(null=True)  # an organizer holds every message (controls/API)
     report_threshold = NumberAttribute(null=True)  # from the event; null: the deployment's
+    sender_messages_per_hour = NumberAttribute(null=True)  # R12, from the event; null: the deployment's
+    chat_copies_per_hour = NumberAttribute(null=True)
     version = VersionAttribute()
     due_index = DueIndex()
 
@@ -216,8 +222,11 @@ class ApiKey(Base):
 
 
 class Suppression(Base):
-    reason = UnicodeAttribute()
+    """``SUP#<address hash>``/``META``: exists while the address is suppressed."""
+
+    reason = UnicodeAttribute()  # hard_bounce | complaint | soft_bounces
     at = UTCDateTimeAttribute()
+    integrations = UnicodeSetAttribute(null=True)  # whose SUPI# partitions list it (lifted from there too)
 
 
 class Counter(Base):
@@ -482,3 +491,41 @@ class ReportTally(Base):
 
 
 ALL_MODELS = (*ALL_MODELS, Block, BlockRef, ActionRecord, HeldMessage, Report, ReportTally)
+# -- bounce scores and suppressions through the API (issue 10) ----------------------
+
+
+class BounceScore(Base):
+    """``SUP#<address hash>``/``SCORE``: the address's soft-bounce score (GNU
+    Mailman's model). Updated with one conditional UpdateItem per notification:
+    ``feedback_ids`` holds the SES feedback ids counted since the last reset, so
+    a redelivered notification counts once; a score whose last bounce is older
+    than the decay starts again from zero. The TTL drops stale scores."""
+
+    score = NumberAttribute(default=0)
+    last_bounce_at = UTCDateTimeAttribute(null=True)
+    feedback_ids = UnicodeSetAttribute(null=True)
+    expires = TTLAttribute(null=True)
+
+
+class SuppressionLift(Base):
+    """``SUP#<address hash>``/``LIFT``: who lifted the address's suppression last, and when."""
+
+    by = UnicodeAttribute()  # the integration
+    at = UTCDateTimeAttribute()
+    reason = UnicodeAttribute(null=True)  # what was lifted
+
+
+class SuppressionEntry(Base):
+    """``SUPI#<integration>``/``<address hash>#<event id>#<participant key>``:
+    one of an integration's own records whose address is suppressed, written at
+    suppress time (and when a record is written for an address already
+    suppressed). ``GET /suppressions`` is one Query of the integration's
+    partition: no scan, and nothing of another integration's."""
+
+    event_id = UnicodeAttribute()
+    participant_key = UnicodeAttribute()  # o-<organizer id> | s-<signup id>
+    reason = UnicodeAttribute()
+    at = UTCDateTimeAttribute()
+
+
+ALL_MODELS = (*ALL_MODELS, BounceScore, SuppressionLift, SuppressionEntry)

@@ -18,6 +18,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictInt,
     StringConstraints,
     field_validator,
     model_validator,
@@ -102,6 +103,26 @@ class ChatSettings(Strict):
         return "close_after_hours" in self.model_fields_set
 
 
+# ---- per-chat rate limits (issue 10) ------------------------------------------
+
+
+class ChatLimits(Strict):
+    sender_messages_per_hour: StrictInt | None = Field(
+        default=None,
+        ge=1,
+        le=10_000,
+        description="Messages one sender may post to one of this event's chats per hour; null: the deployment's "
+        "MUSTER_SENDER_MESSAGES_PER_HOUR.",
+    )
+    chat_copies_per_hour: StrictInt | None = Field(
+        default=None,
+        ge=1,
+        le=10_000_000,
+        description="Copies one of this event's chats may send per hour (messages times recipients); null: the "
+        "deployment's MUSTER_CHAT_COPIES_PER_HOUR.",
+    )
+
+
 class Person(Strict):
     first_name: Name
     last_name: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] | None = None
@@ -129,6 +150,9 @@ class EventBody(Strict):
     title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
     timezone: str
     chat: ChatSettings = Field(default_factory=ChatSettings)
+    limits: ChatLimits | None = Field(
+        default=None, description="Rate limits for this event's chats (R12); absent or null: the deployment's."
+    )
     organizers: list[Organizer] = Field(default_factory=list, max_length=50)
     timeslots: list[Timeslot] = Field(default_factory=list, max_length=500)
 
@@ -234,6 +258,7 @@ class EventView(BaseModel):
     timezone: str
     cancelled: bool
     chat: ChatSettings
+    limits: ChatLimits | None = None
     organizers: list[Organizer]
     timeslots: list[TimeslotView]
 
@@ -256,6 +281,42 @@ class ErrorDetail(BaseModel):
 
 class ErrorBody(BaseModel):
     error: ErrorDetail
+
+
+# ---- suppressions (issue 10) -------------------------------------------------
+
+
+class SuppressedRecord(BaseModel):
+    """One of the integration's own records, by its own ids (never an address)."""
+
+    event_id: str
+    kind: Literal["organizer", "signup"]
+    id: str = Field(description="The organizer or signup id the integration gave.")
+
+
+class SuppressionState(BaseModel):
+    email: str | None = Field(
+        default=None, description="The address the query named (null when asked by signup): never any other."
+    )
+    suppressed: bool = Field(description="No chat mail goes to this address.")
+    reason: Literal["hard_bounce", "complaint", "soft_bounces"] | None = None
+    since: datetime | None = None
+    score: float = Field(description="Soft-bounce score: +0.5 a soft bounce; suppressed at 5; back to 0 after 7 days without bounces.")
+    score_limit: float
+    last_bounce_at: datetime | None = None
+    lifted_at: datetime | None = Field(default=None, description="When a suppression of this address was last lifted.")
+    records: list[SuppressedRecord] = Field(description="Your organizers and signups with this address.")
+
+
+class SuppressionItem(SuppressedRecord):
+    reason: Literal["hard_bounce", "complaint", "soft_bounces"]
+    since: datetime
+
+
+class SuppressionPage(BaseModel):
+    items: list[SuppressionItem]
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null on the last page.")
+
 
 assert tuple(sorted(INTEGRATION_EVENTS)) == DETAIL_TYPES
 assert SignupStatus.__args__ == SIGNUP_STATUSES  # type: ignore[attr-defined]

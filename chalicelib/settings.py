@@ -75,6 +75,11 @@ def _remote_content(value: str) -> RemoteContent:
     if mode == "allow":
         return "allow"
     raise ConfigurationError(f"MUSTER_REMOTE_CONTENT must be 'block' or 'allow', not {value!r}")
+def _positive_float(value: str, name: str) -> float:
+    number = float(value.strip())
+    if not number > 0 or number == float("inf"):
+        raise ConfigurationError(f"{name} must be a number above 0, not {value.strip()!r}")
+    return number
 
 
 def _hour(value: str) -> int:
@@ -122,6 +127,12 @@ class Settings:
     def deployment(self) -> str:
         """What signed controls are bound to: this stage of this relay domain."""
         return f"{self.stage}:{self.relay_domain}"
+    # Bounce scoring (GNU Mailman's model): a soft bounce adds soft_bounce_score,
+    # the address is suppressed at bounce_score_limit, and a score resets after
+    # bounce_decay_days without bounces. Hard bounces and complaints suppress at once.
+    bounce_score_limit: float = 5.0
+    soft_bounce_score: float = 0.5
+    bounce_decay_days: float = 7.0
 
     @property
     def prefix(self) -> str:
@@ -175,6 +186,9 @@ class Settings:
                 1, _non_negative_int(e.get("MUSTER_REPORT_THRESHOLD", "3"), "MUSTER_REPORT_THRESHOLD")
             ),
             remote_content=_remote_content(e.get("MUSTER_REMOTE_CONTENT", "block")),
+            bounce_score_limit=_positive_float(e.get("MUSTER_BOUNCE_SCORE_LIMIT", "5"), "MUSTER_BOUNCE_SCORE_LIMIT"),
+            soft_bounce_score=_positive_float(e.get("MUSTER_SOFT_BOUNCE_SCORE", "0.5"), "MUSTER_SOFT_BOUNCE_SCORE"),
+            bounce_decay_days=_positive_float(e.get("MUSTER_BOUNCE_DECAY_DAYS", "7"), "MUSTER_BOUNCE_DECAY_DAYS"),
         )
 
 

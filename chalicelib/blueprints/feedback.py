@@ -1,4 +1,5 @@
-"""SES bounce and complaint notifications (SNS) suppress addresses (R11)."""
+"""SES bounce and complaint notifications (SNS): hard bounces and complaints
+suppress addresses, soft bounces are scored (R11, services/suppressions.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from chalice import Blueprint
 from chalice.app import SNSEvent
 
 from chalicelib.observability import logger
-from chalicelib.services.people import handle_feedback
+from chalicelib.services.bounces import handle_feedback
 
 feedback_bp = Blueprint(__name__)
 TOPIC = os.environ.get("MUSTER_FEEDBACK_TOPIC", "muster-dev-feedback")

@@ -16,6 +16,7 @@ from chalicelib.models import Block, Chat, Delivery, Event, Participant, SignupR
 from chalicelib.relay.addresses import address_hash
 from chalicelib.relay.names import display_name
 from chalicelib.schemas import (
+    ChatLimits,
     ChatSettings,
     ChatView,
     DeliveryMode,
@@ -27,6 +28,7 @@ from chalicelib.schemas import (
     SignupView,
     TimeslotView,
 )
+from chalicelib.services import suppressions
 from chalicelib.services.chats import ChatService, chat_id_for, relay_local, window_for
 from chalicelib.services.roster import is_active, participants, relay_address
 from chalicelib.settings import Settings, get_settings
@@ -34,6 +36,16 @@ from chalicelib.settings import Settings, get_settings
 
 def _event_key(integration: str, event_id: str) -> str:
     return f"EV#{integration}#{event_id}"
+
+
+def _limits_view(event: Event) -> ChatLimits | None:
+    sender, copies = event.sender_messages_per_hour, event.chat_copies_per_hour
+    if sender is None and copies is None:
+        return None
+    return ChatLimits(
+        sender_messages_per_hour=None if sender is None else int(sender),
+        chat_copies_per_hour=None if copies is None else int(copies),
+    )
 
 
 class EventService:
@@ -98,6 +110,7 @@ class EventService:
         """
         old = {p.participant_key: p for p in existing if p.participant_key.startswith(prefix)}
         became_active: list[str] = []
+        found_suppressed: list[Participant] = []
         with Participant.batch_write() as batch:
             for person in wanted:
                 before = old.pop(person.participant_key, None)
@@ -119,12 +132,16 @@ class EventService:
                         continue
                 if not person.suppressed:
                     person.suppressed = self._suppressed(person.address_hash)
+                    if person.suppressed:
+                        found_suppressed.append(person)
                 person.blocked = self._blocked(person.address_hash) or None
                 if is_active(person) and not person.left and (before is None or not is_active(before)):
                     became_active.append(person.participant_key)
                 batch.save(person)
             for gone in old.values():
                 batch.delete(gone)
+        for person in found_suppressed:  # list it on the integration's suppressions page
+            suppressions.remember(person.address_hash, pk, person.participant_key)
         return became_active
 
     # -- events ----------------------------------------------------------------
@@ -155,6 +172,8 @@ class EventService:
             default_delivery=body.chat.default_delivery,
             moderation=body.chat.moderation,
             report_threshold=body.chat.report_threshold,
+            sender_messages_per_hour=body.limits.sender_messages_per_hour if body.limits else None,
+            chat_copies_per_hour=body.limits.chat_copies_per_hour if body.limits else None,
             cancelled=False,
             created_at=previous.created_at if previous else now,
             updated_at=now,
@@ -193,6 +212,8 @@ class EventService:
             chat.default_delivery = event.default_delivery
             chat.moderation = event.moderation
             chat.report_threshold = event.report_threshold
+            chat.sender_messages_per_hour = event.sender_messages_per_hour  # R12 per-chat limits
+            chat.chat_copies_per_hour = event.chat_copies_per_hour
             if chat.closed_reason in {"cancelled", "removed"}:
                 chat.closed_reason = None  # the event or shift is back
             return window.enabled
@@ -215,6 +236,8 @@ class EventService:
                 default_delivery=event.default_delivery,
                 moderation=event.moderation,
                 report_threshold=event.report_threshold,
+                sender_messages_per_hour=event.sender_messages_per_hour,
+                chat_copies_per_hour=event.chat_copies_per_hour,
             )
 
         chat = self.chats.update(chat_id, apply, create=create)
@@ -267,6 +290,7 @@ class EventService:
             timezone=event.timezone,
             cancelled=event.cancelled,
             chat=chat_settings,
+            limits=_limits_view(event),
             organizers=[
                 Organizer(id=str(oid), first_name=p.first_name, last_name=p.last_name, email=p.email)
                 for oid in event.organizer_ids

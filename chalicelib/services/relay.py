@@ -507,11 +507,14 @@ class RelayService:
         return bytes(response["Body"].read()), size
 
     def _limits(self, sender_hash: str, chat: Chat, copies: int, now: datetime) -> Outcome:
-        """R12: messages per sender per hour, copies per chat per hour."""
+        """R12: messages per sender per chat per hour, copies per chat per hour;
+        the chat's own limits (from its event) or the deployment's."""
         hour = f"{now:%Y%m%d%H}"
-        if self._bump(f"LIM#sender#{sender_hash}#{hour}", 1) > self.settings.sender_messages_per_hour:
+        per_sender = chat.sender_messages_per_hour or self.settings.sender_messages_per_hour
+        per_chat = chat.chat_copies_per_hour or self.settings.chat_copies_per_hour
+        if self._bump(f"LIM#sender#{chat.chat_id}#{sender_hash}#{hour}", 1) > per_sender:
             return Outcome.RATE_LIMITED
-        if self._bump(f"LIM#chat#{chat.chat_id}#{hour}", copies) > self.settings.chat_copies_per_hour:
+        if self._bump(f"LIM#chat#{chat.chat_id}#{hour}", copies) > per_chat:
             return Outcome.RATE_LIMITED
         return Outcome.RELAYED
 

@@ -83,3 +83,11 @@ def test_the_deployed_tuning_is_what_the_code_is_sized_for() -> None:
     for key, field in fields.items():
         if key in env:
             assert int(env[key]) == getattr(defaults, field), key
+    bounce = {
+        "MUSTER_BOUNCE_SCORE_LIMIT": "bounce_score_limit",
+        "MUSTER_SOFT_BOUNCE_SCORE": "soft_bounce_score",
+        "MUSTER_BOUNCE_DECAY_DAYS": "bounce_decay_days",
+    }
+    for key, field in bounce.items():
+        if key in env:
+            assert float(env[key]) == getattr(defaults, field), key
