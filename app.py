@@ -9,6 +9,7 @@ from chalicelib.blueprints.feedback import feedback_bp
 from chalicelib.blueprints.inbound import inbound
 from chalicelib.blueprints.integration import integration
 from chalicelib.blueprints.mute import mute_bp
+from chalicelib.blueprints.private import private_bp
 from chalicelib.blueprints.scheduling import scheduling
 from chalicelib.observability import logger, metrics
 
@@ -22,3 +23,4 @@ app.register_blueprint(delivery)
 app.register_blueprint(inbound)
 app.register_blueprint(feedback_bp)
 app.register_blueprint(mute_bp)
+app.register_blueprint(private_bp)

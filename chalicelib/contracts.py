@@ -42,6 +42,17 @@ ROUTES: list[tuple[str, str, str, type[BaseModel] | None, type[BaseModel] | None
     ("put", "/events/{event_id}/signups/{signup_id}/delivery", "How one signup follows its chat: every message or a daily digest (null: the chat's default)", schemas.DeliveryBody, schemas.SignupView, "200"),
     ("get", "/events/{event_id}/timeslots/{timeslot_id}/chat", "A shift's chat: state, window, relay address, participants", None, schemas.ChatView, "200"),
 ]
+# Private two-person threads (issue 10): 201 when opened, 200 when it existed.
+ROUTES.append(
+    ("post", "/events/{event_id}/timeslots/{timeslot_id}/chat/private", "Open (or find) an organizer's private conversation with one signup of the shift; each side gets one intro mail", schemas.PrivateThreadBody, schemas.PrivateThreadView, "200")
+)
+EXTRA_RESPONSES: dict[tuple[str, str], dict[str, str]] = {
+    ("post", "/events/{event_id}/timeslots/{timeslot_id}/chat/private"): {
+        "201": "Created: the thread is new and its intros are queued",
+        "409": "The shift's chat is not open",
+        "422": "Not an organizer of the event, or not an active signup of this shift (or the same person)",
+    },
+}
 PUBLIC_ROUTES = [
     ("get", "/openapi.json", "This document"),
     ("get", "/mute/{token}", "The reader's chat settings page (changes nothing: link scanners prefetch GETs)"),
@@ -81,6 +92,9 @@ def build_openapi() -> dict[str, Any]:
         }
         if method == "put" and not path.endswith("/delivery"):  # upserts can create
             op["responses"]["201"] = {"description": "Created", "content": {"application/json": {"schema": _ref(res)}}}  # type: ignore[arg-type]
+        for code, text in EXTRA_RESPONSES.get((method, path), {}).items():
+            schema = res if code.startswith("2") and res else schemas.ErrorBody
+            op["responses"][code] = {"description": text, "content": {"application/json": {"schema": _ref(schema)}}}
         if req is not None:
             op["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(req)}}}
         paths.setdefault(path, {})[method] = op
