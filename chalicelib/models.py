@@ -11,7 +11,8 @@ Partitions:
   ``B#<batch>`` (:class:`BatchClaim`).
 - ``KEY#<sha256>`` (:class:`ApiKey`), ``SUP#<address hash>`` (:class:`Suppression`),
   ``LIM#...`` (:class:`Counter`: rate limits, bounce-once-a-day), ``REF#<hash>``
-  (:class:`ThreadRef`: client Message-ID -> Muster message).
+  (:class:`ThreadRef`: client Message-ID -> Muster message), ``PT#<thread id>``
+  (:class:`PrivateThread`: an organizer's private thread with one participant).
 
 Real addresses are stored only on :class:`Participant` (``email``); everything else
 holds ``address_hash``.

@@ -19,7 +19,10 @@ Envelope and header rules, in short:
 - The chat comes from the recipient's local part (case-insensitive, ``+tag``
   ignored); the sender is the header From, matched by address hash among that
   chat's participants (one query returns them all). A From that is not exactly
-  one well-formed address is refused, never guessed.
+  one well-formed address is refused, never guessed. A local part ending in a
+  private thread's id (:mod:`chalicelib.services.private`) names that thread of
+  its chat: the same path, but only its two members may post, the copy goes to
+  the other one only, under the thread's own address and subject prefix.
 - :func:`chalicelib.relay.policy.authorize` decides; rate limits and caps come
   from counters here. Every decision is an :class:`Outcome`, logged (metadata
   only) and counted; a render failure too (R9). A polite notice goes only to an
