@@ -336,3 +336,22 @@ def test_replies_in_the_pair_thread_for_each_side(world: World, chat: dict) -> N
     assert to_olive.message["In-Reply-To"] == client_id
     assert str(to_olive.message["References"]).split()[:2] == [root_id, client_id]
     assert to_olive.message["Subject"].count("[Private:") == 1
+
+
+def test_a_reply_to_the_intro_threads_under_it_on_both_sides(world: World, chat: dict) -> None:
+    pair = opened(world)["relay_address"]
+    intros = {
+        d.participant_key: f"<{d.ses_message_id}@email.amazonses.com>"
+        for d in Delivery.scan()
+        if d.pk.startswith("MSG#intro-") and d.sk.startswith("TO#")
+    }
+    assert set(intros) == {"o-org0", "s-s0"}
+    before = len(world.sent())
+    reply = mail(addr(0), pair, subject="Re: hello", In_Reply_To=intros["s-s0"], References=intros["s-s0"])
+    assert world.receive(reply, sender=addr(0), to=[pair]) == {"outcomes": ["relayed"]}
+    world.drain()
+    (copy,) = world.sent()[before:]
+    assert copy.to == ORGANIZER
+    # The organizer holds the intro under their own copy's id: the reply cites it.
+    assert copy.message["In-Reply-To"] == intros["o-org0"]
+    assert intros["o-org0"] in str(copy.message["References"])
