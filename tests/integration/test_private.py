@@ -355,3 +355,35 @@ def test_a_reply_to_the_intro_threads_under_it_on_both_sides(world: World, chat:
     # The organizer holds the intro under their own copy's id: the reply cites it.
     assert copy.message["In-Reply-To"] == intros["o-org0"]
     assert intros["o-org0"] in str(copy.message["References"])
+
+
+def test_a_lost_intro_queueing_is_redone_by_the_next_open(world: World, chat: dict) -> None:
+    from tests.integration.test_exactly_once import fail_first
+
+    fail_first(world, "chalicelib.adapters.queue.DeliveryQueue.send_all",
+               when=lambda queue, bodies: bool(bodies) and bodies[0].get("kind") == "intro")
+    first = open_thread(world)
+    assert first.status_code == 500 and json.loads(first.body)["error"]["code"] == "internal_error"
+    world.drain()
+    assert world.relayed() == []  # the thread exists, its intros are still owed
+
+    again = open_thread(world)
+    assert again.status_code == 200 and json.loads(again.body)["created"] is False
+    open_thread(world)
+    world.drain()
+    assert sorted(s.to for s in world.relayed()) == sorted([ORGANIZER, addr(0)])
+
+
+def test_a_failure_while_finishing_resumes_the_private_fan_out_once(world: World, chat: dict) -> None:
+    from tests.integration.test_exactly_once import fail_first
+
+    pair = opened(world)["relay_address"]
+    before = len(world.sent())
+    fail_first(world, "chalicelib.services.relay.RelayService._finish")
+    with pytest.raises(RuntimeError):
+        world.receive(mail(addr(0), pair), sender=addr(0), to=[pair])
+    world.retry()
+    world.retry()
+    world.drain()
+    assert [s.to for s in world.sent()[before:]] == [ORGANIZER]
+    assert world.sent()[-1].message["From"].addresses[0].addr_spec == pair
