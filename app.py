@@ -10,6 +10,7 @@ from chalicelib.blueprints.feedback import feedback_bp
 from chalicelib.blueprints.inbound import inbound
 from chalicelib.blueprints.integration import integration
 from chalicelib.blueprints.mute import mute_bp
+from chalicelib.blueprints.private import private_bp
 from chalicelib.blueprints.scheduling import scheduling
 from chalicelib.blueprints.stewardship_api import stewardship_api
 from chalicelib.blueprints.suppressions import suppressions_bp
@@ -28,3 +29,4 @@ app.register_blueprint(mute_bp)
 app.register_blueprint(controls_bp)
 app.register_blueprint(stewardship_api)
 app.register_blueprint(suppressions_bp)
+app.register_blueprint(private_bp)

@@ -28,7 +28,7 @@ Issue 4. Three measurements, all in process against moto:
    ``parse_inbound`` with its caps, each in a fresh process; the stdlib parse of
    a 5 KB reply in the same run is the reference.
 
-``--part 1|2|3|4`` runs only some parts; ``--json PATH`` also writes the raw figures.
+``--part 1|2|3|4`` runs only some parts (``--links``: only 3b); ``--json PATH`` also writes the raw figures.
 """
 
 from __future__ import annotations

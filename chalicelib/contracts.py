@@ -107,6 +107,17 @@ def _suppression_paths() -> dict[str, dict[str, Any]]:
     return paths
 
 
+# Private two-person threads (issue 10): 201 when opened, 200 when it existed.
+ROUTES.append(
+    ("post", "/events/{event_id}/timeslots/{timeslot_id}/chat/private", "Open (or find) an organizer's private conversation with one signup of the shift; each side gets one intro mail", schemas.PrivateThreadBody, schemas.PrivateThreadView, "200")
+)
+EXTRA_RESPONSES: dict[tuple[str, str], dict[str, str]] = {
+    ("post", "/events/{event_id}/timeslots/{timeslot_id}/chat/private"): {
+        "201": "Created: the thread is new and its intros are queued",
+        "409": "The shift's chat is not open",
+        "422": "Not an organizer of the event, or not an active signup of this shift (or the same person)",
+    },
+}
 PUBLIC_ROUTES = [
     ("get", "/openapi.json", "This document"),
     ("get", "/mute/{token}", "The reader's chat settings page (changes nothing: link scanners prefetch GETs)"),
@@ -151,6 +162,9 @@ def build_openapi() -> dict[str, Any]:
         }
         if (method == "put" and path.count("/") <= 4) or (path == "/blocks" and method == "post"):  # these can create
             op["responses"]["201"] = {"description": "Created", "content": {"application/json": {"schema": _ref(res)}}}  # type: ignore[arg-type]
+        for code, text in EXTRA_RESPONSES.get((method, path), {}).items():
+            schema = res if code.startswith("2") and res else schemas.ErrorBody
+            op["responses"][code] = {"description": text, "content": {"application/json": {"schema": _ref(schema)}}}
         if req is not None:
             op["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(req)}}}
         paths.setdefault(path, {})[method] = op

@@ -13,7 +13,8 @@ Partitions:
   :class:`Suppression`, ``SCORE``: :class:`BounceScore`, ``LIFT``:
   :class:`SuppressionLift`), ``SUPI#<integration>`` (:class:`SuppressionEntry`),
   ``LIM#...`` (:class:`Counter`: rate limits, bounce-once-a-day), ``REF#<hash>``
-  (:class:`ThreadRef`: client Message-ID -> Muster message).
+  (:class:`ThreadRef`: client Message-ID -> Muster message), ``PT#<thread id>``
+  (:class:`PrivateThread`: an organizer's private thread with one participant).
 
 Real addresses are stored only on :class:`Participant` (``email``); everything else
 holds ``address_hash``.
@@ -529,3 +530,23 @@ class SuppressionEntry(Base):
 
 
 ALL_MODELS = (*ALL_MODELS, BounceScore, SuppressionLift, SuppressionEntry)
+# -- private two-person threads (issue 10): ``PT#<thread_id>`` partitions ----------
+
+
+class PrivateThread(Base):
+    """``PT#<thread_id>``/``META``: an organizer's private conversation with one
+    participant of a chat. The thread id (and so the pair's relay address) is an
+    HMAC of the chat and both keys: the same pair always gets the same thread and
+    nobody can guess one. No addresses: the two members are participant keys of
+    the chat, read afresh on every message (R3)."""
+
+    thread_id = UnicodeAttribute()
+    chat_id = UnicodeAttribute()
+    organizer_key = UnicodeAttribute()
+    participant_key = UnicodeAttribute()
+    relay_local = UnicodeAttribute()
+    created_at = UTCDateTimeAttribute()
+    intro_pending = BooleanAttribute(null=True)  # created, intros not yet queued
+
+
+ALL_MODELS = (*ALL_MODELS, PrivateThread)

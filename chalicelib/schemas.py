@@ -320,3 +320,22 @@ class SuppressionPage(BaseModel):
 
 assert tuple(sorted(INTEGRATION_EVENTS)) == DETAIL_TYPES
 assert SignupStatus.__args__ == SIGNUP_STATUSES  # type: ignore[attr-defined]
+
+
+# ---- private two-person threads (issue 10) ------------------------------------
+
+
+class PrivateThreadBody(Strict):
+    """Open an organizer's private conversation with one signup of the shift."""
+
+    organizer_id: ExternalId = Field(description="An organizer of the event (its id in the event's organizers).")
+    signup_id: ExternalId = Field(description="An active signup (registered, confirmed, attended) of this shift.")
+
+
+class PrivateThreadView(BaseModel):
+    thread_id: str = Field(description="Opaque and stable: the same pair always gets the same thread.")
+    relay_address: str = Field(description="The pair's own relay address; only the two of them receive its mail.")
+    organizer_id: str
+    signup_id: str
+    created: bool = Field(description="False when the thread already existed (nothing was sent again).")
+

@@ -164,3 +164,58 @@ def render_kickoff(
     set_list_headers(message, chat)
     message[h.AUTO_SUBMITTED] = "auto-generated"
     return message.as_bytes(policy=OUTPUT_POLICY)
+
+
+def render_private_intro(
+    *,
+    chat: ChatContext,
+    organizer_name: str,
+    participant_name: str,
+    to_organizer: bool,
+    shift_label: str,
+    message_id: str,
+    date: datetime,
+) -> bytes:
+    """The intro each member of a private two-person thread gets once (issue 10).
+
+    ``chat`` is the pair's context (its own relay address and subject prefix);
+    the names are display names. Sent from the pair's address, so replying to it
+    starts the conversation. Addresses are never shown.
+    """
+
+    def shown(name: str) -> str:
+        if "@" in decode_encoded_words(str(name or "")):
+            return FALLBACK_NAME  # an address (or part of one) is never shown, as in the kickoff
+        return strip_placeholders(clean_name(name)) or FALLBACK_NAME
+
+    organizer, participant = shown(organizer_name), shown(participant_name)
+    shift = strip_placeholders(clean_subject(shift_label))
+    lead = (
+        f"You opened a private conversation with {participant} about {shift}."
+        if to_organizer
+        else f"{organizer} opened a private conversation with you about {shift}."
+    )
+    other = participant if to_organizer else organizer
+    text = (
+        f"{lead} Only the two of you receive messages sent to this address.\n\n"
+        f"To write to {without_tag(other)} alone, reply to this email or write to "
+        f"{chat.relay_address}. Your email address stays hidden: {without_tag(other)} "
+        "sees only your name, as in the chat.\n\n"
+        "The link below is the same as in the chat's messages: it mutes or leaves the "
+        "chat, and this conversation with it.\n\n"
+        f"{TEXT_SLOT_LEAD}"
+        f"{MUTE_URL_PLACEHOLDER_TEXT}\n"
+    )
+    message = EmailMessage(policy=OUTPUT_POLICY)
+    message.set_content(text, charset="utf-8", cte="quoted-printable")
+    set_envelope_headers(
+        message,
+        from_name=SYSTEM_NAME,
+        chat=chat,
+        subject=compose_subject(f"Private conversation about {shift}", chat.subject_prefix),
+        message_id=message_id,
+        date=date,
+    )
+    set_list_headers(message, chat)
+    message[h.AUTO_SUBMITTED] = "auto-generated"
+    return message.as_bytes(policy=OUTPUT_POLICY)

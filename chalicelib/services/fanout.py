@@ -35,7 +35,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property, lru_cache
 from typing import Any
@@ -192,6 +192,7 @@ class FanOut:
         size: int,
         *,
         ancestors: Sequence[str] = (),
+        context: anonymize.ChatContext | None = None,
     ) -> int:
         """Queue a rendered message (``size`` bytes, at ``object_key``) for
         ``recipients``; ``ancestors`` are the Muster ids it answers (parent last)."""
@@ -206,8 +207,29 @@ class FanOut:
             "ancestors": list(ancestors),
             "hold": bool(chat.moderation_hold),  # which of hold/release the organizer controls offer
         }
+        if context is not None:
+            # A private thread's message (services/private.py): sent from the
+            # pair's address, never deferred to a digest.
+            base["context"] = asdict(context)
+            base["private"] = True
         per_batch = min(self.settings.batch_size, max(MIN_BATCH, BATCH_BYTES_BUDGET // max(size, 1)))
         return self._enqueue(base, recipients, "r", per_batch)
+
+    def intro(
+        self, chat: Chat, thread_id: str, context: anonymize.ChatContext, organizer_key: str, participant_key: str
+    ) -> None:
+        """Queue the two intros of a private thread (once per person, however often asked)."""
+        base = {
+            "v": 1,
+            "kind": "intro",
+            "message_id": f"intro-{thread_id}",
+            "chat_id": chat.chat_id,
+            "chat": self._chat_fields(chat),
+            "context": asdict(context),
+            "private": True,
+            "pair": {"organizer": organizer_key, "participant": participant_key},
+        }
+        self._enqueue(base, [organizer_key, participant_key], "intro")
 
     # -- deliver ---------------------------------------------------------------
 
@@ -348,7 +370,7 @@ class FanOut:
         keys: list[str] = list(dict.fromkeys(body["recipients"]))
         targets = [wanted[k] for k in keys if k in wanted]
         result.skipped = len(keys) - len(targets)
-        if body["kind"] == "relay":
+        if body["kind"] == "relay" and not body.get("private"):
             # Digest readers get this message in their next daily digest instead
             # (the chat's size counts everyone, as the settings page does).
             digest = {p.participant_key for p in targets if wants_digest(p, chat, len(everyone), self.settings)}
@@ -362,7 +384,7 @@ class FanOut:
             else []
         )
 
-        ctx = chat_context(chat, self.settings)
+        ctx = anonymize.ChatContext(**body["context"]) if body.get("context") else chat_context(chat, self.settings)
         author_person = canonical(people).get(author.address_hash) if author is not None else None
         author_name = (
             display_name(author.first_name, author.last_name, organizer=author_person.role == "organizer")
@@ -399,6 +421,8 @@ class FanOut:
                     controls_text=controls[0],
                     controls_html=controls[1],
                 )
+            if body["kind"] == "intro":
+                return anonymize.personalize(intro_for(p), mute_url=link, list_unsubscribe_headers=headers)
             kickoff = compose.render_kickoff(
                 chat=ctx,
                 recipient_name=display_name(p.first_name, p.last_name, organizer=p.role == "organizer"),
@@ -409,6 +433,25 @@ class FanOut:
                 members=members,
             )
             return anonymize.personalize(kickoff, mute_url=link, list_unsubscribe_headers=headers)
+
+        def intro_for(p: Participant) -> bytes:
+            """A private thread's intro to one of its two members (display names only)."""
+            by_key = {q.participant_key: q for q in people}
+            pair = body["pair"]
+            names = {
+                side: display_name(q.first_name, q.last_name, organizer=q.role == "organizer") if q else "Someone"
+                for side in ("organizer", "participant")
+                for q in [by_key.get(pair[side])]
+            }
+            return compose.render_private_intro(
+                chat=ctx,
+                organizer_name=names["organizer"],
+                participant_name=names["participant"],
+                to_organizer=p.participant_key == pair["organizer"],
+                shift_label=chat_label(chat),
+                message_id=f"<{message_id}.{p.participant_key}@{self.settings.relay_domain}>",
+                date=now,
+            )
 
         ancestors: list[str] = list(body.get("ancestors") or [])
         held = self._held_ids(ancestors, targets) if template is not None else {}

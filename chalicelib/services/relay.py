@@ -19,7 +19,10 @@ Envelope and header rules, in short:
 - The chat comes from the recipient's local part (case-insensitive, ``+tag``
   ignored); the sender is the header From, matched by address hash among that
   chat's participants (one query returns them all). A From that is not exactly
-  one well-formed address is refused, never guessed.
+  one well-formed address is refused, never guessed. A local part ending in a
+  private thread's id (:mod:`chalicelib.services.private`) names that thread of
+  its chat: the same path, but only its two members may post, the copy goes to
+  the other one only, under the thread's own address and subject prefix.
 - :func:`chalicelib.relay.policy.authorize` decides; rate limits and caps come
   from counters here. Every decision is an :class:`Outcome`, logged (metadata
   only) and counted; a render failure too (R9). A polite notice goes only to an
@@ -51,7 +54,7 @@ from chalicelib import clock
 from chalicelib.adapters import aws
 from chalicelib.adapters.blobs import MailStore
 from chalicelib.adapters.mail import Mailer
-from chalicelib.models import Chat, ChatStats, Counter, MessageLog, MessageMeta, Participant
+from chalicelib.models import Chat, ChatStats, Counter, MessageLog, MessageMeta, Participant, PrivateThread
 from chalicelib.observability import logger, metrics, traced
 from chalicelib.relay import anonymize
 from chalicelib.relay.addresses import address_hash, normalize_address, relay_local_part
@@ -62,6 +65,14 @@ from chalicelib.relay.policy import ChatWindow, SenderInfo, authorize
 from chalicelib.services.fanout import FanOut, chat_context
 from chalicelib.services.moderation import Moderation, hold_reason
 from chalicelib.services.notices import Notices
+from chalicelib.services.private import (
+    is_thread_key,
+    load_thread,
+    member_active,
+    pair_author,
+    pair_recipients,
+    private_context,
+)
 from chalicelib.services.roster import canonical, chat_id_from_local, is_active, participants, recipients
 from chalicelib.services.threads import Threads
 from chalicelib.settings import Settings, get_settings
@@ -103,6 +114,7 @@ class Decision:
     people: list[Participant]
     author: Participant | None
     sender_hash: str | None
+    pair: PrivateThread | None = None  # a private two-person thread of the chat (services/private.py)
 
 
 class RelayService:
@@ -203,7 +215,7 @@ class RelayService:
 
     def _relay_one(self, job: Job, *, approved: bool = False) -> Outcome:
         started = time.monotonic()
-        chat = self._chat(job.chat_key)
+        chat, pair = self._route(job.chat_key)
         pk, sk = self._log_key(job, chat)
         try:
             done = MessageLog.get(pk, sk, consistent_read=True)
@@ -214,11 +226,11 @@ class RelayService:
         if done is not None and not (approved and done.outcome == Outcome.HELD.value):
             # A retry of work that got this far: finish it, never redo it.
             if done.state == "relaying" and chat is not None:
-                self._resume(job, done, chat)
+                self._resume(job, done, chat, pair)
             return Outcome(done.outcome)
 
         now = clock.now()
-        decision = self._decide(job, chat, now)
+        decision = self._decide(job, chat, now, pair)
         outcome = decision.outcome
         rendered: bytes | None = None
         ancestors: list[str] = []
@@ -238,9 +250,7 @@ class RelayService:
             hold = hold_reason(chat, decision.author)
             outcome = Outcome.HELD if hold else outcome
         people = (
-            recipients(decision.people, exclude_hash=decision.author.address_hash if decision.author else None)
-            if outcome is Outcome.RELAYED
-            else []
+            self._recipients(decision.people, decision.author, pair) if outcome is Outcome.RELAYED else []
         )
         if outcome is Outcome.RELAYED:
             assert chat is not None
@@ -267,7 +277,7 @@ class RelayService:
             self._store(job, decision, rendered, ancestors)
             if not self._save_log(log, approved):
                 return Outcome.HELD  # another approval is relaying it
-            self._fan_out(job, chat, decision.author.participant_key, people, len(rendered), ancestors)
+            self._fan_out(job, chat, decision.author.participant_key, people, len(rendered), ancestors, pair)
             self._finish(log, chat, now)
             self._trust(chat, decision.author)
             metrics.add_metric(name="FanOutSize", unit="Count", value=len(people))
@@ -350,7 +360,7 @@ class RelayService:
         if chat.moderation == "first_post" and not author.trusted and author.role != "organizer":
             author.update(actions=[Participant.trusted.set(True)])
 
-    def _decide(self, job: Job, chat: Chat | None, now: datetime) -> Decision:
+    def _decide(self, job: Job, chat: Chat | None, now: datetime, pair: PrivateThread | None = None) -> Decision:
         """Decide on SES's verdicts and headers first; download and parse the raw
         mail only when those allow relaying, and cap its complexity before the
         full parse (R6, R7, R12)."""
@@ -361,20 +371,26 @@ class RelayService:
 
         def judge(mail: InboundMail) -> Decision:
             sender_hash = address_hash(s.secret, mail.from_address) if mail.from_address else None
-            author = by_hash.get(sender_hash) if sender_hash else None
+            if pair is not None:
+                # Only the pair's two members may post to its address.
+                author = pair_author(pair, people, sender_hash)
+                active = member_active(author)
+            else:
+                author = by_hash.get(sender_hash) if sender_hash else None
+                active = author is not None and is_active(author)
             outcome = authorize(
                 verdicts=verdicts,
                 mail=mail,
                 envelope_sender=job.envelope_sender,
                 relay_domain=s.relay_domain,
                 chat=ChatWindow(chat.state, chat.opens_at, chat.closes_at) if chat else None,
-                sender=SenderInfo(active=is_active(author), organizer=author.role == "organizer") if author else None,
+                sender=SenderInfo(active=active, organizer=author.role == "organizer") if author else None,
                 max_bytes=s.max_message_bytes,
                 now=now,
             )
             if outcome is Outcome.SENDER_INACTIVE and author is not None and (author.removed or author.blocked):
                 outcome = Outcome.SENDER_REMOVED  # R15: said plainly, once a day (R6)
-            return Decision(outcome, mail, chat, people, author, sender_hash)
+            return Decision(outcome, mail, chat, people, author, sender_hash, pair)
 
         # parse_ses_headers and parse_inbound check the caps (parse.precheck)
         # before any full parse; over one, authorize says TOO_COMPLEX.
@@ -403,7 +419,7 @@ class RelayService:
             d.mail,
             author=person(d.author),
             people=[person(p) for p in d.people],
-            chat=chat_context(d.chat, self.settings),
+            chat=self._context(d.chat, d.pair),
             message_id=self.threads.muster_id(job.message_id),
             # Each reader's copy gets its own In-Reply-To and References (fanout).
             in_reply_to=None,
@@ -425,7 +441,14 @@ class RelayService:
         )
 
     def _fan_out(
-        self, job: Job, chat: Chat, author_key: str, people: list[Participant], size: int, ancestors: list[str]
+        self,
+        job: Job,
+        chat: Chat,
+        author_key: str,
+        people: list[Participant],
+        size: int,
+        ancestors: list[str],
+        pair: PrivateThread | None = None,
     ) -> None:
         self.fanout.relay(
             chat,
@@ -435,9 +458,23 @@ class RelayService:
             [p.participant_key for p in people],
             size,
             ancestors=ancestors,
+            context=private_context(chat, pair, self.settings) if pair is not None else None,
         )
 
-    def _resume(self, job: Job, log: MessageLog, chat: Chat) -> None:
+    def _context(self, chat: Chat, pair: PrivateThread | None) -> anonymize.ChatContext:
+        """The chat's addressing, or the private thread's (its address, its prefix)."""
+        return private_context(chat, pair, self.settings) if pair is not None else chat_context(chat, self.settings)
+
+    @staticmethod
+    def _recipients(
+        people: list[Participant], author: Participant | None, pair: PrivateThread | None
+    ) -> list[Participant]:
+        """Everyone else in the chat, or in a private thread the other member only."""
+        if pair is not None:
+            return pair_recipients(pair, people, author) if author is not None else []
+        return recipients(people, exclude_hash=author.address_hash if author else None)
+
+    def _resume(self, job: Job, log: MessageLog, chat: Chat, pair: PrivateThread | None = None) -> None:
         """Queue a relayed message's fan-out again and finish its log entry.
 
         The rendered copy is in S3; recipients are read afresh (someone who muted
@@ -445,12 +482,14 @@ class RelayService:
         people = participants(chat.chat_id)
         author = next((p for p in people if p.participant_key == log.author_key), None)
         exclude = author.address_hash if author else log.sender_hash
-        targets = recipients(people, exclude_hash=exclude)
+        targets = (
+            self._recipients(people, author, pair) if pair is not None else recipients(people, exclude_hash=exclude)
+        )
         try:
             ancestors = [str(a) for a in MessageMeta.get(f"MSG#{job.message_id}", "META").ancestors]
         except DoesNotExist:
             ancestors = []
-        self._fan_out(job, chat, log.author_key or "", targets, int(log.rendered_size or 0), ancestors)
+        self._fan_out(job, chat, log.author_key or "", targets, int(log.rendered_size or 0), ancestors, pair)
         self._finish(log, chat, log.received_at)
         metrics.add_metric(name="RelaysResumed", unit="Count", value=1)
 
@@ -483,6 +522,14 @@ class RelayService:
             reasons = [r.code for r in (exc.cancellation_reasons or []) if r]
             if "ConditionalCheckFailed" not in reasons:
                 raise
+
+    def _route(self, key: str) -> tuple[Chat | None, PrivateThread | None]:
+        """The chat a relay address names, and the private thread if it names one."""
+        if not is_thread_key(key):
+            return self._chat(key), None
+        pair = load_thread(key)
+        chat = self._chat(pair.chat_id) if pair is not None else None
+        return chat, pair if chat is not None else None
 
     def _chat(self, chat_key: str) -> Chat | None:
         try:

@@ -482,9 +482,7 @@ class Stewardship:
     # -- the controls ----------------------------------------------------------
 
     def private(self, chat: Chat, organizer: Participant, author: Participant) -> Result:
-        import importlib
-
-        private: Any = importlib.import_module("chalicelib.services.private")  # private two-person threads
+        from chalicelib.services import private  # private two-person threads (loads only for this control)
 
         info = private.open_private_thread(chat.chat_id, organizer.participant_key, author.participant_key, settings=self.settings)
         if info.created:

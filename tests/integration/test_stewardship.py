@@ -503,3 +503,30 @@ def test_another_integration_cannot_steward_this_chat(world: World, chat: dict[s
     assert world.call("PUT", "/events/e1/signups/s0/removal", key=other).status_code == 404
     assert json.loads(world.call("GET", "/actions", key=other).body)["actions"] == []
     assert world.chat("e1", "t1")["state"] == "open"
+
+
+# -- private replies from a copy ----------------------------------------------------
+
+
+def test_reply_privately_from_a_copy_opens_a_pair_only_the_two_receive(world: World, chat: dict[str, Any]) -> None:
+    post(world, chat, 0, "Can someone help me?")
+    private = control_links(next(s for s in copies(world, "Can someone help me?") if s.to == ORG))["private"]
+    assert b"Reply privately to Ann0 A.?" in click(world, private, "GET").body
+    done = click(world, private)
+    assert done.status_code == 200
+    pair_address = re.search(rb"Write to ([\w.+-]+@[\w.-]+)", done.body).group(1).decode()  # type: ignore[union-attr]
+    assert pair_address != chat["address"] and "ann0" not in pair_address
+    world.drain()
+    assert b"Write to" in click(world, private).body  # again: the same pair, no second intro
+    world.drain()
+    intros = [s for s in world.sent() if pair_address in str(s.message["Reply-To"])]
+    assert sorted(s.to for s in intros) == sorted([ORG, addr(0)])
+
+    out = world.receive(mail(addr(0), pair_address, "Just us", "Thanks for asking"), sender=addr(0), to=[pair_address])
+    world.drain()
+    assert out == {"outcomes": ["relayed"]}
+    got = [s for s in world.sent() if "Just us" in str(s.message["Subject"])]
+    assert [s.to for s in got] == [ORG]
+    assert addr(0) not in got[0].raw.decode("latin-1")
+    actions = [a.action for a in ActionRecord.scan(ActionRecord.pk.startswith("ACT#"))]
+    assert actions == ["private"]
