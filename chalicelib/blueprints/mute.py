@@ -19,7 +19,6 @@ sends). A tampered or expired token is a 403 and changes nothing.
 from __future__ import annotations
 
 import html
-from email import policy
 from email.message import Message
 from email.parser import BytesParser
 from typing import TYPE_CHECKING
@@ -27,11 +26,11 @@ from urllib.parse import parse_qs
 
 from chalice import Blueprint, Response
 
-from chalicelib.services import people
 from chalicelib.settings import get_settings
 
 if TYPE_CHECKING:
     from chalicelib.relay.tokens import TokenClaims
+    from chalicelib.services import people
 
 mute_bp = Blueprint(__name__)
 ANY = ["*/*"]
@@ -100,6 +99,8 @@ def _multipart_fields(content_type: str, body: bytes) -> dict[str, list[str]] | 
         head = f"MIME-Version: 1.0\r\nContent-Type: {content_type}\r\n\r\n".encode("ascii")
     except UnicodeEncodeError:
         return None
+    from email import policy  # on first use: email.policy's header registry is not cheap to import
+
     form = BytesParser(policy=policy.default).parsebytes(head + body)
     if form.get_content_type() != MULTIPART or not form.is_multipart():
         return None
@@ -192,6 +193,8 @@ def _settings_body(state: people.Following, done: str | None = None) -> str:
 
 
 def _settings_page(claims: TokenClaims, title: str = "Your chat settings", done: str | None = None) -> Response:
+    from chalicelib.services import people
+
     state = people.following(claims)
     if state is None:
         return _page("Not in this chat", "<p>You are not in this chat any more, so it sends you nothing.</p>", 404)
@@ -211,6 +214,9 @@ DONE = {
 
 @mute_bp.route("/mute/{token}", methods=["GET"], content_types=ANY)
 def confirm_mute(token: str) -> Response:
+    # Imported on first use (people -> digest): every function imports app.py.
+    from chalicelib.services import people
+
     claims = people.read_mute_token(token)
     if claims is None:
         return _refused()
@@ -219,6 +225,8 @@ def confirm_mute(token: str) -> Response:
 
 @mute_bp.route("/mute/{token}", methods=["POST"], content_types=ANY)
 def one_click_mute(token: str) -> Response:
+    from chalicelib.services import people
+
     claims = people.read_mute_token(token)
     if claims is None:
         return _refused()
