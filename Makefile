@@ -82,6 +82,7 @@ bench: venv
 	$(PY) bench/cold_start.py
 	$(PY) bench/relay.py
 	$(PY) bench/twin.py
+	$(PY) bench/mime_fuzz.py
 
 clean:
 	rm -rf $(VENV) out .local .pytest_cache .mypy_cache .ruff_cache
