@@ -209,7 +209,7 @@ def test_c1_the_same_ses_event_twice_at_once(world: World, chat: dict, matrix: M
     def slow_decide(self: RelayService, *args: Any) -> Any:
         if not deciding.is_set():
             deciding.set()
-            assert second_done.wait(10)
+            assert second_done.wait(60)
         return real(self, *args)
 
     world.patch("chalicelib.services.relay.RelayService._decide", slow_decide)
@@ -226,9 +226,9 @@ def test_c1_the_same_ses_event_twice_at_once(world: World, chat: dict, matrix: M
 
     first = threading.Thread(target=invoke, args=("first",))
     first.start()
-    assert deciding.wait(10)
+    assert deciding.wait(60)
     invoke("second")
-    first.join(20)
+    first.join(120)
     assert results["first"] == ["relayed"]
     assert isinstance(results["second"], IdempotencyAlreadyInProgressError)
     assert inbound.relay().handle_ses_event(event) == ["relayed"]  # Lambda's retry of the refused one
@@ -249,7 +249,7 @@ def test_c2_one_sqs_batch_twice_at_once(world: World, chat: dict, matrix: Matrix
     def slow_send(self: Mailer, **kwargs: Any) -> str:
         if not sending.is_set():
             sending.set()
-            assert second_done.wait(10)
+            assert second_done.wait(60)
         return real(self, **kwargs)
 
     world.patch("chalicelib.adapters.mail.Mailer.send_raw", slow_send)
@@ -263,10 +263,10 @@ def test_c2_one_sqs_batch_twice_at_once(world: World, chat: dict, matrix: Matrix
 
     first = threading.Thread(target=run, args=("first",))
     first.start()
-    assert sending.wait(10)
+    assert sending.wait(60)
     run("second")
     second_done.set()
-    first.join(20)
+    first.join(120)
     assert isinstance(results["second"], BatchNotDone)  # the lease is held: SQS will redeliver it
     assert results["first"].sent == len(ACTIVE)
     assert delivery.fanout().deliver(body).duplicate  # SQS's redelivery of the refused one
@@ -286,7 +286,7 @@ def test_c3_open_chat_fired_twice_at_once(world: World, matrix: Matrix) -> None:
     world.advance(53)  # the opening is due
     (schedule,) = world.schedules()
     chat_id = json.loads(schedule["Target"]["Input"])["chat_id"]
-    barrier = threading.Barrier(2, timeout=10)
+    barrier = threading.Barrier(2, timeout=60)
     local = threading.local()
     real = Chat.save
 
@@ -307,7 +307,7 @@ def test_c3_open_chat_fired_twice_at_once(world: World, matrix: Matrix) -> None:
     for t in threads:
         t.start()
     for t in threads:
-        t.join(20)
+        t.join(120)
     assert states == ["open", "open"]
     world.drain()
     kickoffs = Counter(s.to for s in world.sent())
