@@ -96,6 +96,7 @@ bench: venv
 	$(PY) bench/relay.py
 	$(PY) bench/sanitize.py
 	$(PY) bench/twin.py
+	$(PY) bench/mime_fuzz.py
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) out .local .pytest_cache .mypy_cache .ruff_cache

@@ -12,15 +12,17 @@ pages are plain HTML: no script, no remote resources, not cached or indexed.
 from __future__ import annotations
 
 import html
+from typing import TYPE_CHECKING
 
 from chalice import Blueprint, Response
 
 from chalicelib.blueprints.pages import form_fields, page
 from chalicelib.errors import ApiError
 from chalicelib.observability import logger
-from chalicelib.relay.controltokens import ControlClaims
-from chalicelib.services.links import read_control_token
-from chalicelib.services.stewardship import REPORT_REASONS, Stewardship
+
+if TYPE_CHECKING:
+    from chalicelib.relay.controltokens import ControlClaims
+    from chalicelib.services.stewardship import Stewardship
 
 controls_bp = Blueprint(__name__)
 ANY = ["*/*"]
@@ -44,10 +46,21 @@ def _refused() -> Response:
 
 
 def _claims(token: str) -> ControlClaims | None:
+    # Imported on first use: every function imports app.py (cold start).
+    from chalicelib.services.links import read_control_token
+
     return read_control_token(token)
 
 
+def _steward() -> Stewardship:
+    from chalicelib.services.stewardship import Stewardship
+
+    return Stewardship()
+
+
 def _report_fields() -> str:
+    from chalicelib.services.stewardship import REPORT_REASONS
+
     options = "".join(f'<option value="{html.escape(r)}">{html.escape(r.capitalize())}</option>' for r in REPORT_REASONS)
     return (
         '<p><label for="reason">Why (optional)</label><br>'
@@ -63,7 +76,7 @@ def confirm_control(token: str) -> Response:
     if claims is None:
         return _refused()
     try:
-        title, question = Stewardship().describe(claims)
+        title, question = _steward().describe(claims)
     except ApiError as err:
         return page("Nothing to do", f"<p>{html.escape(err.message)}</p>", err.status)
     extra = _report_fields() if claims.action == "report" else ""
@@ -100,7 +113,7 @@ def act_control(token: str) -> Response:
         parts = [v for k in ("reason", "details") for v in fields.get(k, [])[:1] if v.strip()]
         reason = ": ".join(parts) or None
     try:
-        result = Stewardship().act(claims, reason=reason)
+        result = _steward().act(claims, reason=reason)
     except ApiError as err:
         return page("Nothing changed", f"<p>{html.escape(err.message)}</p>", err.status)
     except Exception:

@@ -10,7 +10,6 @@ from chalice import Blueprint
 from chalice.app import SNSEvent
 
 from chalicelib.observability import logger
-from chalicelib.services.bounces import handle_feedback
 
 feedback_bp = Blueprint(__name__)
 TOPIC = os.environ.get("MUSTER_FEEDBACK_TOPIC", "muster-dev-feedback")
@@ -23,4 +22,7 @@ def feedback(event: SNSEvent) -> list[str]:
     except ValueError:
         logger.warning("feedback message is not JSON; ignored")
         return []
+    # Imported on first use (people -> digest): every function imports app.py.
+    from chalicelib.services.bounces import handle_feedback
+
     return handle_feedback(notification)

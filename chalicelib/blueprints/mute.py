@@ -25,11 +25,11 @@ from chalice import Blueprint, Response
 
 from chalicelib.blueprints.pages import form_fields as _form
 from chalicelib.blueprints.pages import page as _page
-from chalicelib.services import people
 from chalicelib.settings import get_settings
 
 if TYPE_CHECKING:
     from chalicelib.relay.tokens import TokenClaims
+    from chalicelib.services import people
 
 mute_bp = Blueprint(__name__)
 ANY = ["*/*"]
@@ -103,6 +103,8 @@ def _settings_body(state: people.Following, done: str | None = None) -> str:
 
 
 def _settings_page(claims: TokenClaims, title: str = "Your chat settings", done: str | None = None) -> Response:
+    from chalicelib.services import people
+
     state = people.following(claims)
     if state is None:
         return _page("Not in this chat", "<p>You are not in this chat any more, so it sends you nothing.</p>", 404)
@@ -122,6 +124,9 @@ DONE = {
 
 @mute_bp.route("/mute/{token}", methods=["GET"], content_types=ANY)
 def confirm_mute(token: str) -> Response:
+    # Imported on first use (people -> digest): every function imports app.py.
+    from chalicelib.services import people
+
     claims = people.read_mute_token(token)
     if claims is None:
         return _refused()
@@ -138,6 +143,8 @@ def head_mute(token: str) -> Response:
 
 @mute_bp.route("/mute/{token}", methods=["POST"], content_types=ANY)
 def one_click_mute(token: str) -> Response:
+    from chalicelib.services import people
+
     claims = people.read_mute_token(token)
     if claims is None:
         return _refused()

@@ -5,7 +5,6 @@ never indexed, no referrer."""
 from __future__ import annotations
 
 import html
-from email import policy
 from email.message import Message
 from email.parser import BytesParser
 from urllib.parse import parse_qs
@@ -67,6 +66,8 @@ def _multipart_fields(content_type: str, body: bytes) -> dict[str, list[str]] | 
         head = f"MIME-Version: 1.0\r\nContent-Type: {content_type}\r\n\r\n".encode("ascii")
     except UnicodeEncodeError:
         return None
+    from email import policy  # on first use: email.policy's header registry is not cheap to import
+
     form = BytesParser(policy=policy.default).parsebytes(head + body)
     if form.get_content_type() != MULTIPART or not form.is_multipart():
         return None

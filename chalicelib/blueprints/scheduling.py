@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalice import Blueprint, Rate
 from chalice.app import CloudWatchEvent
 
 from chalicelib import clock
-from chalicelib.services.chats import ChatService
+
+if TYPE_CHECKING:
+    from chalicelib.services.chats import ChatService
 
 scheduling = Blueprint(__name__)
 
 
 @cache
 def chats() -> ChatService:
+    # Imported on first use (chats -> fanout -> the relay core): every function imports app.py.
+    from chalicelib.services.chats import ChatService
+
     return ChatService()
 
 

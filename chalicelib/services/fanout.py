@@ -40,7 +40,7 @@ from datetime import datetime, timedelta
 from functools import cached_property, lru_cache
 from typing import Any
 
-from pynamodb.exceptions import PutError
+from pynamodb.exceptions import PutError, UpdateError
 
 from chalicelib import clock
 from chalicelib.adapters.blobs import MailStore
@@ -60,6 +60,9 @@ from chalicelib.settings import Settings, get_settings
 
 # A crashed invocation cannot outlive its Lambda timeout; after that its lease lapses.
 LEASE_SECONDS = 90
+# A sent copy's record is retried this often (0.1 s, 0.2 s, ... apart) before the
+# batch fails and a redelivery would repeat the copy (issue 14's fault matrix, E7).
+RECORD_ATTEMPTS = 5
 RECORD_DAYS = 90
 # Each copy in flight costs ~4x its size (the copy, botocore's base64 and JSON
 # bodies). Cap the bytes in flight per delivery Lambda, and the copies per batch
@@ -300,6 +303,20 @@ class FanOut:
             ]
         )
 
+    @classmethod
+    def _record_sent(cls, message_id: str, p: Participant, ses_id: str) -> None:
+        """Record a copy SES accepted. Until this lands, a redelivery would send
+        the copy again (SES has no idempotency key), so a failed write is retried
+        here, on top of botocore's own retries, before the batch gives up."""
+        for attempt in range(RECORD_ATTEMPTS):
+            try:
+                cls._record_copy(message_id, p, ses_id=ses_id, error=None)
+                return
+            except UpdateError:
+                if attempt == RECORD_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.1 * 2**attempt)
+
     @cached_property
     def digests(self) -> DigestService:
         return DigestService(self.settings)
@@ -496,7 +513,7 @@ class FanOut:
                     )
                     self._record_copy(message_id, p, ses_id=None, error=exc.code)
                 return
-            self._record_copy(message_id, p, ses_id=ses_id, error=None)
+            self._record_sent(message_id, p, ses_id)
             with lock:
                 result.sent += 1
 
