@@ -430,6 +430,7 @@ class FanOut:
                         author_name=author_name,
                         author_is_organizer=author_person is not None and author_person.role == "organizer",
                         chat_held=bool(body.get("hold")),
+                        private=bool(body.get("private")),
                     )
                 return template.render(
                     mute_url=link,

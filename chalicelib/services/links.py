@@ -79,6 +79,7 @@ def copy_controls(
     author_name: str | None,
     author_is_organizer: bool,
     chat_held: bool,
+    private: bool = False,
 ) -> tuple[str, str]:
     """The control lines of one reader's copy of one relayed message (text, HTML):
     organizers get the controls, everyone else the report link."""
@@ -87,7 +88,9 @@ def copy_controls(
         return stewardmail.attendee_controls(url)
     actions: list[tuple[str, str]] = []
     if author_key and not author_is_organizer:
-        actions += [("remove", author_key), ("block", author_key), ("private", author_key)]
+        actions += [("remove", author_key), ("block", author_key)]
+        if not private:  # in a private conversation, replying *is* private
+            actions.append(("private", author_key))
     actions += [("release" if chat_held else "hold", "-"), ("close", "-")]
     controls = [
         stewardmail.Control(action, control_url(settings, action=action, chat_id=chat_id, actor=reader_key, target=target))

@@ -528,5 +528,6 @@ def test_reply_privately_from_a_copy_opens_a_pair_only_the_two_receive(world: Wo
     got = [s for s in world.sent() if "Just us" in str(s.message["Subject"])]
     assert [s.to for s in got] == [ORG]
     assert addr(0) not in got[0].raw.decode("latin-1")
+    assert set(control_links(got[0])) == {"remove", "block", "hold", "close"}  # replying is already private
     actions = [a.action for a in ActionRecord.scan(ActionRecord.pk.startswith("ACT#"))]
     assert actions == ["private"]
