@@ -25,6 +25,7 @@ import json
 import os
 import sys
 import time
+import zlib
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import datetime
@@ -66,16 +67,6 @@ def fuzz_config(api_key: str) -> dict[str, Any]:
         # A loaded CI machine generates slowly; the run is bounded by examples, not time.
         "suppress-health-check": ["too_slow", "filter_too_much", "data_too_large", "large_base_example"],
         "checks": {"enabled": True},
-        # The coverage phase sends one request per enum value, and the ~600 time-zone
-        # names would be 800 of this operation's requests (two minutes on a loaded
-        # machine). It gets twice the fuzzing examples instead, positive and negative.
-        "operations": [
-            {
-                "include-name": "PUT /events/{event_id}",
-                "phases": {"coverage": {"enabled": False}},
-                "generation": {"max-examples": 2 * MAX_EXAMPLES},
-            }
-        ],
     }
 
 
@@ -165,8 +156,25 @@ def _report_requests() -> Iterator[None]:
         sys.stderr.write(f"\napi fuzz: {total} requests\n  " + "\n  ".join(lines) + "\n")
 
 
+ZONE_SAMPLE = 40
+
+
+def redundant(case: schemathesis.Case) -> bool:
+    """The coverage phase makes one case per enum value, so ~600 that differ only
+    in the time-zone name (two minutes of requests on a loaded machine). Each name
+    is checked by the same membership test: send one in ZONE_SAMPLE, chosen by a
+    stable hash of the name."""
+    data = case.meta.phase.data if case.meta is not None else None
+    if "'timezone' value: Enum value" not in str(getattr(data, "description", "")):
+        return False
+    zone = case.body.get("timezone") if isinstance(case.body, dict) else None
+    return isinstance(zone, str) and zlib.crc32(zone.encode()) % ZONE_SAMPLE != 0
+
+
 @schema.parametrize()
 def test_api_matches_its_spec(case: schemathesis.Case, fuzz_twin: Twin) -> None:
+    if redundant(case):
+        return
     started = time.monotonic()
     response = case.call()
     STATS[f"{case.method} {case.operation.path}"].append(time.monotonic() - started)
