@@ -199,14 +199,19 @@ def test_api_matches_its_spec(case: schemathesis.Case, fuzz_twin: Twin) -> None:
     ],
 )
 def test_unknown_routes_and_methods_answer_in_r13_shape(
-    fuzz_twin: Twin, method: str, path: str, auth: bool, status: int, code: str
+    twin: Twin, method: str, path: str, auth: bool, status: int, code: str
 ) -> None:
-    response = fuzz_twin.client.request(method, path, auth=auth)
+    # The shared twin (these requests change nothing), so that on two xdist workers
+    # only the fuzzing item starts a twin of its own.
+    response = twin.client.request(method, path, auth=auth)
 
     assert response.status == status, response.body
     assert response.headers["Content-Type"] == "application/json"
-    assert json.loads(response.body) == {"error": {"code": code, "message": json.loads(response.body)["error"]["message"], "field": None}}
-    assert json.loads(response.body)["error"]["message"]
+    error = json.loads(response.body)
+    assert set(error) == {"error"} and set(error["error"]) == {"code", "message", "field"}
+    assert error["error"]["code"] == code
+    assert error["error"]["field"] is None
+    assert error["error"]["message"]
     if status == 405:
         assert response.headers["Allow"]
-    fuzz_twin.assert_alive()
+    twin.assert_alive()
