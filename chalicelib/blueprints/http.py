@@ -116,14 +116,6 @@ def check_ids(**ids: str) -> None:
             )
 
 
-def _decodes(value: str) -> bool:
-    try:
-        unquote(value, errors="strict")
-    except UnicodeDecodeError:
-        return False
-    return True
-
-
 def is_validation_error(exc: Exception) -> bool:
     from pydantic import ValidationError
 
@@ -134,7 +126,13 @@ def decode_path(params: dict[str, str]) -> dict[str, str]:
     """Path parameters arrive percent-encoded (API Gateway and Chalice's local
     gateway alike: ``/events/a%3Ab`` gives ``a%3Ab``). Decode them exactly once, so
     ``%3A`` is ``:`` and ``%253A`` stays an invalid ``%3A``."""
-    return {name: unquote(value, errors="strict") for name, value in params.items()}
+    decoded = {}
+    for name, value in params.items():
+        try:
+            decoded[name] = unquote(value, errors="strict")
+        except UnicodeDecodeError:
+            raise BadRequest(f"'{name}' is not percent-encoded UTF-8", name, code="invalid_id") from None
+    return decoded
 
 
 def endpoint(view: Callable[..., Response]) -> Callable[..., Response]:
@@ -143,11 +141,7 @@ def endpoint(view: Callable[..., Response]) -> Callable[..., Response]:
     @functools.wraps(view)
     def wrapper(**kwargs: str) -> Response:
         try:
-            try:
-                kwargs = decode_path(kwargs)
-            except UnicodeDecodeError:
-                bad = next(k for k, v in kwargs.items() if not _decodes(v))
-                raise BadRequest(f"'{bad}' is not percent-encoded UTF-8", bad, code="invalid_id") from None
+            kwargs = decode_path(kwargs)
             check_ids(**{k: v for k, v in kwargs.items() if k.endswith("_id")})
             return view(**kwargs)
         except ApiError as err:
