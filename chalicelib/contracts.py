@@ -30,8 +30,13 @@ ERRORS = {
     "404": "Unknown event, signup or timeslot",
     "413": "Body larger than 256 KiB",
     "415": "Body not sent as application/json",
-    "422": "The body does not match the schema (wrong type, unknown field, bad time zone, bad address, ...)",
+    "422": (
+        "The body does not match the schema (a wrong type: nothing is coerced; an unknown field; a value out of "
+        "its limits), or breaks a rule stated in a field's description (unique ids, a shift ending after it "
+        "starts, an address whose domain has an IDNA form, a signup's shift that exists in the event)"
+    ),
 }
+BODY_ERRORS = {"413", "415", "422"}  # only operations that take a body can answer these
 
 # (method, path, summary, request model, response model, success status)
 ROUTES: list[tuple[str, str, str, type[BaseModel] | None, type[BaseModel] | None, str]] = [
@@ -118,14 +123,41 @@ EXTRA_RESPONSES: dict[tuple[str, str], dict[str, str]] = {
         "422": "Not an organizer of the event, or not an active signup of this shift (or the same person)",
     },
 }
-PUBLIC_ROUTES = [
-    ("get", "/openapi.json", "This document"),
-    ("get", "/mute/{token}", "The reader's chat settings page (changes nothing: link scanners prefetch GETs)"),
-    ("head", "/mute/{token}", "Link scanners' prefetch: changes nothing"),
-    ("post", "/mute/{token}", "One-click mute (RFC 8058): body List-Unsubscribe=One-Click; or the settings page's action=unmute|leave|each|digest"),
-    ("get", "/c/{token}", "An organizer control or report link: a confirmation page (changes nothing)"),
-    ("head", "/c/{token}", "Link scanners' prefetch: changes nothing"),
-    ("post", "/c/{token}", "Carry out the control (from its confirmation page); a report may carry reason and details"),
+_HTML = {"text/html": {"schema": {"type": "string"}}}
+# (method, path, summary, {status: description}, content of every response)
+PUBLIC_ROUTES: list[tuple[str, str, str, dict[str, str], dict[str, Any]]] = [
+    ("get", "/openapi.json", "This document", {"200": "This OpenAPI document"}, {"application/json": {"schema": {"type": "object"}}}),
+    (
+        "get",
+        "/mute/{token}",
+        "The reader's chat settings page (changes nothing: link scanners prefetch GETs)",
+        {"200": "The settings page", "403": "Tampered or expired token"},
+        _HTML,
+    ),
+    (
+        "post",
+        "/mute/{token}",
+        "One-click mute (RFC 8058): body List-Unsubscribe=One-Click; or the settings page's action=unmute|leave|each|digest",
+        {
+            "200": "Done (a one-click mute always answers 200)",
+            "400": "Not a form this link understands; nothing changed",
+            "403": "Tampered or expired token",
+            "404": "The reader is no longer in the chat; nothing changed",
+        },
+        _HTML,
+    ),
+    ("head", "/mute/{token}", "Link scanners' prefetch: what GET answers, without the body; changes nothing",
+     {"200": "The settings page would show", "403": "Tampered or expired token"}, _HTML),
+    ("get", "/c/{token}", "An organizer control or report link: a confirmation page (changes nothing)",
+     {"200": "The confirmation page", "403": "Tampered, expired or foreign token, or the actor is no longer allowed",
+      "404": "The chat, person or message is gone"}, _HTML),
+    ("head", "/c/{token}", "Link scanners' prefetch: what GET answers, without the body; changes nothing",
+     {"200": "The confirmation page would show", "403": "Tampered, expired or foreign token", "404": "Gone"}, _HTML),
+    ("post", "/c/{token}", "Carry out the control (from its confirmation page); a report may carry reason and details",
+     {"200": "Done, or nothing to change (idempotent)", "400": "The form is too large",
+      "403": "Tampered, expired or foreign token, or the actor is no longer allowed",
+      "404": "The chat, person or message is gone", "409": "The held message was decided otherwise",
+      "503": "A temporary failure; nothing changed, try again"}, _HTML),
 ]
 
 
@@ -156,7 +188,7 @@ def build_openapi() -> dict[str, Any]:
                 **{
                     code: {"description": text, "content": {"application/json": {"schema": _ref(schemas.ErrorBody)}}}
                     for code, text in ERRORS.items()
-                    if method != "get" or code not in {"413", "415", "422"}
+                    if req is not None or code not in BODY_ERRORS
                 },
             },
         }
@@ -170,9 +202,10 @@ def build_openapi() -> dict[str, Any]:
         paths.setdefault(path, {})[method] = op
     for path, ops in _suppression_paths().items():
         paths.setdefault(path, {}).update(ops)
-    for method, path, summary in PUBLIC_ROUTES:
+    for method, path, summary, statuses, content in PUBLIC_ROUTES:
         params = [{"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}] if "{token}" in path else []
-        paths.setdefault(path, {})[method] = {"summary": summary, "security": [], "parameters": params, "responses": {"200": {"description": "OK"}, "403": {"description": "Tampered or expired token"}}}
+        responses = {code: {"description": text, "content": content} for code, text in statuses.items()}
+        paths.setdefault(path, {})[method] = {"summary": summary, "security": [], "parameters": params, "responses": responses}
     return {
         "openapi": "3.1.0",
         "info": {"title": "Muster integration API", "version": "1.0.0", "description": "Events, shifts and signups for anonymized shift chats. Errors: {\"error\": {\"code\", \"message\", \"field\"}}."},
