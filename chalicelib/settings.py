@@ -101,6 +101,9 @@ class Settings:
     send_rate_fallback: float
     digest_above: int = 200  # chats with more recipients default to daily digests; 0: never
     digest_hour: int = 18  # local hour (the chat's zone) from which each day's digest goes
+    # Attachments may total this many bytes inline in each copy; above it the
+    # largest are stored once and each copy carries a signed link instead.
+    attachment_link_above: int = 5 * 1024 * 1024
 
     @property
     def prefix(self) -> str:
@@ -149,6 +152,9 @@ class Settings:
             send_rate_fallback=float(e.get("MUSTER_SEND_RATE_FALLBACK", "1")),
             digest_above=_non_negative_int(e.get("MUSTER_DIGEST_ABOVE", "200"), "MUSTER_DIGEST_ABOVE"),
             digest_hour=_hour(e.get("MUSTER_DIGEST_HOUR", "18")),
+            attachment_link_above=_non_negative_int(
+                e.get("MUSTER_ATTACHMENT_LINK_ABOVE", str(5 * 1024 * 1024)), "MUSTER_ATTACHMENT_LINK_ABOVE"
+            ),
         )
 
 
