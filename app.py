@@ -6,6 +6,7 @@ from chalice import Chalice, ConvertToMiddleware
 from chalicelib.blueprints.api import api
 from chalicelib.blueprints.delivery import delivery
 from chalicelib.blueprints.feedback import feedback_bp
+from chalicelib.blueprints.files import files_bp
 from chalicelib.blueprints.inbound import inbound
 from chalicelib.blueprints.integration import integration
 from chalicelib.blueprints.mute import mute_bp
@@ -22,3 +23,4 @@ app.register_blueprint(delivery)
 app.register_blueprint(inbound)
 app.register_blueprint(feedback_bp)
 app.register_blueprint(mute_bp)
+app.register_blueprint(files_bp)

@@ -46,7 +46,15 @@ PUBLIC_ROUTES = [
     ("get", "/openapi.json", "This document"),
     ("get", "/mute/{token}", "The reader's chat settings page (changes nothing: link scanners prefetch GETs)"),
     ("post", "/mute/{token}", "One-click mute (RFC 8058): body List-Unsubscribe=One-Click; or the settings page's action=unmute|leave|each|digest"),
+    ("get", "/files/{token}", "Download a large attachment a copy links to: 302 to a short-lived S3 URL"),
 ]
+PUBLIC_RESPONSES = {
+    "/files/{token}": {
+        "302": {"description": "Location: a presigned S3 URL, valid for 5 minutes"},
+        "403": {"description": "Tampered link", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}},
+        "410": {"description": "Expired link, or the file is gone", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}},
+    },
+}
 
 
 def _ref(model: type[BaseModel]) -> dict[str, str]:
@@ -86,7 +94,8 @@ def build_openapi() -> dict[str, Any]:
         paths.setdefault(path, {})[method] = op
     for method, path, summary in PUBLIC_ROUTES:
         params = [{"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}] if "{token}" in path else []
-        paths.setdefault(path, {})[method] = {"summary": summary, "security": [], "parameters": params, "responses": {"200": {"description": "OK"}, "403": {"description": "Tampered or expired token"}}}
+        responses = PUBLIC_RESPONSES.get(path) or {"200": {"description": "OK"}, "403": {"description": "Tampered or expired token"}}
+        paths.setdefault(path, {})[method] = {"summary": summary, "security": [], "parameters": params, "responses": responses}
     return {
         "openapi": "3.1.0",
         "info": {"title": "Muster integration API", "version": "1.0.0", "description": "Events, shifts and signups for anonymized shift chats. Errors: {\"error\": {\"code\", \"message\", \"field\"}}."},

@@ -37,6 +37,14 @@ class Unauthorized(ApiError):
     status, code = 401, "unauthorized"
 
 
+class Forbidden(ApiError):
+    status, code = 403, "forbidden"
+
+
+class Gone(ApiError):
+    status, code = 410, "gone"
+
+
 class NotFound(ApiError):
     status, code = 404, "not_found"
 

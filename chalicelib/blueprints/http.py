@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
 MAX_BODY = 256 * 1024
-PUBLIC_PREFIXES = ("/openapi.json", "/mute/")
+PUBLIC_PREFIXES = ("/openapi.json", "/mute/", "/files/")
 JSON = {"Content-Type": "application/json"}
 
 M = TypeVar("M", bound="BaseModel")

@@ -41,7 +41,7 @@ FUNCTIONS = {
 }
 # The AWS services each function's code calls, and nothing more.
 SERVICES = {
-    "APIHandler": {"logs", "xray", "dynamodb", "sqs", "scheduler", "iam"},
+    "APIHandler": {"logs", "xray", "dynamodb", "sqs", "scheduler", "iam", "s3"},  # s3: GET /files/{token}
     "IntegrationEvents": {"logs", "xray", "dynamodb", "sqs", "scheduler", "iam"},
     "OpenChat": {"logs", "xray", "dynamodb", "sqs", "scheduler", "iam"},
     "CloseChat": {"logs", "xray", "dynamodb", "sqs", "scheduler", "iam"},
@@ -379,10 +379,16 @@ def test_mail_objects_are_split_by_prefix(dev: Stack) -> None:
         )
         for logical in FUNCTIONS
     }
-    assert s3["InboundEmail"] == [("s3:GetObject", "/inbound/*"), ("s3:PutObject", "/outbound/*")]
+    assert s3["InboundEmail"] == [
+        ("s3:GetObject", "/inbound/*"),
+        ("s3:PutObject", "/files/*"),  # large attachments, stored once (issue 14)
+        ("s3:PutObject", "/outbound/*"),
+    ]
     assert s3["Deliver"] == [("s3:GetObject", "/outbound/*")]
     assert s3["Digest"] == [("s3:GetObject", "/outbound/*")]  # the stored copies a digest embeds
-    assert all(not v for k, v in s3.items() if k not in ("InboundEmail", "Deliver", "Digest"))
+    # The download route presigns GETs of linked files, and reads nothing else.
+    assert s3["APIHandler"] == [("s3:GetObject", "/files/*")]
+    assert all(not v for k, v in s3.items() if k not in ("InboundEmail", "Deliver", "Digest", "APIHandler"))
 
 
 # -- data -------------------------------------------------------------------------------
@@ -410,6 +416,16 @@ def test_mail_bucket_is_private_encrypted_expiring_and_only_ses_from_this_accoun
     rules = {r.get("Prefix"): r for r in props["LifecycleConfiguration"]["Rules"]}
     assert rules["inbound/"]["ExpirationInDays"] == "14" and rules["inbound/"]["Status"] == "Enabled"
     assert rules["outbound/"]["ExpirationInDays"] == "14"
+    # Linked attachments (issue 14) expire with the mail they came from.
+    assert rules["files/"]["ExpirationInDays"] == "14" and rules["files/"]["Status"] == "Enabled"
+    prefixes = {r.get("Prefix") for r in props["LifecycleConfiguration"]["Rules"] if "ExpirationInDays" in r}
+    written = {
+        r.removeprefix(dev.getatt("MailBucket", "Arn") + "/").removesuffix("*")
+        for logical in FUNCTIONS
+        for a, r in grants(dev, role_of(dev, logical))
+        if a == "s3:PutObject"
+    }
+    assert written <= prefixes, "every prefix the app writes must expire"
     policy = dev.resolve(dev.props("MailBucketPolicy"))
     ses = [s for s in policy["PolicyDocument"]["Statement"] if s.get("Principal") == {"Service": "ses.amazonaws.com"}]
     (statement,) = ses
