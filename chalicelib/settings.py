@@ -3,8 +3,8 @@
 `.chalice/config.json` supplies the values per stage; the merged CloudFormation
 template supplies the resource names and the secret in a deployed stack.
 
-The secret (``MUSTER_SECRET``) keys every chat id, relay address, mute token and
-address hash: whoever knows it can forge them all. Only the local stages (``dev``:
+The secret (``MUSTER_SECRET``) keys every chat id, relay address, mute token,
+attachment download link and address hash: whoever knows it can forge them all. Only the local stages (``dev``:
 the twin and the Chalice test client; ``test``: the test suite) may fall back to
 the public dev secret. Any other stage, and any deployed function whatever its
 stage, refuses to start without a secret of at least 32 bytes.
