@@ -343,6 +343,8 @@ class RelayService:
         to know of it (every key derives from the message: a retry rewrites the same)."""
         assert d.chat is not None and d.author is not None
         files.store(self.store, job.message_id, rendered.files)
+        if rendered.files:
+            metrics.add_metric(name="AttachmentsLinked", unit="Count", value=len(rendered.files))
         self.store.put(f"outbound/{job.message_id}.eml", rendered.message)
         self.threads.remember(
             job.message_id,
