@@ -7,6 +7,7 @@ from chalicelib.blueprints.api import api
 from chalicelib.blueprints.controls import controls_bp
 from chalicelib.blueprints.delivery import delivery
 from chalicelib.blueprints.feedback import feedback_bp
+from chalicelib.blueprints.files import files_bp
 from chalicelib.blueprints.inbound import inbound
 from chalicelib.blueprints.integration import integration
 from chalicelib.blueprints.mute import mute_bp
@@ -30,3 +31,4 @@ app.register_blueprint(controls_bp)
 app.register_blueprint(stewardship_api)
 app.register_blueprint(suppressions_bp)
 app.register_blueprint(private_bp)
+app.register_blueprint(files_bp)

@@ -158,7 +158,17 @@ PUBLIC_ROUTES: list[tuple[str, str, str, dict[str, str], dict[str, Any]]] = [
       "403": "Tampered, expired or foreign token, or the actor is no longer allowed",
       "404": "The chat, person or message is gone", "409": "The held message was decided otherwise",
       "503": "A temporary failure; nothing changed, try again"}, _HTML),
+    ("get", "/files/{token}", "Download a large attachment a copy links to: 302 to a short-lived S3 URL",
+     {"302": "Location: a presigned S3 URL, valid for 5 minutes", "403": "Tampered link",
+      "410": "Expired link, or the file is gone"}, {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}),
 ]
+PUBLIC_RESPONSES = {
+    "/files/{token}": {
+        "302": {"description": "Location: a presigned S3 URL, valid for 5 minutes"},
+        "403": {"description": "Tampered link", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}},
+        "410": {"description": "Expired link, or the file is gone", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}},
+    },
+}
 
 
 def _ref(model: type[BaseModel]) -> dict[str, str]:
@@ -204,7 +214,10 @@ def build_openapi() -> dict[str, Any]:
         paths.setdefault(path, {}).update(ops)
     for method, path, summary, statuses, content in PUBLIC_ROUTES:
         params = [{"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}] if "{token}" in path else []
-        responses = {code: {"description": text, "content": content} for code, text in statuses.items()}
+        responses = {
+            code: {"description": text, **({} if code.startswith("3") else {"content": content})}
+            for code, text in statuses.items()
+        }
         paths.setdefault(path, {})[method] = {"summary": summary, "security": [], "parameters": params, "responses": responses}
     return {
         "openapi": "3.1.0",

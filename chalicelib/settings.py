@@ -3,8 +3,8 @@
 `.chalice/config.json` supplies the values per stage; the merged CloudFormation
 template supplies the resource names and the secret in a deployed stack.
 
-The secret (``MUSTER_SECRET``) keys every chat id, relay address, mute token and
-address hash: whoever knows it can forge them all. Only the local stages (``dev``:
+The secret (``MUSTER_SECRET``) keys every chat id, relay address, mute token,
+attachment download link and address hash: whoever knows it can forge them all. Only the local stages (``dev``:
 the twin and the Chalice test client; ``test``: the test suite) may fall back to
 the public dev secret. Any other stage, and any deployed function whatever its
 stage, refuses to start without a secret of at least 32 bytes.
@@ -123,16 +123,20 @@ class Settings:
     # loads them; tracking pixels are dropped either way (relay/sanitize.py).
     remote_content: RemoteContent = "block"
 
-    @property
-    def deployment(self) -> str:
-        """What signed controls are bound to: this stage of this relay domain."""
-        return f"{self.stage}:{self.relay_domain}"
     # Bounce scoring (GNU Mailman's model): a soft bounce adds soft_bounce_score,
     # the address is suppressed at bounce_score_limit, and a score resets after
     # bounce_decay_days without bounces. Hard bounces and complaints suppress at once.
     bounce_score_limit: float = 5.0
     soft_bounce_score: float = 0.5
     bounce_decay_days: float = 7.0
+    # Attachments may total this many bytes inline in each copy; above it the
+    # largest are stored once and each copy carries a signed link instead.
+    attachment_link_above: int = 5 * 1024 * 1024
+
+    @property
+    def deployment(self) -> str:
+        """What signed controls are bound to: this stage of this relay domain."""
+        return f"{self.stage}:{self.relay_domain}"
 
     @property
     def prefix(self) -> str:
@@ -189,6 +193,9 @@ class Settings:
             bounce_score_limit=_positive_float(e.get("MUSTER_BOUNCE_SCORE_LIMIT", "5"), "MUSTER_BOUNCE_SCORE_LIMIT"),
             soft_bounce_score=_positive_float(e.get("MUSTER_SOFT_BOUNCE_SCORE", "0.5"), "MUSTER_SOFT_BOUNCE_SCORE"),
             bounce_decay_days=_positive_float(e.get("MUSTER_BOUNCE_DECAY_DAYS", "7"), "MUSTER_BOUNCE_DECAY_DAYS"),
+            attachment_link_above=_non_negative_int(
+                e.get("MUSTER_ATTACHMENT_LINK_ABOVE", str(5 * 1024 * 1024)), "MUSTER_ATTACHMENT_LINK_ABOVE"
+            ),
         )
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email import policy
 from email.message import EmailMessage, Message
 from typing import Any
@@ -31,6 +31,7 @@ from chalicelib.relay import headers as h
 from chalicelib.relay.attachments import declared_text, extension, fold, is_folded, may_sniff, unfold
 from chalicelib.relay.charsets import decode_bytes, looks_binary, no_surrogates, sniff_text
 from chalicelib.relay.context import RemoteContent
+from chalicelib.relay.files import Attachment
 from chalicelib.relay.identity import (
     binary_identity_note,
     part_identity,
@@ -72,6 +73,7 @@ class RenderState:
     parts: int = 0
     footers: bool = True
     remote_content: RemoteContent = "block"
+    attachments: list[Attachment] = field(default_factory=list)  # rebuilt, for relay/files.py
 
 
 # --- reading inbound parts ----------------------------------------------------
@@ -269,6 +271,9 @@ def _text_part(
     else:
         params["charset"] = "utf-8"
         new.set_content(text.encode("utf-8"), maintype, subtype, cte="base64", params=params, **kwargs)
+    if attachment:
+        data = text.encode("utf-8")
+        state.attachments.append(Attachment(new, kwargs.get("filename"), f"{maintype}/{subtype}", data))
     state.text_footer_done |= text_footer
     state.html_footer_done |= html_footer
     return new
@@ -282,6 +287,7 @@ def _binary_part(data: bytes, maintype: str, subtype: str, state: RenderState, k
         return note_part(REMOVED_ATTACHMENT_NOTE)
     new = new_part()
     new.set_content(data, maintype, subtype, cte="base64", **kwargs)
+    state.attachments.append(Attachment(new, kwargs.get("filename"), f"{maintype}/{subtype}", data))
     return new
 
 

@@ -30,6 +30,9 @@ Envelope and header rules, in short:
   quotes nothing the sender wrote (R6).
 - A relayed message is anonymized once and stored at ``outbound/<id>.eml``; its
   recipients go to SQS in batches (see :mod:`chalicelib.services.fanout`).
+  Attachments over the inline budget are stored once before that, at
+  ``files/<id>/<n>``, and each copy carries a signed link instead
+  (:mod:`chalicelib.services.files`).
 - Threading: inbound In-Reply-To/References are mapped to Muster's own
   Message-IDs through our own id format, the SES MessageId of each delivered copy
   (SES rewrites Message-ID) and the author's client Message-ID.
@@ -62,6 +65,7 @@ from chalicelib.relay.names import display_name
 from chalicelib.relay.outcomes import Outcome
 from chalicelib.relay.parse import InboundMail, parse_inbound, parse_ses_headers, verdicts_from_ses
 from chalicelib.relay.policy import ChatWindow, SenderInfo, authorize
+from chalicelib.services import files
 from chalicelib.services.fanout import FanOut, chat_context
 from chalicelib.services.moderation import Moderation, hold_reason
 from chalicelib.services.notices import Notices
@@ -127,7 +131,7 @@ class RelayService:
         mailer: Mailer | None = None,
     ) -> None:
         self.settings = settings or get_settings()
-        self.store = store or MailStore(bucket=self.settings.mail_bucket)
+        self.store = store or MailStore(bucket=self.settings.mail_bucket, region=self.settings.region)
         self.fanout = fanout or FanOut(self.settings)
         self.mailer = mailer or Mailer(configuration_set=self.settings.configuration_set)
         self.threads = Threads(self.settings.relay_domain)
@@ -232,7 +236,7 @@ class RelayService:
         now = clock.now()
         decision = self._decide(job, chat, now, pair)
         outcome = decision.outcome
-        rendered: bytes | None = None
+        rendered: anonymize.Rendered | None = None
         ancestors: list[str] = []
         if outcome is Outcome.RELAYED:
             assert chat is not None
@@ -273,11 +277,11 @@ class RelayService:
         if outcome is Outcome.RELAYED:
             assert chat is not None and rendered is not None and decision.author is not None
             log.parent_id = ancestors[-1] if ancestors else None
-            log.rendered_size = len(rendered)
+            log.rendered_size = len(rendered.message)
             self._store(job, decision, rendered, ancestors)
             if not self._save_log(log, approved):
                 return Outcome.HELD  # another approval is relaying it
-            self._fan_out(job, chat, decision.author.participant_key, people, len(rendered), ancestors, pair)
+            self._fan_out(job, chat, decision.author.participant_key, people, len(rendered.message), ancestors, pair)
             self._finish(log, chat, now)
             self._trust(chat, decision.author)
             metrics.add_metric(name="FanOutSize", unit="Count", value=len(people))
@@ -289,7 +293,7 @@ class RelayService:
                 chat=chat,
                 author=decision.author,
                 people=decision.people,
-                rendered=rendered,
+                rendered=rendered.message,
                 reason=hold,
                 now=now,
             )
@@ -404,7 +408,7 @@ class RelayService:
             return decision if size else replace(decision, outcome=Outcome.MALFORMED)
         return judge(parse_inbound(raw))
 
-    def _render(self, job: Job, d: Decision, now: datetime) -> bytes:
+    def _render(self, job: Job, d: Decision, now: datetime) -> anonymize.Rendered:
         """The one anonymized copy (pure: every failure here is the message's)."""
         assert d.chat is not None and d.author is not None
 
@@ -415,7 +419,7 @@ class RelayService:
                 addresses=(p.email,),
             )
 
-        return anonymize.anonymize(
+        return anonymize.render(
             d.mail,
             author=person(d.author),
             people=[person(p) for p in d.people],
@@ -425,12 +429,17 @@ class RelayService:
             in_reply_to=None,
             references=[],
             date=now,
+            files=files.links(self.settings, job.message_id, now),
         )
 
-    def _store(self, job: Job, d: Decision, rendered: bytes, ancestors: list[str]) -> None:
-        """Store the rendered message and what threading needs to know of it."""
+    def _store(self, job: Job, d: Decision, rendered: anonymize.Rendered, ancestors: list[str]) -> None:
+        """Store the linked files, the rendered message and what threading needs
+        to know of it (every key derives from the message: a retry rewrites the same)."""
         assert d.chat is not None and d.author is not None
-        self.store.put(f"outbound/{job.message_id}.eml", rendered)
+        files.store(self.store, job.message_id, rendered.files)
+        if rendered.files:
+            metrics.add_metric(name="AttachmentsLinked", unit="Count", value=len(rendered.files))
+        self.store.put(f"outbound/{job.message_id}.eml", rendered.message)
         self.threads.remember(
             job.message_id,
             chat_id=d.chat.chat_id,

@@ -43,7 +43,7 @@ FUNCTIONS = {
 }
 # The AWS services each function's code calls, and nothing more.
 SERVICES = {
-    "APIHandler": {"logs", "xray", "dynamodb", "sqs", "scheduler", "iam", "ses", "s3"},  # + approvals, steward notices
+    "APIHandler": {"logs", "xray", "dynamodb", "sqs", "scheduler", "iam", "ses", "s3"},  # + approvals, steward notices, GET /files/{token}
     "IntegrationEvents": {"logs", "xray", "dynamodb", "sqs", "scheduler", "iam"},
     "OpenChat": {"logs", "xray", "dynamodb", "sqs", "scheduler", "iam"},
     "CloseChat": {"logs", "xray", "dynamodb", "sqs", "scheduler", "iam"},
@@ -492,14 +492,20 @@ def test_mail_objects_are_split_by_prefix(dev: Stack) -> None:
         )
         for logical in FUNCTIONS
     }
-    assert s3["InboundEmail"] == [("s3:GetObject", "/inbound/*"), ("s3:PutObject", "/held/*"), ("s3:PutObject", "/outbound/*")]
+    assert s3["InboundEmail"] == [
+        ("s3:GetObject", "/inbound/*"),
+        ("s3:PutObject", "/files/*"),  # large attachments, stored once (issue 14)
+        ("s3:PutObject", "/held/*"),  # held messages' jobs (R15)
+        ("s3:PutObject", "/outbound/*"),
+    ]
     assert s3["Deliver"] == [("s3:GetObject", "/outbound/*")]
     assert s3["Digest"] == [("s3:GetObject", "/outbound/*")]  # the stored copies a digest embeds
-    # An approval relays a held message (its job, the raw mail, a fresh render);
-    # a report quotes the rendered copy; the sweeper expires held messages.
+    # An approval relays a held message (its job, the raw mail, a fresh render and
+    # its linked files); a report quotes the rendered copy; the download route
+    # presigns GETs of linked files; the sweeper expires held messages.
     assert s3["APIHandler"] == [
-        ("s3:GetObject", "/held/*"), ("s3:GetObject", "/inbound/*"), ("s3:GetObject", "/outbound/*"),
-        ("s3:PutObject", "/outbound/*"),
+        ("s3:GetObject", "/files/*"), ("s3:GetObject", "/held/*"), ("s3:GetObject", "/inbound/*"),
+        ("s3:GetObject", "/outbound/*"), ("s3:PutObject", "/files/*"), ("s3:PutObject", "/outbound/*"),
     ]
     assert s3["Sweeper"] == [("s3:GetObject", "/held/*")]
     assert all(not v for k, v in s3.items() if k not in ("InboundEmail", "Deliver", "Digest", "APIHandler", "Sweeper"))
@@ -530,6 +536,16 @@ def test_mail_bucket_is_private_encrypted_expiring_and_only_ses_from_this_accoun
     rules = {r.get("Prefix"): r for r in props["LifecycleConfiguration"]["Rules"]}
     assert rules["inbound/"]["ExpirationInDays"] == "14" and rules["inbound/"]["Status"] == "Enabled"
     assert rules["outbound/"]["ExpirationInDays"] == "14"
+    # Linked attachments (issue 14) expire with the mail they came from.
+    assert rules["files/"]["ExpirationInDays"] == "14" and rules["files/"]["Status"] == "Enabled"
+    prefixes = {r.get("Prefix") for r in props["LifecycleConfiguration"]["Rules"] if "ExpirationInDays" in r}
+    written = {
+        r.removeprefix(dev.getatt("MailBucket", "Arn") + "/").removesuffix("*")
+        for logical in FUNCTIONS
+        for a, r in grants(dev, role_of(dev, logical))
+        if a == "s3:PutObject"
+    }
+    assert written <= prefixes, "every prefix the app writes must expire"
     policy = dev.resolve(dev.props("MailBucketPolicy"))
     ses = [s for s in policy["PolicyDocument"]["Statement"] if s.get("Principal") == {"Service": "ses.amazonaws.com"}]
     (statement,) = ses

@@ -11,8 +11,10 @@ encodings. Participants' names equal or contain the mute-URL placeholders. No
 personalized outbound copy may contain any address, raw or decoded, and every
 copy keeps exactly Muster's headers with the mute URL only in its footers. The
 daily digest that embeds several such copies for one reader (and lists their
-authors and subjects) is held to the same standard. A second property fuzzes
-the pipeline with hostile bytes.
+authors and subjects) is held to the same standard, and so are attachments that
+leave the message for a download link (issue 14): the note each copy carries, and
+each stored file's bytes and its name as S3 would serve it. A second property
+fuzzes the pipeline with hostile bytes.
 """
 
 from __future__ import annotations
@@ -34,9 +36,12 @@ from hypothesis import strategies as st
 from chalicelib.relay.anonymize import (
     MUTE_URL_PLACEHOLDER_HTML,
     MUTE_URL_PLACEHOLDER_TEXT,
+    FileLinks,
     Person,
     anonymize,
+    list_unsubscribe_headers,
     personalize,
+    render,
 )
 from chalicelib.relay.digest import DigestMessage, render_digest
 from chalicelib.relay.parse import parse_inbound
@@ -275,6 +280,35 @@ def test_given_addresses_injected_everywhere_when_relayed_then_none_survives(sc:
 
     assert find_leaks(out, sc.real) == []
     assert_copy_well_formed(out)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios())
+def test_given_every_attachment_linked_then_neither_the_notes_nor_the_stored_files_leak(sc: Scenario) -> None:
+    from email.message import EmailMessage
+
+    from chalicelib.services.files import content_disposition
+
+    raw = build_hostile_mail(sc)
+    rendered = render(
+        parse_inbound(raw), author=sc.people[0], people=sc.people, chat=CHAT,
+        message_id="<m-2.k3x9q@relay.example.org>", in_reply_to="<m-1.k3x9q@relay.example.org>",
+        references=["<m-0.k3x9q@relay.example.org>", "<m-1.k3x9q@relay.example.org>"], date=WHEN,
+        files=FileLinks(limit=0, url=lambda n: f"https://muster.example.org/files/tok{n}.sig", expires=WHEN),
+    )
+    out = personalize(rendered.message, mute_url=MUTE_URL, list_unsubscribe_headers=list_unsubscribe_headers(MUTE_URL))
+
+    assert rendered.files  # the generator always attaches a PDF and a notes file
+    assert find_leaks(out, sc.real) == []
+    assert_copy_well_formed(out)
+    assert out.count(b"muster.example.org/files/tok") >= 2 * len(rendered.files)  # text and HTML notes
+    for f in rendered.files:
+        # What S3 stores and serves: the bytes, the type and the download name.
+        served = EmailMessage()
+        served.set_content(f.data, *f.content_type.split("/"), cte="base64")
+        served["Content-Disposition"] = content_disposition(f.filename)
+        assert find_leaks(served.as_bytes(), sc.real) == [], f.filename
+        assert f.filename in out.decode("utf-8", "replace") or f.filename.startswith("attachment-")
 
 
 TOP_HEADERS = {

@@ -79,6 +79,7 @@ def test_the_deployed_tuning_is_what_the_code_is_sized_for() -> None:
         "MUSTER_MAX_MESSAGE_BYTES": "max_message_bytes",
         "MUSTER_SENDER_MESSAGES_PER_HOUR": "sender_messages_per_hour",
         "MUSTER_CHAT_COPIES_PER_HOUR": "chat_copies_per_hour",
+        "MUSTER_ATTACHMENT_LINK_ABOVE": "attachment_link_above",
     }
     for key, field in fields.items():
         if key in env:
