@@ -78,6 +78,14 @@ SUPPRESSION_ROUTES: list[tuple[str, str, str, list[tuple[str, bool, str]], type[
     ("delete", "/events/{event_id}/signups/{signup_id}/suppression", "Lift the suppression of a signup's address",
      [], schemas.SuppressionState),
 ]
+# What each query parameter may be. Rules JSON Schema cannot say: an address's
+# domain must have an IDNA form (400 invalid_email), and a cursor must be one the
+# API gave out (400 invalid_cursor).
+QUERY_SCHEMAS: dict[str, dict[str, Any]] = {
+    "email": {"type": "string", "minLength": 3, "maxLength": 254, "pattern": schemas.EMAIL_PATTERN},
+    "limit": {"type": "integer", "minimum": 1, "maximum": 100},
+    "cursor": {"type": "string", "minLength": 1, "maxLength": 400, "pattern": "^[A-Za-z0-9_-]+$"},
+}
 SUPPRESSION_ERRORS = {
     "400": "An invalid id in the path, or a missing, unknown or invalid query parameter",
     "401": "Missing or invalid bearer API key",
@@ -93,7 +101,7 @@ def _suppression_paths() -> dict[str, dict[str, Any]]:
             for p in ("event_id", "signup_id")
             if "{" + p + "}" in path
         ]
-        params += [{"name": n, "in": "query", "required": r, "description": d, "schema": {"type": "string"}} for n, r, d in query]
+        params += [{"name": n, "in": "query", "required": r, "description": d, "schema": QUERY_SCHEMAS[n]} for n, r, d in query]
         ok: dict[str, Any] = {"description": "OK", "content": {"application/json": {"schema": _ref(res)}}}
         if path == "/suppressions" and method == "get":
             ok["content"]["application/json"]["schema"] = {"oneOf": [_ref(schemas.SuppressionPage), _ref(schemas.SuppressionState)]}

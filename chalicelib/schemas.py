@@ -41,6 +41,18 @@ from pydantic import (
 from chalicelib.relay.addresses import idna_domain
 from chalicelib.vocab import DETAIL_TYPES, EXTERNAL_ID, SIGNUP_STATUSES
 
+
+def _whole(value: object) -> object:
+    """JSON Schema's ``integer`` includes 3.0: accept a float with no fraction as
+    that integer (the spec allows it, so the server does); never a bool or a string."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# An integer as JSON Schema means it (3 and 3.0), strictly otherwise.
+WholeNumber = Annotated[StrictInt, BeforeValidator(_whole)]
+
 SignupStatus = Literal["registered", "confirmed", "attended", "cancelled", "missed", "blocked"]
 DeliveryMode = Literal["each", "digest"]
 ModerationMode = Literal["none", "first_post", "all"]
@@ -214,7 +226,7 @@ class ChatSettings(Strict):
             "'first_post' (each person's first message), or 'all'. Organizers' own messages are never held."
         ),
     )
-    report_threshold: int | None = Field(
+    report_threshold: WholeNumber | None = Field(
         default=None,
         ge=1,
         le=1000,
@@ -233,14 +245,14 @@ class ChatSettings(Strict):
 
 
 class ChatLimits(Strict):
-    sender_messages_per_hour: StrictInt | None = Field(
+    sender_messages_per_hour: WholeNumber | None = Field(
         default=None,
         ge=1,
         le=10_000,
         description="Messages one sender may post to one of this event's chats per hour; null: the deployment's "
         "MUSTER_SENDER_MESSAGES_PER_HOUR.",
     )
-    chat_copies_per_hour: StrictInt | None = Field(
+    chat_copies_per_hour: WholeNumber | None = Field(
         default=None,
         ge=1,
         le=10_000_000,

@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, StrictBool, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from chalicelib.schemas import Email, ExternalId, Strict
 
@@ -15,8 +15,24 @@ class HoldBody(Strict):
     hold: StrictBool = Field(description="true: every new message waits for an organizer's approval; false: stop holding")
 
 
+def _one_way(schema: dict[str, Any]) -> None:
+    """The JSON Schema says what the validator does: the fields are never null,
+    and a body names the person one way, by signup or by address."""
+    for prop in schema.get("properties", {}).values():
+        options = prop.pop("anyOf", None)
+        if options:
+            prop.update(next(o for o in options if o.get("type") != "null"))
+        prop.pop("default", None)
+    schema["oneOf"] = [
+        {"required": ["event_id", "signup_id"], "not": {"required": ["email"]}},
+        {"required": ["email"], "not": {"anyOf": [{"required": ["event_id"]}, {"required": ["signup_id"]}]}},
+    ]
+
+
 class BlockBody(Strict):
     """Whom to block: one of your signups (event_id + signup_id), or an address you hold."""
+
+    model_config = ConfigDict(json_schema_extra=_one_way)
 
     event_id: ExternalId | None = None
     signup_id: ExternalId | None = None
@@ -24,8 +40,11 @@ class BlockBody(Strict):
 
     @model_validator(mode="after")
     def one_person(self) -> BlockBody:
-        by_signup = self.event_id is not None and self.signup_id is not None
-        if by_signup == (self.email is not None) or (self.event_id is None) != (self.signup_id is None):
+        given = {name for name in self.model_fields_set}
+        nulls = sorted(name for name in given if getattr(self, name) is None)
+        if nulls:
+            raise ValueError(f"'{nulls[0]}' may not be null: leave it out")
+        if given not in ({"event_id", "signup_id"}, {"email"}):
             raise ValueError("give either event_id and signup_id, or email")
         return self
 

@@ -79,13 +79,13 @@ def _own_id(key: str) -> str:
 
 @stewardship_api.route(CHAT + "/close", methods=["POST"], content_types=ANY)
 @endpoint
-def close_chat(event_id: str, timeslot_id: str) -> Response:
+def api_close_chat(event_id: str, timeslot_id: str) -> Response:
     return _result(steward().close(_chat(event_id, timeslot_id), actor=_actor(), via="api"))
 
 
 @stewardship_api.route(CHAT + "/reopen", methods=["POST"], content_types=ANY)
 @endpoint
-def reopen_chat(event_id: str, timeslot_id: str) -> Response:
+def api_reopen_chat(event_id: str, timeslot_id: str) -> Response:
     return _result(steward().reopen(_chat(event_id, timeslot_id), actor=_actor(), via="api"))
 
 
