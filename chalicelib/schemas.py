@@ -50,8 +50,10 @@ def _whole(value: object) -> object:
     return value
 
 
-# An integer as JSON Schema means it (3 and 3.0), strictly otherwise.
-WholeNumber = Annotated[StrictInt, BeforeValidator(_whole)]
+# An integer as JSON Schema means it (3 and 3.0), strictly otherwise. Bounds go
+# before the validator so that the published schema carries them:
+# Annotated[StrictInt, Field(ge=..., le=...), WHOLE].
+WHOLE = BeforeValidator(_whole)
 
 SignupStatus = Literal["registered", "confirmed", "attended", "cancelled", "missed", "blocked"]
 DeliveryMode = Literal["each", "digest"]
@@ -226,10 +228,8 @@ class ChatSettings(Strict):
             "'first_post' (each person's first message), or 'all'. Organizers' own messages are never held."
         ),
     )
-    report_threshold: WholeNumber | None = Field(
+    report_threshold: Annotated[StrictInt, Field(ge=1, le=1000), WHOLE] | None = Field(
         default=None,
-        ge=1,
-        le=1000,
         description=(
             "Distinct reporters after which an author's further messages in a chat are held for approval "
             "(default: the deployment's MUSTER_REPORT_THRESHOLD, 3)."
@@ -245,17 +245,13 @@ class ChatSettings(Strict):
 
 
 class ChatLimits(Strict):
-    sender_messages_per_hour: WholeNumber | None = Field(
+    sender_messages_per_hour: Annotated[StrictInt, Field(ge=1, le=10_000), WHOLE] | None = Field(
         default=None,
-        ge=1,
-        le=10_000,
         description="Messages one sender may post to one of this event's chats per hour; null: the deployment's "
         "MUSTER_SENDER_MESSAGES_PER_HOUR.",
     )
-    chat_copies_per_hour: WholeNumber | None = Field(
+    chat_copies_per_hour: Annotated[StrictInt, Field(ge=1, le=10_000_000), WHOLE] | None = Field(
         default=None,
-        ge=1,
-        le=10_000_000,
         description="Copies one of this event's chats may send per hour (messages times recipients); null: the "
         "deployment's MUSTER_CHAT_COPIES_PER_HOUR.",
     )

@@ -82,6 +82,8 @@ def get_suppressions() -> Response:
     from chalicelib.schemas import SuppressionItem, SuppressionPage
     from chalicelib.services.suppressions import PAGE_DEFAULT, PAGE_MAX
 
+    if "cursor" in params and not params["cursor"]:
+        raise BadRequest("'cursor' is empty: leave it out for the first page", "cursor", code="invalid_cursor")
     raw_limit = params.get("limit", str(PAGE_DEFAULT))
     if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= PAGE_MAX:
         raise BadRequest(f"'limit' must be a whole number from 1 to {PAGE_MAX}", "limit", code="invalid_parameter")
