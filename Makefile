@@ -95,6 +95,7 @@ bench: venv
 	$(PY) bench/cold_start.py
 	$(PY) bench/relay.py
 	$(PY) bench/sanitize.py
+	$(PY) bench/controls.py
 	$(PY) bench/twin.py
 	$(PY) bench/mime_fuzz.py
 
