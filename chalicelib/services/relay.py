@@ -251,7 +251,8 @@ class RelayService:
         hold = None
         if outcome is Outcome.RELAYED and not approved:
             assert chat is not None and decision.author is not None
-            hold = hold_reason(chat, decision.author)
+            # A private conversation has an organizer on its other side: never held.
+            hold = hold_reason(chat, decision.author) if pair is None else None
             outcome = Outcome.HELD if hold else outcome
         people = (
             self._recipients(decision.people, decision.author, pair) if outcome is Outcome.RELAYED else []
@@ -330,7 +331,7 @@ class RelayService:
     def settle_held(self, job: Job, outcome: Outcome) -> bool:
         """A held message's log entry ends as ``outcome`` (declined or expired): R9's
         recorded reason. False if it was not held any more."""
-        chat = self._chat(job.chat_key)
+        chat, _ = self._route(job.chat_key)
         pk, sk = self._log_key(job, chat)
         try:
             MessageLog(pk, sk).update(

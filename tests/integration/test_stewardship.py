@@ -531,3 +531,15 @@ def test_reply_privately_from_a_copy_opens_a_pair_only_the_two_receive(world: Wo
     assert set(control_links(got[0])) == {"remove", "block", "hold", "close"}  # replying is already private
     actions = [a.action for a in ActionRecord.scan(ActionRecord.pk.startswith("ACT#"))]
     assert actions == ["private"]
+
+
+def test_a_private_conversation_is_never_held_by_the_chats_moderation(world: World, moderated: dict[str, Any]) -> None:
+    opened = world.call("POST", "/events/e1/timeslots/t1/chat/private", {"organizer_id": "org0", "signup_id": "s1"})
+    assert opened.status_code == 201, opened.body
+    pair = json.loads(opened.body)["relay_address"]
+    world.drain()
+    out = world.receive(mail(addr(1), pair, "Between us", "Can I come late?"), sender=addr(1), to=[pair])
+    world.drain()
+    assert out == {"outcomes": ["relayed"]}
+    assert [s.to for s in world.sent() if "Between us" in str(s.message["Subject"])] == [ORG]
+    assert post(world, moderated, 1, "In the group") == {"outcomes": ["held"]}  # the chat itself still is
