@@ -41,6 +41,9 @@ BUTTONS = {
 }
 
 
+UNDO = {"close": "reopen", "reopen": "close", "hold": "release", "release": "hold"}
+
+
 def _refused() -> Response:
     return page("Link not valid", "<p>This link is not valid or has expired. Nothing was changed.</p>", 403)
 
@@ -120,4 +123,16 @@ def act_control(token: str) -> Response:
         logger.exception("control failed", extra={"action": claims.action, "chat_id": claims.chat_id})
         return page("Something went wrong", "<p>Nothing was changed. Please try again in a minute.</p>", 503)
     title = "Done" if result.changed else "Nothing to change"
-    return page(title, f'<p class="status" role="status">{html.escape(result.message)}</p>')
+    body = f'<p class="status" role="status">{html.escape(result.message)}</p>'
+    undo = UNDO.get(claims.action)
+    if undo is not None:
+        # The way back, from the same page: closing offers reopening, holding releasing.
+        from chalicelib.services.links import control_url
+        from chalicelib.settings import get_settings
+
+        url = control_url(get_settings(), action=undo, chat_id=claims.chat_id, actor=claims.actor)
+        body += (
+            f'<form method="post" action="{html.escape(url, quote=True)}">'
+            f"<button type=\"submit\">{html.escape(BUTTONS[undo])}</button></form>"
+        )
+    return page(title, body)

@@ -222,6 +222,12 @@ def test_a_genuine_token_acts_once_and_again_changes_nothing(world: World, chat:
     assert again.status_code == 200 and b"already closed" in again.body
     actions = [a.action for a in ActionRecord.scan(ActionRecord.pk.startswith("ACT#"))]
     assert actions == ["close"]
+    # the result page offers the way back: a reopen form, signed for the same organizer
+    reopen = re.search(rb'<form method="post" action="([^"]+)"><button type="submit">Reopen the chat', first.body)
+    assert reopen, first.body
+    reopened = click(world, urlsplit(reopen.group(1).decode()).path)
+    assert reopened.status_code == 200 and b"open again" in reopened.body
+    assert world.chat("e1", "t1")["state"] == "open"
 
 
 # -- remove and block ----------------------------------------------------------------
