@@ -24,7 +24,7 @@ import hashlib
 import hmac
 from collections.abc import Callable
 
-from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
+from pynamodb.exceptions import DoesNotExist, PutError
 
 from chalicelib import clock
 from chalicelib.errors import Forbidden, NotFound
@@ -47,19 +47,6 @@ class Stewardship(Approvals, Reports):
     """Every steward action, for the controls and the API."""
 
     # -- remove / restore ------------------------------------------------------
-
-    def _flag(self, p: Participant, name: str, value: bool) -> bool:
-        attr = getattr(Participant, name)
-        try:
-            p.update(
-                actions=[attr.set(True) if value else attr.remove()],
-                condition=Participant.pk.exists() & ((attr != True) if value else (attr == True)),  # noqa: E712
-            )
-            return True
-        except UpdateError as exc:
-            if exc.cause_response_code == "ConditionalCheckFailedException":
-                return False
-            raise
 
     def remove(self, chat: Chat, p: Participant, *, actor: str, via: str) -> Result:
         changed = self._flag(p, "removed", True)
