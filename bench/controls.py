@@ -58,7 +58,7 @@ def main() -> None:
         text, html = copy_controls(
             settings, chat_id=CHAT.chat_id, reader_key="o-o1" if organizer else "s-p1", reader_is_organizer=organizer,
             message_id="18f0aa0000abcdef", author_key="s-p0", author_name="Person 0.", author_is_organizer=False,
-            chat_held=False,
+            chat_held=False, expires_at=2_000_000_000,
         )
         return template.render(mute_url=link, list_unsubscribe_headers=headers, controls_text=text, controls_html=html)
 

@@ -12,11 +12,12 @@ pages are plain HTML: no script, no remote resources, not cached or indexed.
 from __future__ import annotations
 
 import html
+from functools import cache
 from typing import TYPE_CHECKING
 
 from chalice import Blueprint, Response
 
-from chalicelib.blueprints.pages import form_fields, page
+from chalicelib.blueprints.pages import form_fields, head, page
 from chalicelib.errors import ApiError
 from chalicelib.observability import logger
 
@@ -55,7 +56,8 @@ def _claims(token: str) -> ControlClaims | None:
     return read_control_token(token)
 
 
-def _steward() -> Stewardship:
+@cache
+def steward() -> Stewardship:
     from chalicelib.services.stewardship import Stewardship
 
     return Stewardship()
@@ -79,7 +81,7 @@ def confirm_control(token: str) -> Response:
     if claims is None:
         return _refused()
     try:
-        title, question = _steward().describe(claims)
+        title, question = steward().describe(claims)
     except ApiError as err:
         return page("Nothing to do", f"<p>{html.escape(err.message)}</p>", err.status)
     extra = _report_fields() if claims.action == "report" else ""
@@ -93,10 +95,7 @@ def confirm_control(token: str) -> Response:
 
 @controls_bp.route("/c/{token}", methods=["HEAD"], content_types=ANY)
 def head_control(token: str) -> Response:
-    """What GET would answer, without the body: reads only."""
-    page_response = confirm_control(token)
-    page_response.body = ""
-    return page_response
+    return head(confirm_control(token))
 
 
 @controls_bp.route("/c/{token}", methods=["POST"], content_types=ANY)
@@ -116,7 +115,7 @@ def act_control(token: str) -> Response:
         parts = [v for k in ("reason", "details") for v in fields.get(k, [])[:1] if v.strip()]
         reason = ": ".join(parts) or None
     try:
-        result = _steward().act(claims, reason=reason)
+        result = steward().act(claims, reason=reason)
     except ApiError as err:
         return page("Nothing changed", f"<p>{html.escape(err.message)}</p>", err.status)
     except Exception:

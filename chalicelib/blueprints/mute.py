@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from chalice import Blueprint, Response
 
 from chalicelib.blueprints.pages import form_fields as _form
+from chalicelib.blueprints.pages import head
 from chalicelib.blueprints.pages import page as _page
 from chalicelib.settings import get_settings
 
@@ -135,10 +136,7 @@ def confirm_mute(token: str) -> Response:
 
 @mute_bp.route("/mute/{token}", methods=["HEAD"], content_types=ANY)
 def head_mute(token: str) -> Response:
-    """Link scanners prefetch with HEAD: what GET would answer, without the body."""
-    response = confirm_mute(token)
-    response.body = ""
-    return response
+    return head(confirm_mute(token))
 
 
 @mute_bp.route("/mute/{token}", methods=["POST"], content_types=ANY)

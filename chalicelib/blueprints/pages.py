@@ -100,3 +100,10 @@ def form_fields(content_type: str, body: bytes) -> dict[str, list[str]] | None:
     return None
 
 
+
+
+def head(response: Response) -> Response:
+    """A HEAD answer: what GET answered, without the body (link scanners prefetch
+    with HEAD; like GET, it must change nothing)."""
+    response.body = ""
+    return response

@@ -89,6 +89,24 @@ def _format_date(date: datetime) -> str:
     return format_datetime(date if date.tzinfo else date.astimezone())
 
 
+def _list_mail(text: str, *, chat: ChatContext, subject: str, message_id: str, date: datetime) -> bytes:
+    """Mail from Muster into a chat (or private conversation) for one reader: the
+    list's headers, the footer's mute slot in ``text``, never answered in turn."""
+    message = EmailMessage(policy=OUTPUT_POLICY)
+    message.set_content(text, charset="utf-8", cte="quoted-printable")
+    set_envelope_headers(
+        message,
+        from_name=SYSTEM_NAME,
+        chat=chat,
+        subject=compose_subject(subject, chat.subject_prefix),
+        message_id=message_id,
+        date=date,
+    )
+    set_list_headers(message, chat)
+    message[h.AUTO_SUBMITTED] = "auto-generated"
+    return message.as_bytes(policy=OUTPUT_POLICY)
+
+
 def _member_lines(members: Sequence[str]) -> list[str]:
     """``  - Ann A.`` per member: display names only; anything like an address is left out."""
     names = []
@@ -151,19 +169,7 @@ def render_kickoff(
         f"{TEXT_SLOT_LEAD}"
         f"{MUTE_URL_PLACEHOLDER_TEXT}\n"
     )
-    message = EmailMessage(policy=OUTPUT_POLICY)
-    message.set_content(text, charset="utf-8", cte="quoted-printable")
-    set_envelope_headers(
-        message,
-        from_name=SYSTEM_NAME,
-        chat=chat,
-        subject=compose_subject(f"Your chat for {shift} is open", chat.subject_prefix),
-        message_id=message_id,
-        date=date,
-    )
-    set_list_headers(message, chat)
-    message[h.AUTO_SUBMITTED] = "auto-generated"
-    return message.as_bytes(policy=OUTPUT_POLICY)
+    return _list_mail(text, chat=chat, subject=f"Your chat for {shift} is open", message_id=message_id, date=date)
 
 
 def render_private_intro(
@@ -206,16 +212,4 @@ def render_private_intro(
         f"{TEXT_SLOT_LEAD}"
         f"{MUTE_URL_PLACEHOLDER_TEXT}\n"
     )
-    message = EmailMessage(policy=OUTPUT_POLICY)
-    message.set_content(text, charset="utf-8", cte="quoted-printable")
-    set_envelope_headers(
-        message,
-        from_name=SYSTEM_NAME,
-        chat=chat,
-        subject=compose_subject(f"Private conversation about {shift}", chat.subject_prefix),
-        message_id=message_id,
-        date=date,
-    )
-    set_list_headers(message, chat)
-    message[h.AUTO_SUBMITTED] = "auto-generated"
-    return message.as_bytes(policy=OUTPUT_POLICY)
+    return _list_mail(text, chat=chat, subject=f"Private conversation about {shift}", message_id=message_id, date=date)

@@ -23,6 +23,7 @@ import binascii
 import hashlib
 import hmac
 from dataclasses import dataclass
+from functools import lru_cache
 
 VERSION = "c1"
 SEP = "|"
@@ -62,6 +63,7 @@ def _b64d(data: str) -> bytes:
     return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
 
 
+@lru_cache(maxsize=4)
 def _key(secret: bytes) -> bytes:
     if len(secret) < 16:
         raise ValueError("control tokens need a secret of at least 16 bytes")

@@ -53,7 +53,7 @@ from chalicelib.relay.addresses import transport_address
 from chalicelib.relay.names import display_name
 from chalicelib.relay.threadheaders import header_block, reader_headers, ses_id_domain
 from chalicelib.services.digest import DigestService, wants_digest
-from chalicelib.services.links import copy_controls, mute_url
+from chalicelib.services.links import CONTROL_DAYS, copy_controls, mute_url
 from chalicelib.services.pacing import SendPacer
 from chalicelib.services.roster import canonical, participants, recipients, relay_address
 from chalicelib.settings import Settings, get_settings
@@ -413,6 +413,7 @@ class FanOut:
         )
         copy_size = sum(map(len, template.pieces)) if template else 64 * 1024
         now = clock.now()
+        controls_expire = int(now.timestamp()) + CONTROL_DAYS * 86400  # once per batch, not per copy
 
         def copy_for(p: Participant) -> bytes:
             link = mute_url(self.settings, chat.chat_id, p.participant_key)
@@ -430,6 +431,7 @@ class FanOut:
                         author_name=author_name,
                         author_is_organizer=author_person is not None and author_person.role == "organizer",
                         chat_held=bool(body.get("hold")),
+                        expires_at=controls_expire,
                         private=bool(body.get("private")),
                     )
                 return template.render(

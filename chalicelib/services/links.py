@@ -79,12 +79,16 @@ def copy_controls(
     author_name: str | None,
     author_is_organizer: bool,
     chat_held: bool,
+    expires_at: int,
     private: bool = False,
 ) -> tuple[str, str]:
     """The control lines of one reader's copy of one relayed message (text, HTML):
-    organizers get the controls, everyone else the report link."""
+    organizers get the controls, everyone else the report link. ``expires_at`` is
+    computed once per batch (fan-out builds these per copy)."""
     if not reader_is_organizer:
-        url = control_url(settings, action="report", chat_id=chat_id, actor=reader_key, target=message_id)
+        url = control_url(
+            settings, action="report", chat_id=chat_id, actor=reader_key, target=message_id, expires_at=expires_at
+        )
         return stewardmail.attendee_controls(url)
     actions: list[tuple[str, str]] = []
     if author_key and not author_is_organizer:
@@ -93,7 +97,12 @@ def copy_controls(
             actions.append(("private", author_key))
     actions += [("release" if chat_held else "hold", "-"), ("close", "-")]
     controls = [
-        stewardmail.Control(action, control_url(settings, action=action, chat_id=chat_id, actor=reader_key, target=target))
+        stewardmail.Control(
+            action,
+            control_url(
+                settings, action=action, chat_id=chat_id, actor=reader_key, target=target, expires_at=expires_at
+            ),
+        )
         for action, target in actions
     ]
     return stewardmail.organizer_controls(author_name, controls)

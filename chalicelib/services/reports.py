@@ -45,6 +45,7 @@ class Reports(StewardBase):
             return Result(False, "This is your own message.")
         reason = " ".join((reason or "").split())[:REASON_CHARS] or None
         now = clock.now()
+        new = True
         try:
             Report(
                 f"CH#{chat.chat_id}",
@@ -58,11 +59,15 @@ class Reports(StewardBase):
         except PutError as exc:
             if exc.cause_response_code != "ConditionalCheckFailedException":
                 raise
-            return Result(False, "You already reported this message. Thank you.")
+            # Reported before: finish what that report started (a crash may have
+            # stopped it). Every step below is idempotent; the stored reason wins.
+            new = False
+            reason = Report.get(f"CH#{chat.chat_id}", f"REP#{message_id}#{reporter_key}", consistent_read=True).reason
         tally = ReportTally(f"CH#{chat.chat_id}", f"REPT#{meta.author_key}")
-        tally.update(actions=[ReportTally.reporters.add({reporter_key})])
+        tally.update(actions=[ReportTally.reporters.add({reporter_key})])  # a set: adding twice counts once
         count = len(tally.reporters or ())
-        self.record(chat.integration, "report", actor="attendee", via="control", chat=chat, target=message_id, detail=reason)
+        if new:
+            self.record(chat.integration, "report", actor="attendee", via="control", chat=chat, target=message_id, detail=reason)
         author = self._maybe(chat.chat_id, meta.author_key)
         threshold = int(chat.report_threshold or self.settings.report_threshold)
         held_now = False
@@ -70,7 +75,9 @@ class Reports(StewardBase):
             held_now = self._flag(author, "held", True)
             if held_now:
                 self.record(chat.integration, "auto_hold", actor="system", via="system", chat=chat, target=author.participant_key, detail=f"{count} reporters")
-        self._notify_report(chat, message_id, reporter_key, author, count, reason, held_now, now)
+        self._notify_report(chat, message_id, reporter_key, author, count, reason, held_now, now)  # once per organizer (claimed)
+        if not new:
+            return Result(False, "You already reported this message. Thank you.", {"reporters": count})
         return Result(True, "Thank you. The organizers have been told; nobody learns who reported it.", {"reporters": count})
 
     def _notify_report(

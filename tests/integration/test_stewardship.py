@@ -549,3 +549,57 @@ def test_a_private_conversation_is_never_held_by_the_chats_moderation(world: Wor
     assert out == {"outcomes": ["relayed"]}
     assert [s.to for s in world.sent() if "Between us" in str(s.message["Subject"])] == [ORG]
     assert post(world, moderated, 1, "In the group") == {"outcomes": ["held"]}  # the chat itself still is
+
+
+# -- crashes and retries around each side effect ---------------------------------------
+
+
+def test_a_crash_after_holding_then_the_lambda_retry_notifies_each_organizer_once(world: World, moderated: dict[str, Any]) -> None:
+    from tests.integration.faults import lapse_in_progress
+    from tests.integration.test_exactly_once import Killed, fail_first
+
+    fail_first(world, "chalicelib.services.moderation.Moderation.hold", partly=lambda real, *a, **k: real(*a, **k), crash=True)
+    with pytest.raises(Killed):
+        world.receive(mail(addr(0), moderated["address"], "Crashy"), sender=addr(0), to=[moderated["address"]])
+    lapse_in_progress(world)
+    assert world.retry() == {"outcomes": ["held"]}
+    world.drain()
+    notices = Counter(s.to for s in world.sent() if "Waiting for your approval" in str(s.message["Subject"]))
+    assert notices == Counter({ORG: 1, "olive1@org.example": 1})
+    assert len(list(HeldMessage.scan(HeldMessage.sk.startswith("HELD#")))) == 1
+
+
+@pytest.mark.parametrize("done_before_crash", [False, True])
+def test_an_approval_that_failed_midway_is_finished_by_the_next_click(
+    world: World, moderated: dict[str, Any], done_before_crash: bool
+) -> None:
+    from tests.integration.test_exactly_once import fail_first
+
+    post(world, moderated, 0, "Approve me")
+    approve = control_links(_held_notice(world))["approve"]
+    partly = (lambda real, *a, **k: real(*a, **k)) if done_before_crash else None
+    fail_first(world, "chalicelib.services.relay.RelayService.relay_approved", partly=partly)
+    assert click(world, approve).status_code == 503  # the state says approved; nothing or everything relayed
+    world.drain()
+    assert click(world, approve).status_code == 200
+    world.drain()
+    got = Counter(s.to for s in copies(world, "Approve me"))
+    assert got == Counter({ORG: 1, "olive1@org.example": 1, addr(1): 1, addr(2): 1})
+
+
+def test_a_report_that_failed_before_telling_the_organizers_is_finished_by_the_next_click(world: World, chat: dict[str, Any]) -> None:
+    from tests.integration.test_exactly_once import fail_first
+
+    post(world, chat, 0, "Reported once")
+    report = control_links(next(s for s in copies(world, "Reported once") if s.to == addr(1)))["report"]
+    fail_first(world, "chalicelib.services.reports.Reports._notify_report")
+    assert click(world, report, "POST", b"reason=spam").status_code == 503
+    assert [s for s in world.inbox(ORG) if "was reported" in str(s.message["Subject"])] == []
+    again = click(world, report, "POST", b"reason=other")
+    assert again.status_code == 200 and b"already reported" in again.body
+    notices = [s for s in world.inbox(ORG) if "was reported" in str(s.message["Subject"])]
+    assert len(notices) == 1 and "Their reason: spam" in text_of(notices[0])  # the first report's reason
+    assert click(world, report, "POST", b"reason=spam").status_code == 200
+    assert len([s for s in world.inbox(ORG) if "was reported" in str(s.message["Subject"])]) == 1
+    listed = json.loads(world.call("GET", "/events/e1/timeslots/t1/chat/reports").body)["reports"]
+    assert [r["reports"] for r in listed] == [1]

@@ -285,9 +285,9 @@ _BOUND: list[tuple[str, str] | None] = [None]
 
 def _forget_services() -> None:
     """Drop the handlers' cached services (they hold clients and settings)."""
-    from chalicelib.blueprints import api, delivery, inbound, scheduling, stewardship_api
+    from chalicelib.blueprints import api, controls, delivery, inbound, scheduling, stewardship_api
 
-    for module in (api, delivery, scheduling, inbound, stewardship_api):
+    for module in (api, delivery, scheduling, inbound, stewardship_api, controls):
         for name in ("events", "fanout", "chats", "relay", "steward"):
             fn = getattr(module, name, None)
             if fn is not None:
