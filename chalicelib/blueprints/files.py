@@ -16,19 +16,13 @@ import json
 
 from chalice import Blueprint, Response
 
+from chalicelib.blueprints.pages import page
 from chalicelib.errors import ApiError
 from chalicelib.observability import metrics
 from chalicelib.services import files
 
 files_bp = Blueprint(__name__)
 NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex"}
-PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="no-referrer"><meta name="robots" content="noindex">
-<title>{title}</title>
-<style>body{{font-family:system-ui,sans-serif;line-height:1.5;max-width:34rem;margin:2rem auto;padding:0 1rem}}</style>
-</head><body><main><h1>{title}</h1><p>{text}</p></main></body></html>"""
 TITLES = {403: "Link not valid", 410: "Link expired"}
 
 
@@ -41,8 +35,7 @@ def _refusal(err: ApiError, accept: str) -> Response:
     if _wants_html(accept):
         title = TITLES.get(err.status, "Not available")
         text = f"{err.message[0].upper()}{err.message[1:]}. Ask the sender to share the file again."
-        body = PAGE.format(title=html.escape(title), text=html.escape(text))
-        return Response(body=body, status_code=err.status, headers={"Content-Type": "text/html; charset=utf-8", **NO_STORE})
+        return page(title, f"<p>{html.escape(text)}</p>", err.status)
     return Response(
         body=json.dumps(err.body()), status_code=err.status, headers={"Content-Type": "application/json", **NO_STORE}
     )
