@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAGE ?= dev
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: dev demo advance test system-deps lint typecheck contracts package deploy api-key kpis bench clean
+.PHONY: dev demo advance test system-deps lint typecheck contracts package checkov checkov-venv deploy api-key kpis bench clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +14,15 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	touch $@
 
 venv: $(VENV)/.installed
+
+# checkov pins boto3 and packaging below ours, so it gets its own venv (pins: infra/checkov-requirements.txt).
+CHECKOV_VENV := .venv-checkov
+$(CHECKOV_VENV)/.installed: infra/checkov-requirements.txt
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r infra/checkov-requirements.txt
+	touch $@
+
+checkov-venv: $(CHECKOV_VENV)/.installed
 
 ## Run all of Muster locally (the local twin): AWS emulation, API, SMTP in, outbox out.
 dev: venv
@@ -32,7 +41,7 @@ system-deps:
 	bash infra/twin/system-deps.sh
 
 ## Lint, type-check and run every test (unit, integration, property, e2e).
-test: venv system-deps lint typecheck
+test: venv checkov-venv system-deps lint typecheck
 	$(PY) -m pytest -q -n 2
 
 lint: venv
@@ -52,6 +61,10 @@ api-key: venv
 ## Package a stage as CloudFormation (out/sam.json + out/deployment.zip) and cfn-lint it: make package [STAGE=prod]
 package: venv
 	$(PY) infra/package.py --stage $(STAGE) --out out
+
+## Scan the packaged stack with checkov (skips, each with its reason: infra/checkov.yaml): make checkov [STAGE=prod]
+checkov: package checkov-venv
+	CKV_SKIP_PACKAGE_UPDATE_CHECK=true $(CHECKOV_VENV)/bin/checkov --config-file infra/checkov.yaml -f out/sam.json
 
 ## Deploy a stage to your AWS account (see README, Deploy to AWS):
 ##   make deploy STAGE=prod RELAY_DOMAIN=chat.example.org DEPLOY_BUCKET=<artifact bucket> [HOSTED_ZONE_ID=Z...] [ALARM_EMAIL=ops@example.org] [PUBLIC_URL=https://...]
@@ -81,7 +94,10 @@ kpis: venv
 bench: venv
 	$(PY) bench/cold_start.py
 	$(PY) bench/relay.py
+	$(PY) bench/sanitize.py
+	$(PY) bench/controls.py
 	$(PY) bench/twin.py
+	$(PY) bench/mime_fuzz.py
 
 clean:
-	rm -rf $(VENV) out .local .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) out .local .pytest_cache .mypy_cache .ruff_cache

@@ -4,12 +4,17 @@ the work happens in chalicelib/services."""
 from chalice import Chalice, ConvertToMiddleware
 
 from chalicelib.blueprints.api import api
+from chalicelib.blueprints.controls import controls_bp
 from chalicelib.blueprints.delivery import delivery
 from chalicelib.blueprints.feedback import feedback_bp
+from chalicelib.blueprints.files import files_bp
 from chalicelib.blueprints.inbound import inbound
 from chalicelib.blueprints.integration import integration
 from chalicelib.blueprints.mute import mute_bp
+from chalicelib.blueprints.private import private_bp
 from chalicelib.blueprints.scheduling import scheduling
+from chalicelib.blueprints.stewardship_api import stewardship_api
+from chalicelib.blueprints.suppressions import suppressions_bp
 from chalicelib.observability import logger, metrics
 
 app = Chalice(app_name="muster")
@@ -22,3 +27,8 @@ app.register_blueprint(delivery)
 app.register_blueprint(inbound)
 app.register_blueprint(feedback_bp)
 app.register_blueprint(mute_bp)
+app.register_blueprint(controls_bp)
+app.register_blueprint(stewardship_api)
+app.register_blueprint(suppressions_bp)
+app.register_blueprint(private_bp)
+app.register_blueprint(files_bp)

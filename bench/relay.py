@@ -22,13 +22,17 @@ Issue 4. Three measurements, all in process against moto:
    and signs every copy) because moto would otherwise keep all 500 copies.
    Target: < 256 MB. The full run repeats this at 2 send threads
    (``MUSTER_SEND_CONCURRENCY=2``) to preview the proposed size-aware cap.
+   These run with every attachment inline (``MUSTER_ATTACHMENT_LINK_ABOVE`` at
+   1 GiB: the relay before issue 14); then once more at the default, where the
+   attachment is stored once and every copy carries a link, and "3b" compares
+   the two: bytes sent to SES (the SendEmail request bodies) and delivery time.
 
 4. Hostile size (issue 13): the 200 KB folded Subject of encoded words and
    300,000 empty MIME parts, parsed the old way (stdlib, everything) and by
    ``parse_inbound`` with its caps, each in a fresh process; the stdlib parse of
    a 5 KB reply in the same run is the reference.
 
-``--part 1|2|3|4`` runs only some parts; ``--json PATH`` also writes the raw figures.
+``--part 1|2|3|4`` runs only some parts (``--links``: only 3b); ``--json PATH`` also writes the raw figures.
 """
 
 from __future__ import annotations
@@ -457,6 +461,7 @@ def stub_ses_send(stats: dict[str, int]) -> None:
             return botocore_stubber(request=request, event_name=event_name, **kwargs)  # type: ignore[no-any-return]
         with lock:
             stats["copies"] += 1
+            stats["request_bytes"] += len(request.body or b"")
             stats["max_request_bytes"] = max(stats["max_request_bytes"], len(request.body or b""))
         body = json.dumps({"MessageId": f"0100bench{uuid.uuid4().hex}-000000"}).encode()
         return AWSResponse(request.url, 200, {"content-type": "application/json"}, _Raw(body))
@@ -496,12 +501,17 @@ def memory_child(mode: str, recipients: int) -> dict[str, Any]:
     import tracemalloc
 
     lambda_timeout_context()
-    out: dict[str, Any] = {"mode": mode, "recipients": recipients, "concurrency": get_settings().send_concurrency}
+    out: dict[str, Any] = {
+        "mode": mode,
+        "recipients": recipients,
+        "concurrency": get_settings().send_concurrency,
+        "link_above": get_settings().attachment_link_above,
+    }
     with mock_aws():
         world = World.create()
         try:
             address = open_chat(world, recipients)  # N signups + organizer - author = N copies
-            stats = {"copies": 0, "max_request_bytes": 0}
+            stats = {"copies": 0, "max_request_bytes": 0, "request_bytes": 0}
             stub_ses_send(stats)
             raw = attachment_message(MAX_MESSAGE_BYTES - 64 * 1024, address)
             assert len(raw) < MAX_MESSAGE_BYTES, len(raw)
@@ -542,26 +552,58 @@ def memory_child(mode: str, recipients: int) -> dict[str, Any]:
                 out["deliver_hwm"] = _proc_status()["VmHWM"] if hwm else None
             out["copies"] = stats["copies"]
             out["max_request_bytes"] = stats["max_request_bytes"]
+            out["request_bytes"] = stats["request_bytes"]
             keys = [k for k in _rendered_keys()]
             out["rendered_bytes"] = keys[0] if keys else None
+            out["stored_file_bytes"] = sum(_rendered_keys("files/"))
         finally:
             world.close()
     return out
 
 
-def _rendered_keys() -> list[int]:
+def _rendered_keys(prefix: str = "outbound/") -> list[int]:
     import boto3
 
     s3 = boto3.client("s3")
     bucket = get_settings().mail_bucket
-    return [o["Size"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="outbound/").get("Contents", [])]
+    return [o["Size"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])]
 
 
-def bench_memory(recipients: int, concurrency: int | None = None) -> dict[str, dict[str, Any]]:
+# Issue 14: attachments stay inline whatever their size (what the relay did before).
+LINKS_OFF = {"MUSTER_ATTACHMENT_LINK_ABOVE": str(1024 * MIB)}
+
+
+def bench_links(recipients: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Issue 14: the 10 MB message to ``recipients`` readers, attachments inline
+    (before) and linked (the default), one ``rss`` child each, side by side."""
+    procs = []
+    for extra in (LINKS_OFF, {}):
+        env = {**os.environ, **extra}
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, __file__, "--memory-child", "rss", "--recipients", str(recipients)],
+                stdout=subprocess.PIPE,
+                text=True,
+                env=env,
+            )
+        )
+    out = []
+    for proc in procs:
+        stdout, _ = proc.communicate(timeout=3600)
+        if proc.returncode != 0:
+            raise RuntimeError(f"links child failed ({proc.returncode})")
+        out.append(json.loads(stdout.strip().splitlines()[-1]))
+    return out[0], out[1]
+
+
+def bench_memory(
+    recipients: int, concurrency: int | None = None, extra_env: dict[str, str] | None = None
+) -> dict[str, dict[str, Any]]:
     """Both children at once (one core each); memory figures do not depend on timing."""
     env = dict(os.environ)
     if concurrency is not None:
         env["MUSTER_SEND_CONCURRENCY"] = str(concurrency)
+    env.update(extra_env or {})
     procs = {
         mode: subprocess.Popen(
             [sys.executable, __file__, "--memory-child", mode, "--recipients", str(recipients)],
@@ -704,9 +746,10 @@ def report_memory(results: list[dict[str, dict[str, Any]]]) -> bool:
         t, r = result["tracemalloc"], result["rss"]
         threads = t["concurrency"]
         note = "" if threads == 8 else " [fix preview]"
+        note += " [links]" if t["link_above"] < t["raw_bytes"] else ""
         rows.append(
             [
-                "inbound handler (parse + anonymize + store)",
+                "inbound handler (parse + anonymize + store)" + (" [links]" if t["link_above"] < t["raw_bytes"] else ""),
                 "-",
                 mb(t["inbound_peak"]),
                 mb(r["inbound_hwm"] - r["rss_baseline"] if r["inbound_hwm"] else None),
@@ -743,6 +786,37 @@ def report_memory(results: list[dict[str, dict[str, Any]]]) -> bool:
     worst = max(t["inbound_peak"], t["deliver_peak"], *rss)
     ok = worst < 256 * MIB
     print(f"Target < 256 MiB at the default {t['concurrency']} send threads: {'MET' if ok else 'NOT MET'} (worst {mb(worst)})")
+    return ok
+
+
+def report_links(before: dict[str, Any], after: dict[str, Any]) -> bool:
+    """Issue 14: the same 10 MB message to the same readers, attachments inline
+    (before) and over ``attachment_link_above`` as one stored file and a link (after)."""
+    print(
+        f"\n3b. Large attachments as links: the same {size(before['raw_bytes'])} message to {before['recipients']} "
+        f"readers, inline (before) and linked (after, MUSTER_ATTACHMENT_LINK_ABOVE={after['link_above']})\n"
+    )
+    rows = []
+    for label, r in (("inline (before)", before), ("linked (after)", after)):
+        rows.append(
+            [
+                label,
+                size(r["rendered_bytes"] or 0),
+                f"{r['copies']}",
+                f"{r['request_bytes'] / MIB:,.1f} MiB",
+                size(r["stored_file_bytes"]) if r["stored_file_bytes"] else "-",
+                f"{r['deliver_seconds']:.1f} s",
+                f"{r['deliver_cpu_seconds']:.1f} s",
+            ]
+        )
+    print(table(["attachments", "rendered copy", "copies", "sent to SES (request bytes)", "stored once in S3",
+                 "delivery wall", "delivery CPU"], rows))
+    volume = after["request_bytes"] / before["request_bytes"]
+    wall = after["deliver_seconds"] / before["deliver_seconds"]
+    cpu = after["deliver_cpu_seconds"] / before["deliver_cpu_seconds"]
+    print(f"\nafter / before: SES data volume {volume:.4f}x, delivery wall {wall:.3f}x, delivery CPU {cpu:.3f}x")
+    ok = after["copies"] == before["copies"] and volume < 0.01
+    print(f"Target: same copies, < 1% of the SES data volume: {'MET' if ok else 'NOT MET'}")
     return ok
 
 
@@ -826,6 +900,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="also write the raw figures here")
     ap.add_argument("--part", type=int, choices=[1, 2, 3, 4], action="append", help="run only these parts")
     ap.add_argument("--hostile-child", nargs=2, help=argparse.SUPPRESS)
+    ap.add_argument("--links", action="store_true", help="only 3b: inline vs linked attachments (issue 14)")
     args = ap.parse_args()
     if args.memory_child:
         print(json.dumps(memory_child(args.memory_child, args.recipients)))
@@ -839,12 +914,13 @@ def main() -> None:
     COUNTER.install()
     install_counting_scopes()
     lambda_timeout_context()
-    parts = set(args.part or [1, 2, 3, 4])
+    parts = set(args.part or ([] if args.links else [1, 2, 3, 4]))
     rendering: list[dict[str, Any]] = []
     calls: list[dict[str, Any]] = []
     memory: list[dict[str, dict[str, Any]]] = []
     ok1 = ok2 = ok3 = ok4 = True
     hostile: list[dict[str, Any]] = []
+    links: tuple[dict[str, Any], dict[str, Any]] | None = None
     if 1 in parts:
         rendering = bench_rendering(args.quick)
         ok1 = report_rendering(rendering)
@@ -853,12 +929,16 @@ def main() -> None:
         ok2 = report_calls(calls)
     if 3 in parts:
         recipients = 100 if args.quick else 500
-        memory = [bench_memory(recipients)]
+        # Before issue 14's links: every copy carries the whole attachment.
+        memory = [bench_memory(recipients, extra_env=LINKS_OFF)]
         if not args.quick:
             # What the proposed cap would do. The peak depends on the threads, not on
             # the batch length (100 and 500 copies peak alike), so 100 copies save time.
-            memory.append(bench_memory(100, concurrency=2))
+            memory.append(bench_memory(100, concurrency=2, extra_env=LINKS_OFF))
         ok3 = report_memory(memory)
+    if 3 in parts or args.links:
+        links = bench_links(100 if args.quick else 500)
+        ok3 &= report_links(*links)
     if 4 in parts:
         hostile = bench_hostile()
         ok4 = report_hostile(hostile)
@@ -874,6 +954,7 @@ def main() -> None:
                         for r in calls
                     ],
                     "memory": memory,
+                    "links": links,
                     "hostile": hostile,
                 },
                 indent=2,

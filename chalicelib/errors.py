@@ -37,6 +37,18 @@ class Unauthorized(ApiError):
     status, code = 401, "unauthorized"
 
 
+class Forbidden(ApiError):
+    status, code = 403, "forbidden"
+
+
+class Conflict(ApiError):
+    status, code = 409, "conflict"
+
+
+class Gone(ApiError):
+    status, code = 410, "gone"
+
+
 class NotFound(ApiError):
     status, code = 404, "not_found"
 

@@ -9,9 +9,12 @@ Partitions:
   ``M#<iso time>#<message id>`` (:class:`MessageLog`, metadata only).
 - ``MSG#<message id>``: ``TO#<participant_key>`` (:class:`Delivery`),
   ``B#<batch>`` (:class:`BatchClaim`).
-- ``KEY#<sha256>`` (:class:`ApiKey`), ``SUP#<address hash>`` (:class:`Suppression`),
+- ``KEY#<sha256>`` (:class:`ApiKey`), ``SUP#<address hash>`` (``META``:
+  :class:`Suppression`, ``SCORE``: :class:`BounceScore`, ``LIFT``:
+  :class:`SuppressionLift`), ``SUPI#<integration>`` (:class:`SuppressionEntry`),
   ``LIM#...`` (:class:`Counter`: rate limits, bounce-once-a-day), ``REF#<hash>``
-  (:class:`ThreadRef`: client Message-ID -> Muster message).
+  (:class:`ThreadRef`: client Message-ID -> Muster message), ``PT#<thread id>``
+  (:class:`PrivateThread`: an organizer's private thread with one participant).
 
 Real addresses are stored only on :class:`Participant` (``email``); everything else
 holds ``address_hash``.
@@ -28,6 +31,7 @@ from pynamodb.attributes import (
     NumberAttribute,
     TTLAttribute,
     UnicodeAttribute,
+    UnicodeSetAttribute,
     UTCDateTimeAttribute,
     VersionAttribute,
 )
@@ -99,6 +103,10 @@ class Event(Base):
     timeslots = ListAttribute(of=TimeslotMap, default=list)
     organizer_ids = ListAttribute(of=UnicodeAttribute, default=list)  # type: ignore[arg-type]
     default_delivery = UnicodeAttribute(null=True)  # each | digest; null: the deployment's rule
+    moderation = UnicodeAttribute(null=True)  # none | first_post | all (R15); null: none
+    report_threshold = NumberAttribute(null=True)  # distinct reporters that hold an author; null: the deployment's
+    sender_messages_per_hour = NumberAttribute(null=True)  # R12 per-chat limits; null: the deployment's
+    chat_copies_per_hour = NumberAttribute(null=True)
     cancelled = BooleanAttribute(default=False)
     created_at = UTCDateTimeAttribute()
     updated_at = UTCDateTimeAttribute()
@@ -136,6 +144,11 @@ class Chat(Base):
     due_at = UTCDateTimeAttribute(null=True)
     kickoff_pending = BooleanAttribute(null=True)  # opened, kickoff not yet queued
     default_delivery = UnicodeAttribute(null=True)  # each | digest (from the event); null: the deployment's rule
+    moderation = UnicodeAttribute(null=True)  # none | first_post | all (from the event)
+    moderation_hold = BooleanAttribute(null=True)  # an organizer holds every message (controls/API)
+    report_threshold = NumberAttribute(null=True)  # from the event; null: the deployment's
+    sender_messages_per_hour = NumberAttribute(null=True)  # R12, from the event; null: the deployment's
+    chat_copies_per_hour = NumberAttribute(null=True)
     version = VersionAttribute()
     due_index = DueIndex()
 
@@ -152,6 +165,10 @@ class Participant(Base):
     left = BooleanAttribute(default=False)  # left the chat: muted, and no kickoff on a new signup
     delivery = UnicodeAttribute(null=True)  # each | digest; null: the chat's default
     suppressed = BooleanAttribute(default=False)
+    removed = BooleanAttribute(null=True)  # removed from this chat by an organizer (R15)
+    blocked = BooleanAttribute(null=True)  # blocked across the deployment (mirrors a Block item)
+    held = BooleanAttribute(null=True)  # every further post held for moderation (reports, R15)
+    trusted = BooleanAttribute(null=True)  # had a post relayed (first_post moderation)
     updated_at = UTCDateTimeAttribute()
     address_index = AddressIndex()
 
@@ -206,8 +223,11 @@ class ApiKey(Base):
 
 
 class Suppression(Base):
-    reason = UnicodeAttribute()
+    """``SUP#<address hash>``/``META``: exists while the address is suppressed."""
+
+    reason = UnicodeAttribute()  # hard_bounce | complaint | soft_bounces
     at = UTCDateTimeAttribute()
+    integrations = UnicodeSetAttribute(null=True)  # whose SUPI# partitions list it (lifted from there too)
 
 
 class Counter(Base):
@@ -379,3 +399,154 @@ class DigestClaim(Base):
 
 
 ALL_MODELS = (*ALL_MODELS, DigestDue, DigestEntry, DigestClaim)
+
+
+# -- stewardship (issue 10, R15) ----------------------------------------------------
+
+
+class Block(Base):
+    """``BLK#<address hash>``/``META``: a person blocked across the deployment.
+    Their participant records carry ``blocked`` too (set through the address
+    index), and every new record for that address is born blocked."""
+
+    integration = UnicodeAttribute()  # who blocked them (the API lists its own blocks)
+    block_id = UnicodeAttribute()  # opaque, for the API
+    actor = UnicodeAttribute()
+    via = UnicodeAttribute()  # control | api
+    at = UTCDateTimeAttribute()
+
+
+class BlockRef(Base):
+    """``BLOCKS#<integration>``/``<block id>``: an integration's blocks, listable
+    without a scan, holding its own ids of the person (never an address)."""
+
+    address_hash = UnicodeAttribute()
+    event_id = UnicodeAttribute(null=True)
+    signup_id = UnicodeAttribute(null=True)
+    organizer_id = UnicodeAttribute(null=True)
+    at = UTCDateTimeAttribute()
+
+
+class ActionRecord(Base):
+    """``ACT#<integration>``/``<iso time>#<digest>``: one steward action (who, when,
+    which control or key, on what). Never an address."""
+
+    action = UnicodeAttribute()
+    chat_id = UnicodeAttribute(null=True)
+    event_id = UnicodeAttribute(null=True)
+    timeslot_id = UnicodeAttribute(null=True)
+    target = UnicodeAttribute(null=True)  # participant key, message id or block id
+    actor = UnicodeAttribute()  # o-<organizer id> | api:<key name>
+    via = UnicodeAttribute()  # control | api | system
+    detail = UnicodeAttribute(null=True)
+    at = UTCDateTimeAttribute()
+    expires = TTLAttribute(null=True)
+
+
+class HeldDueIndex(GlobalSecondaryIndex["HeldMessage"]):
+    """The sparse ``due`` index again, bucket ``held``: moderation expiries."""
+
+    class Meta:
+        index_name = "due"
+        projection = KeysOnlyProjection()
+
+    due_bucket = UnicodeAttribute(hash_key=True)
+    due_at = UTCDateTimeAttribute(range_key=True)
+
+
+class HeldMessage(Base):
+    """``CH#<chat>``/``HELD#<message id>``: a message held for moderation.
+    The SES job that carried it is in S3 (``held/<message id>.json``)."""
+
+    message_id = UnicodeAttribute()
+    chat_id = UnicodeAttribute()
+    author_key = UnicodeAttribute()
+    reason = UnicodeAttribute()  # all | first_post | hold | reported
+    state = UnicodeAttribute()  # held | approved | rejected | expired
+    excerpt = UnicodeAttribute(null=True)  # anonymized, short
+    held_at = UTCDateTimeAttribute()
+    expires_at = UTCDateTimeAttribute()
+    decided_at = UTCDateTimeAttribute(null=True)
+    decided_by = UnicodeAttribute(null=True)
+    due_bucket = UnicodeAttribute(null=True)  # "held" while undecided
+    due_at = UTCDateTimeAttribute(null=True)
+    expires = TTLAttribute(null=True)
+    due_index = HeldDueIndex()
+
+
+class Report(Base):
+    """``CH#<chat>``/``REP#<message id>#<reporter key>``: one abuse report. The
+    reporter stays private: the API shows counts and reasons only."""
+
+    message_id = UnicodeAttribute()
+    author_key = UnicodeAttribute()
+    reporter_key = UnicodeAttribute()
+    reason = UnicodeAttribute(null=True)
+    at = UTCDateTimeAttribute()
+
+
+class ReportTally(Base):
+    """``CH#<chat>``/``REPT#<author key>``: the distinct reporters of one author."""
+
+    reporters = UnicodeSetAttribute(null=True)
+
+
+ALL_MODELS = (*ALL_MODELS, Block, BlockRef, ActionRecord, HeldMessage, Report, ReportTally)
+# -- bounce scores and suppressions through the API (issue 10) ----------------------
+
+
+class BounceScore(Base):
+    """``SUP#<address hash>``/``SCORE``: the address's soft-bounce score (GNU
+    Mailman's model). Updated with one conditional UpdateItem per notification:
+    ``feedback_ids`` holds the SES feedback ids counted since the last reset, so
+    a redelivered notification counts once; a score whose last bounce is older
+    than the decay starts again from zero. The TTL drops stale scores."""
+
+    score = NumberAttribute(default=0)
+    last_bounce_at = UTCDateTimeAttribute(null=True)
+    feedback_ids = UnicodeSetAttribute(null=True)
+    expires = TTLAttribute(null=True)
+
+
+class SuppressionLift(Base):
+    """``SUP#<address hash>``/``LIFT``: who lifted the address's suppression last, and when."""
+
+    by = UnicodeAttribute()  # the integration
+    at = UTCDateTimeAttribute()
+    reason = UnicodeAttribute(null=True)  # what was lifted
+
+
+class SuppressionEntry(Base):
+    """``SUPI#<integration>``/``<address hash>#<event id>#<participant key>``:
+    one of an integration's own records whose address is suppressed, written at
+    suppress time (and when a record is written for an address already
+    suppressed). ``GET /suppressions`` is one Query of the integration's
+    partition: no scan, and nothing of another integration's."""
+
+    event_id = UnicodeAttribute()
+    participant_key = UnicodeAttribute()  # o-<organizer id> | s-<signup id>
+    reason = UnicodeAttribute()
+    at = UTCDateTimeAttribute()
+
+
+ALL_MODELS = (*ALL_MODELS, BounceScore, SuppressionLift, SuppressionEntry)
+# -- private two-person threads (issue 10): ``PT#<thread_id>`` partitions ----------
+
+
+class PrivateThread(Base):
+    """``PT#<thread_id>``/``META``: an organizer's private conversation with one
+    participant of a chat. The thread id (and so the pair's relay address) is an
+    HMAC of the chat and both keys: the same pair always gets the same thread and
+    nobody can guess one. No addresses: the two members are participant keys of
+    the chat, read afresh on every message (R3)."""
+
+    thread_id = UnicodeAttribute()
+    chat_id = UnicodeAttribute()
+    organizer_key = UnicodeAttribute()
+    participant_key = UnicodeAttribute()
+    relay_local = UnicodeAttribute()
+    created_at = UTCDateTimeAttribute()
+    intro_pending = BooleanAttribute(null=True)  # created, intros not yet queued
+
+
+ALL_MODELS = (*ALL_MODELS, PrivateThread)

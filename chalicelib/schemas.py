@@ -3,22 +3,37 @@
 The same classes validate REST bodies and EventBridge ``detail`` payloads, and
 generate both ``events_schema/*.json`` and the OpenAPI document, so the three can
 never drift (tests/unit/test_contracts.py fails if the files on disk do).
+
+Validation is strict and exactly as strict as the published schemas: types are
+never coerced (``0`` is not a time, ``0`` is not ``false``, ``false`` is not ``0``),
+every string has its limits in the schema, and the rules are the schema's own
+patterns. Bodies are validated as JSON (:meth:`Strict.from_json`), which is what
+lets a strict model read ISO 8601 strings as datetimes. The few rules JSON Schema
+cannot say (unique ids in a list, a shift's end after its start, a domain that
+has an IDNA form) are in the field descriptions; tests/e2e/test_api_fuzz.py holds
+the server to exactly these.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime
-from typing import Annotated, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from functools import cache
+from importlib.resources import files
+from typing import Annotated, Any, Literal, Self
+from zoneinfo import ZoneInfo
 
 from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    StrictInt,
     StringConstraints,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -26,49 +41,176 @@ from pydantic import (
 from chalicelib.relay.addresses import idna_domain
 from chalicelib.vocab import DETAIL_TYPES, EXTERNAL_ID, SIGNUP_STATUSES
 
-SignupStatus = Literal["registered", "confirmed", "attended", "cancelled", "missed", "blocked"]
-DeliveryMode = Literal["each", "digest"]
 
-# An integration's own identifier: safe in keys, URLs and schedule names.
-ExternalId = Annotated[str, StringConstraints(pattern=EXTERNAL_ID.pattern)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-
-# Deliberately simple: one @, no spaces or control characters, a dotted domain.
-# The local part may be UTF-8 (RFC 6531); the domain is checked in its A-label
-# (punycode) form, so internationalized domains are accepted. The address is
-# stored as given: matching normalizes both sides (relay.addresses).
-_EMAIL = re.compile(r"^[^@\s\x00-\x1f\x7f<>()\[\],;:\"\\]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
-
-
-def _email(value: str) -> str:
-    value = value.strip()
-    local, at, domain = value.rpartition("@")
-    ascii_domain = idna_domain(domain) if at else None
-    if len(value) > 254 or ascii_domain is None or not _EMAIL.match(f"{local}@{ascii_domain}"):
-        raise ValueError("not a valid email address")
+def _whole(value: object) -> object:
+    """JSON Schema's ``integer`` includes 3.0: accept a float with no fraction as
+    that integer (the spec allows it, so the server does); never a bool or a string."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
     return value
 
 
-Email = Annotated[str, AfterValidator(_email)]
+# An integer as JSON Schema means it (3 and 3.0), strictly otherwise. Bounds go
+# before the validator so that the published schema carries them:
+# Annotated[StrictInt, Field(ge=..., le=...), WHOLE].
+WHOLE = BeforeValidator(_whole)
+
+SignupStatus = Literal["registered", "confirmed", "attended", "cancelled", "missed", "blocked"]
+DeliveryMode = Literal["each", "digest"]
+ModerationMode = Literal["none", "first_post", "all"]
+
+# An integration's own identifier: safe in keys, URLs and schedule names.
+ExternalId = Annotated[str, StringConstraints(pattern=EXTERNAL_ID.pattern)]
+
+# Characters that show nothing: C0/C1 controls, spaces, soft hyphen, zero-width and
+# bidi marks, BOM. Written as escapes that ECMA-262, Rust's regex (pydantic) and
+# Python's re all read the same way, so the published pattern is the server's rule.
+_INVISIBLE = r"\x00-\x20\x7f-\xa0\xad\u1680\u180e\u2000-\u200f\u2028-\u202f\u205f-\u2064\u3000\ufeff"
+VISIBLE = f"[^{_INVISIBLE}]"  # a text must contain at least one of these
+
+
+# Free texts: limits apply to the text as sent; names are stored trimmed.
+Name = Annotated[str, StringConstraints(max_length=100, pattern=VISIBLE), AfterValidator(str.strip)]
+Title = Annotated[str, StringConstraints(max_length=200, pattern=VISIBLE), AfterValidator(str.strip)]
+LastName = Annotated[str, StringConstraints(max_length=100), AfterValidator(str.strip)]
+Reference = Annotated[str, StringConstraints(max_length=200)]
+
+# An address: one @, a local part without spaces, controls or the RFC 5322
+# specials, and a dotted domain whose labels are ASCII letters, digits and hyphens,
+# or (internationalized) contain a non-ASCII character. The address is stored as
+# given: matching normalizes both sides (relay.addresses).
+_SPECIALS = r'<>()\[\],;:"\\@'
+_LOCAL = f"[^{_INVISIBLE}{_SPECIALS}]{{1,64}}"
+# Negated classes, not ranges: the same set, and far cheaper for generators.
+_U_CHAR = r"[^\x00-\x2c\x2e\x2f\x3a-\x40\x5b-\x60\x7b-\xa0]"  # LDH or non-ASCII
+_LABEL = f"(?:[A-Za-z0-9-]{{1,63}}|{_U_CHAR}*[^\\x00-\\xa0]{_U_CHAR}*)"
+EMAIL_PATTERN = f"^{_LOCAL}@{_LABEL}(?:\\.{_LABEL})+$"
+EMAIL_RULES = (
+    "An email address of at most 254 characters matching the pattern. Its domain must also have an "
+    "IDNA 2008 form (each label letters, marks, digits and hyphens, at most 63 characters as punycode)."
+)
+
+
+def _idna(value: str) -> str:
+    if idna_domain(value.rpartition("@")[2]) is None:
+        raise ValueError("not a valid email address: the domain has no IDNA form")
+    return value
+
+
+Email = Annotated[
+    str,
+    StringConstraints(max_length=254, pattern=EMAIL_PATTERN),
+    AfterValidator(_idna),
+    Field(description=EMAIL_RULES),
+]
+
+
+
+def _email(value: str) -> str:
+    """One address checked as the API checks it (for query parameters); ValueError if not."""
+    from pydantic import TypeAdapter
+
+    return str(TypeAdapter(Email).validate_python(value))
+
+
+# RFC 3339 date-time with an offset, years 1970-2099 (so windows of up to a year
+# around a shift stay within what every store and scheduler handles).
+DATETIME_PATTERN = (
+    r"^(?:19[7-9][0-9]|20[0-9][0-9])-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
+    r"T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,6})?(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])$"
+)
+_DATETIME_RE = re.compile(DATETIME_PATTERN)
+
+
+def _rfc3339(value: Any) -> Any:
+    # The strictness is here (the field itself is lax, because after a "before"
+    # validator pydantic would no longer read strings as datetimes): JSON must bring
+    # a string of exactly this form; code building a view passes a datetime.
+    if isinstance(value, datetime) or (isinstance(value, str) and _DATETIME_RE.fullmatch(value)):
+        return value
+    raise ValueError("not a date-time like 2030-05-01T09:00:00Z (RFC 3339 with an offset, years 1970-2099)")
+
+
+Instant = Annotated[
+    AwareDatetime,
+    BeforeValidator(_rfc3339),
+    Field(strict=False, json_schema_extra={"pattern": DATETIME_PATTERN}),
+]
+
+
+@cache
+def time_zones() -> tuple[str, ...]:
+    """The IANA zone names the API accepts: those of the pinned ``tzdata`` release,
+    so the published enum, the server and every machine agree."""
+    return tuple(sorted(files("tzdata").joinpath("zones").read_text(encoding="ascii").split()))
+
+
+def _known_zone(value: str) -> str:
+    if value not in time_zones():
+        raise ValueError("unknown IANA time zone")
+    ZoneInfo(value)  # loads from the system's database, else the tzdata package
+    return value
+
+
+TimeZone = Annotated[
+    str,
+    AfterValidator(_known_zone),
+    WithJsonSchema({"type": "string", "enum": list(time_zones()), "description": "An IANA time zone name."}),
+]
+
+# Hours: 0, or from 0.01 (36 s) up to a bound. Smaller magnitudes would only be
+# rounding noise, and DynamoDB cannot store numbers below 1e-130.
+MIN_HOURS = 0.01
+
+
+MAX_OPEN_BEFORE = 24 * 60
+MAX_CLOSE_AFTER = 24 * 366
+
+
+def _resolution(value: float) -> float:
+    if 0 < value < MIN_HOURS:
+        raise ValueError(f"must be 0 or at least {MIN_HOURS}")
+    return value
+
+
+def _hours_schema(max_hours: int) -> WithJsonSchema:
+    return WithJsonSchema({"anyOf": [{"const": 0}, {"type": "number", "minimum": MIN_HOURS, "maximum": max_hours}]})
+
+
+OpenHours = Annotated[
+    float, Field(ge=0, le=MAX_OPEN_BEFORE, allow_inf_nan=False), AfterValidator(_resolution), _hours_schema(MAX_OPEN_BEFORE)
+]
+CloseHours = Annotated[
+    float, Field(ge=0, le=MAX_CLOSE_AFTER, allow_inf_nan=False), AfterValidator(_resolution), _hours_schema(MAX_CLOSE_AFTER)
+]
 
 
 class Strict(BaseModel):
     # Schemas are built on first validation, not at import (cold start).
-    model_config = ConfigDict(extra="forbid", str_max_length=2000, defer_build=True)
+    model_config = ConfigDict(extra="forbid", strict=True, str_max_length=2000, defer_build=True)
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> Self:
+        """Validate a JSON document strictly (the only way bodies and events come in)."""
+        return cls.model_validate_json(raw)  # strict by the model config
+
+    @classmethod
+    def from_data(cls, data: Any) -> Self:
+        """Validate already-decoded JSON (an EventBridge ``detail``) exactly as a body."""
+        return cls.from_json(json.dumps(data))
 
 
 class ChatSettings(Strict):
     enabled: bool | None = Field(
         default=None, description="Chat for this event; null inherits the deployment default."
     )
-    open_before_hours: float | None = Field(
-        default=None, ge=0, le=24 * 60, description="Hours before a shift starts that its chat opens (default 48)."
+    open_before_hours: OpenHours | None = Field(
+        default=None, description="Hours before a shift starts that its chat opens (default 48): 0, or 0.01 to 1440."
     )
-    close_after_hours: float | None = Field(
+    close_after_hours: CloseHours | None = Field(
         default=None,
-        ge=0,
-        le=24 * 366,
-        description="Hours after a shift ends that its chat closes (default 168); explicit null keeps it open until chat is turned off or the event is cancelled.",
+        description="0, or 0.01 to 8784. "
+        "Hours after a shift ends that its chat closes (default 168); explicit null keeps it open until chat is turned off or the event is cancelled.",
     )
     default_delivery: DeliveryMode | None = Field(
         default=None,
@@ -79,14 +221,45 @@ class ChatSettings(Strict):
         ),
     )
 
+    moderation: ModerationMode | None = Field(
+        default=None,
+        description=(
+            "Which messages wait for an organizer's approval before they are shared: 'none' (default), "
+            "'first_post' (each person's first message), or 'all'. Organizers' own messages are never held."
+        ),
+    )
+    report_threshold: Annotated[StrictInt, Field(ge=1, le=1000), WHOLE] | None = Field(
+        default=None,
+        description=(
+            "Distinct reporters after which an author's further messages in a chat are held for approval "
+            "(default: the deployment's MUSTER_REPORT_THRESHOLD, 3)."
+        ),
+    )
+
     @property
     def close_after_given(self) -> bool:
         return "close_after_hours" in self.model_fields_set
 
 
+# ---- per-chat rate limits (issue 10) ------------------------------------------
+
+
+class ChatLimits(Strict):
+    sender_messages_per_hour: Annotated[StrictInt, Field(ge=1, le=10_000), WHOLE] | None = Field(
+        default=None,
+        description="Messages one sender may post to one of this event's chats per hour; null: the deployment's "
+        "MUSTER_SENDER_MESSAGES_PER_HOUR.",
+    )
+    chat_copies_per_hour: Annotated[StrictInt, Field(ge=1, le=10_000_000), WHOLE] | None = Field(
+        default=None,
+        description="Copies one of this event's chats may send per hour (messages times recipients); null: the "
+        "deployment's MUSTER_CHAT_COPIES_PER_HOUR.",
+    )
+
+
 class Person(Strict):
-    first_name: Name
-    last_name: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] | None = None
+    first_name: Name = Field(description="At most 100 characters, at least one of them visible; stored trimmed.")
+    last_name: LastName | None = Field(default=None, description="At most 100 characters; stored trimmed.")
     email: Email
 
 
@@ -95,9 +268,11 @@ class Organizer(Person):
 
 
 class Timeslot(Strict):
+    """A shift. ``ends_at`` must be later than ``starts_at`` (refused with 422 otherwise)."""
+
     id: ExternalId
-    starts_at: AwareDatetime
-    ends_at: AwareDatetime
+    starts_at: Instant
+    ends_at: Instant = Field(description="Later than starts_at.")
     chat_enabled: bool | None = None
 
     @model_validator(mode="after")
@@ -108,20 +283,18 @@ class Timeslot(Strict):
 
 
 class EventBody(Strict):
-    title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-    timezone: str
+    title: Title = Field(description="At most 200 characters, at least one of them visible; stored trimmed.")
+    timezone: TimeZone
     chat: ChatSettings = Field(default_factory=ChatSettings)
-    organizers: list[Organizer] = Field(default_factory=list, max_length=50)
-    timeslots: list[Timeslot] = Field(default_factory=list, max_length=500)
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError("unknown IANA time zone") from exc
-        return value
+    limits: ChatLimits | None = Field(
+        default=None, description="Rate limits for this event's chats (R12); absent or null: the deployment's."
+    )
+    organizers: list[Organizer] = Field(
+        default_factory=list, max_length=50, description="At most 50; each id once (refused with 422 otherwise)."
+    )
+    timeslots: list[Timeslot] = Field(
+        default_factory=list, max_length=500, description="At most 500; each id once (refused with 422 otherwise)."
+    )
 
     @field_validator("organizers", "timeslots")
     @classmethod
@@ -136,7 +309,7 @@ class SignupBody(Strict):
     timeslot_id: ExternalId
     status: SignupStatus
     person: Person
-    referred_by: Annotated[str, StringConstraints(max_length=200)] | None = None
+    referred_by: Reference | None = Field(default=None, description="At most 200 characters.")
 
 
 class DeliveryBody(Strict):
@@ -216,6 +389,7 @@ class EventView(BaseModel):
     timezone: str
     cancelled: bool
     chat: ChatSettings
+    limits: ChatLimits | None = None
     organizers: list[Organizer]
     timeslots: list[TimeslotView]
 
@@ -239,5 +413,60 @@ class ErrorDetail(BaseModel):
 class ErrorBody(BaseModel):
     error: ErrorDetail
 
+
+# ---- suppressions (issue 10) -------------------------------------------------
+
+
+class SuppressedRecord(BaseModel):
+    """One of the integration's own records, by its own ids (never an address)."""
+
+    event_id: str
+    kind: Literal["organizer", "signup"]
+    id: str = Field(description="The organizer or signup id the integration gave.")
+
+
+class SuppressionState(BaseModel):
+    email: str | None = Field(
+        default=None, description="The address the query named (null when asked by signup): never any other."
+    )
+    suppressed: bool = Field(description="No chat mail goes to this address.")
+    reason: Literal["hard_bounce", "complaint", "soft_bounces"] | None = None
+    since: datetime | None = None
+    score: float = Field(description="Soft-bounce score: +0.5 a soft bounce; suppressed at 5; back to 0 after 7 days without bounces.")
+    score_limit: float
+    last_bounce_at: datetime | None = None
+    lifted_at: datetime | None = Field(default=None, description="When a suppression of this address was last lifted.")
+    records: list[SuppressedRecord] = Field(description="Your organizers and signups with this address.")
+
+
+class SuppressionItem(SuppressedRecord):
+    reason: Literal["hard_bounce", "complaint", "soft_bounces"]
+    since: datetime
+
+
+class SuppressionPage(BaseModel):
+    items: list[SuppressionItem]
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null on the last page.")
+
+
 assert tuple(sorted(INTEGRATION_EVENTS)) == DETAIL_TYPES
 assert SignupStatus.__args__ == SIGNUP_STATUSES  # type: ignore[attr-defined]
+
+
+# ---- private two-person threads (issue 10) ------------------------------------
+
+
+class PrivateThreadBody(Strict):
+    """Open an organizer's private conversation with one signup of the shift."""
+
+    organizer_id: ExternalId = Field(description="An organizer of the event (its id in the event's organizers).")
+    signup_id: ExternalId = Field(description="An active signup (registered, confirmed, attended) of this shift.")
+
+
+class PrivateThreadView(BaseModel):
+    thread_id: str = Field(description="Opaque and stable: the same pair always gets the same thread.")
+    relay_address: str = Field(description="The pair's own relay address; only the two of them receive its mail.")
+    organizer_id: str
+    signup_id: str
+    created: bool = Field(description="False when the thread already existed (nothing was sent again).")
+

@@ -3,8 +3,8 @@
 `.chalice/config.json` supplies the values per stage; the merged CloudFormation
 template supplies the resource names and the secret in a deployed stack.
 
-The secret (``MUSTER_SECRET``) keys every chat id, relay address, mute token and
-address hash: whoever knows it can forge them all. Only the local stages (``dev``:
+The secret (``MUSTER_SECRET``) keys every chat id, relay address, mute token,
+attachment download link and address hash: whoever knows it can forge them all. Only the local stages (``dev``:
 the twin and the Chalice test client; ``test``: the test suite) may fall back to
 the public dev secret. Any other stage, and any deployed function whatever its
 stage, refuses to start without a secret of at least 32 bytes.
@@ -15,6 +15,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from functools import cache
+
+from chalicelib.relay.context import RemoteContent
 
 DEV_SECRET = "dev-only-secret-change-me"  # noqa: S105 -- public on purpose: local stages only
 LOCAL_STAGES = frozenset({"dev", "test"})
@@ -66,6 +68,20 @@ def _non_negative_int(value: str, name: str) -> int:
     return number
 
 
+def _remote_content(value: str) -> RemoteContent:
+    mode = value.strip().lower() or "block"
+    if mode == "block":
+        return "block"
+    if mode == "allow":
+        return "allow"
+    raise ConfigurationError(f"MUSTER_REMOTE_CONTENT must be 'block' or 'allow', not {value!r}")
+def _positive_float(value: str, name: str) -> float:
+    number = float(value.strip())
+    if not number > 0 or number == float("inf"):
+        raise ConfigurationError(f"{name} must be a number above 0, not {value.strip()!r}")
+    return number
+
+
 def _hour(value: str) -> int:
     hour = int(value.strip())
     if not 0 <= hour <= 23:
@@ -101,6 +117,26 @@ class Settings:
     send_rate_fallback: float
     digest_above: int = 200  # chats with more recipients default to daily digests; 0: never
     digest_hour: int = 18  # local hour (the chat's zone) from which each day's digest goes
+    hold_hours: int = 72  # a held message not decided in this time is declined (R15)
+    report_threshold: int = 3  # distinct reporters after which an author's posts are held
+    # Remote images in relayed HTML: "block" shows a placeholder with a link, "allow"
+    # loads them; tracking pixels are dropped either way (relay/sanitize.py).
+    remote_content: RemoteContent = "block"
+
+    # Bounce scoring (GNU Mailman's model): a soft bounce adds soft_bounce_score,
+    # the address is suppressed at bounce_score_limit, and a score resets after
+    # bounce_decay_days without bounces. Hard bounces and complaints suppress at once.
+    bounce_score_limit: float = 5.0
+    soft_bounce_score: float = 0.5
+    bounce_decay_days: float = 7.0
+    # Attachments may total this many bytes inline in each copy; above it the
+    # largest are stored once and each copy carries a signed link instead.
+    attachment_link_above: int = 5 * 1024 * 1024
+
+    @property
+    def deployment(self) -> str:
+        """What signed controls are bound to: this stage of this relay domain."""
+        return f"{self.stage}:{self.relay_domain}"
 
     @property
     def prefix(self) -> str:
@@ -149,6 +185,17 @@ class Settings:
             send_rate_fallback=float(e.get("MUSTER_SEND_RATE_FALLBACK", "1")),
             digest_above=_non_negative_int(e.get("MUSTER_DIGEST_ABOVE", "200"), "MUSTER_DIGEST_ABOVE"),
             digest_hour=_hour(e.get("MUSTER_DIGEST_HOUR", "18")),
+            hold_hours=max(1, _non_negative_int(e.get("MUSTER_HOLD_HOURS", "72"), "MUSTER_HOLD_HOURS")),
+            report_threshold=max(
+                1, _non_negative_int(e.get("MUSTER_REPORT_THRESHOLD", "3"), "MUSTER_REPORT_THRESHOLD")
+            ),
+            remote_content=_remote_content(e.get("MUSTER_REMOTE_CONTENT", "block")),
+            bounce_score_limit=_positive_float(e.get("MUSTER_BOUNCE_SCORE_LIMIT", "5"), "MUSTER_BOUNCE_SCORE_LIMIT"),
+            soft_bounce_score=_positive_float(e.get("MUSTER_SOFT_BOUNCE_SCORE", "0.5"), "MUSTER_SOFT_BOUNCE_SCORE"),
+            bounce_decay_days=_positive_float(e.get("MUSTER_BOUNCE_DECAY_DAYS", "7"), "MUSTER_BOUNCE_DECAY_DAYS"),
+            attachment_link_above=_non_negative_int(
+                e.get("MUSTER_ATTACHMENT_LINK_ABOVE", str(5 * 1024 * 1024)), "MUSTER_ATTACHMENT_LINK_ABOVE"
+            ),
         )
 
 

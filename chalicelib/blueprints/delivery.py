@@ -12,10 +12,11 @@ from chalice import Blueprint
 from chalice.app import SQSEvent
 
 from chalicelib import clock
-from chalicelib.services.fanout import FanOut
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+    from chalicelib.services.fanout import FanOut
 
 delivery = Blueprint(__name__)
 QUEUE = os.environ.get("MUSTER_DELIVERY_QUEUE", "muster-dev-delivery")
@@ -23,6 +24,9 @@ QUEUE = os.environ.get("MUSTER_DELIVERY_QUEUE", "muster-dev-delivery")
 
 @cache
 def fanout() -> FanOut:
+    # Imported on first use (it pulls in the relay core): every function imports app.py.
+    from chalicelib.services.fanout import FanOut
+
     return FanOut()
 
 

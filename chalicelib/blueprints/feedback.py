@@ -1,4 +1,5 @@
-"""SES bounce and complaint notifications (SNS) suppress addresses (R11)."""
+"""SES bounce and complaint notifications (SNS): hard bounces and complaints
+suppress addresses, soft bounces are scored (R11, services/suppressions.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from chalice import Blueprint
 from chalice.app import SNSEvent
 
 from chalicelib.observability import logger
-from chalicelib.services.people import handle_feedback
 
 feedback_bp = Blueprint(__name__)
 TOPIC = os.environ.get("MUSTER_FEEDBACK_TOPIC", "muster-dev-feedback")
@@ -22,4 +22,7 @@ def feedback(event: SNSEvent) -> list[str]:
     except ValueError:
         logger.warning("feedback message is not JSON; ignored")
         return []
+    # Imported on first use (people -> digest): every function imports app.py.
+    from chalicelib.services.bounces import handle_feedback
+
     return handle_feedback(notification)

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalice import Blueprint
 
-from chalicelib.services.relay import RelayService
+if TYPE_CHECKING:
+    from chalicelib.services.relay import RelayService
 
 inbound = Blueprint(__name__)
 
 
 @cache
 def relay() -> RelayService:
+    # Imported on first use (parse, policy, anonymize): every function imports app.py.
+    from chalicelib.services.relay import RelayService
+
     return RelayService()
 
 

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalice import Blueprint, Rate
 from chalice.app import CloudWatchEvent
 
 from chalicelib import clock
-from chalicelib.services.chats import ChatService
+
+if TYPE_CHECKING:
+    from chalicelib.services.chats import ChatService
 
 scheduling = Blueprint(__name__)
 
 
 @cache
 def chats() -> ChatService:
+    # Imported on first use (chats -> fanout -> the relay core): every function imports app.py.
+    from chalicelib.services.chats import ChatService
+
     return ChatService()
 
 
@@ -33,8 +38,13 @@ def close_chat(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 @scheduling.schedule(Rate(5, unit=Rate.MINUTES), name="sweeper")
 def sweeper(event: CloudWatchEvent) -> int:
-    """Catch any opening or closing whose schedule did not fire."""
-    return chats().sweep()
+    """Catch any opening or closing whose schedule did not fire, and decline
+    held messages nobody decided in time (R15)."""
+    from chalicelib.services.stewardship import Stewardship
+
+    swept = chats().sweep()
+    Stewardship().expire_due()
+    return swept
 
 
 # Stop starting digests this long before Lambda would stop the invocation

@@ -27,6 +27,10 @@ The rules this package enforces, and where:
 - R9 Rendering never depends on the inbound structure being valid: broken MIME,
   unknown or hostile charsets and bad base64 still produce a message, and a part
   that cannot be rebuilt becomes a note.
+- Issue 14 Attachments that total more than the deployment's inline budget
+  leave the message largest first (:mod:`~chalicelib.relay.files`): each becomes
+  a note with a signed download link, and :func:`render` returns their bytes for
+  the service to store once. The link is the same in every copy.
 - R10 Muster's own Message-ID, In-Reply-To and References are set from the given
   ids only; inbound ids never pass. The subject keeps one stable prefix.
 
@@ -41,6 +45,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from chalicelib.relay import headers as h
@@ -53,6 +58,7 @@ from chalicelib.relay.envelope import (
     set_envelope_headers,
     set_list_headers,
 )
+from chalicelib.relay.files import FileLinks, LinkedFile, link_attachments
 from chalicelib.relay.names import clean_name
 from chalicelib.relay.parse import InboundMail, clean_subject, header_text
 from chalicelib.relay.parts import (
@@ -88,7 +94,10 @@ __all__ = [
     "REMOVED_ATTACHMENT_NOTE",
     "ChatContext",
     "CopyTemplate",
+    "FileLinks",
+    "LinkedFile",
     "Person",
+    "Rendered",
     "anonymize",
     "clean_filename",
     "compose_subject",
@@ -99,9 +108,16 @@ __all__ = [
     "list_unsubscribe_headers",
     "part_text",
     "personalize",
+    "render",
     "set_envelope_headers",
     "set_list_headers",
 ]
+
+
+@dataclass(frozen=True)
+class Rendered:
+    message: bytes  # the one anonymized copy, with the mute placeholders
+    files: tuple[LinkedFile, ...] = ()  # attachments that left it: store each once
 
 
 def anonymize(
@@ -119,8 +135,35 @@ def anonymize(
 
     ``people`` are everyone whose real addresses must be scrubbed (the author is
     always included). The result contains the mute placeholders; hand it to
-    :func:`personalize` once per recipient.
+    :func:`personalize` once per recipient. Every attachment stays inline; see
+    :func:`render` for large ones.
     """
+    return render(
+        mail,
+        author=author,
+        people=people,
+        chat=chat,
+        message_id=message_id,
+        in_reply_to=in_reply_to,
+        references=references,
+        date=date,
+    ).message
+
+
+def render(
+    mail: InboundMail,
+    *,
+    author: Person,
+    people: Sequence[Person],
+    chat: ChatContext,
+    message_id: str,
+    in_reply_to: str | None,
+    references: Sequence[str],
+    date: datetime,
+    files: FileLinks | None = None,
+) -> Rendered:
+    """:func:`anonymize`, and with ``files`` the largest attachments over
+    ``files.limit`` replaced by notes with their links (issue 14)."""
     scrubber = scrubber_for(
         [(p.display_name, p.addresses) for p in (*people, author)], keep_domain=chat.relay_domain
     )
@@ -130,8 +173,10 @@ def anonymize(
         author_name=strip_placeholders(clean_name(author.display_name)) or "Participant",
         list_name=strip_placeholders(clean_subject(chat.list_name)),
         cids=collect_cids(mail.message, chat.relay_domain, seed),
+        remote_content=chat.remote_content,
     )
     body = build(mail.message, state, 0)
+    linked = link_attachments(state.attachments, files) if files is not None and state.attachments else []
     if body is None:
         body = new_part()
         body.set_content("", subtype="plain", cte="quoted-printable")
@@ -162,4 +207,4 @@ def anonymize(
         references=references,
     )
     set_list_headers(body, chat)
-    return body.as_bytes(policy=OUTPUT_POLICY)
+    return Rendered(body.as_bytes(policy=OUTPUT_POLICY), tuple(linked))

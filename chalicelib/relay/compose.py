@@ -89,6 +89,24 @@ def _format_date(date: datetime) -> str:
     return format_datetime(date if date.tzinfo else date.astimezone())
 
 
+def _list_mail(text: str, *, chat: ChatContext, subject: str, message_id: str, date: datetime) -> bytes:
+    """Mail from Muster into a chat (or private conversation) for one reader: the
+    list's headers, the footer's mute slot in ``text``, never answered in turn."""
+    message = EmailMessage(policy=OUTPUT_POLICY)
+    message.set_content(text, charset="utf-8", cte="quoted-printable")
+    set_envelope_headers(
+        message,
+        from_name=SYSTEM_NAME,
+        chat=chat,
+        subject=compose_subject(subject, chat.subject_prefix),
+        message_id=message_id,
+        date=date,
+    )
+    set_list_headers(message, chat)
+    message[h.AUTO_SUBMITTED] = "auto-generated"
+    return message.as_bytes(policy=OUTPUT_POLICY)
+
+
 def _member_lines(members: Sequence[str]) -> list[str]:
     """``  - Ann A.`` per member: display names only; anything like an address is left out."""
     names = []
@@ -128,8 +146,9 @@ def render_kickoff(
     listing = "Who is in the chat:\n" + "\n".join(who) + "\n\n" if who else ""
     role = (
         f"You are an organizer of this shift, so your name carries an \"{ORGANIZER_TAG}\" tag. "
-        "To remove someone from the chat, cancel or block their signup in your event "
-        "platform; to switch the chat off, turn chat off for this shift there.\n\n"
+        "Every message you receive from the chat ends with organizer controls that only "
+        "organizers see: remove or block its author, reply privately, hold new messages "
+        "for your approval, or close the chat. Each link asks you to confirm first.\n\n"
         if organizer
         else ""
     )
@@ -150,16 +169,47 @@ def render_kickoff(
         f"{TEXT_SLOT_LEAD}"
         f"{MUTE_URL_PLACEHOLDER_TEXT}\n"
     )
-    message = EmailMessage(policy=OUTPUT_POLICY)
-    message.set_content(text, charset="utf-8", cte="quoted-printable")
-    set_envelope_headers(
-        message,
-        from_name=SYSTEM_NAME,
-        chat=chat,
-        subject=compose_subject(f"Your chat for {shift} is open", chat.subject_prefix),
-        message_id=message_id,
-        date=date,
+    return _list_mail(text, chat=chat, subject=f"Your chat for {shift} is open", message_id=message_id, date=date)
+
+
+def render_private_intro(
+    *,
+    chat: ChatContext,
+    organizer_name: str,
+    participant_name: str,
+    to_organizer: bool,
+    shift_label: str,
+    message_id: str,
+    date: datetime,
+) -> bytes:
+    """The intro each member of a private two-person thread gets once (issue 10).
+
+    ``chat`` is the pair's context (its own relay address and subject prefix);
+    the names are display names. Sent from the pair's address, so replying to it
+    starts the conversation. Addresses are never shown.
+    """
+
+    def shown(name: str) -> str:
+        if "@" in decode_encoded_words(str(name or "")):
+            return FALLBACK_NAME  # an address (or part of one) is never shown, as in the kickoff
+        return strip_placeholders(clean_name(name)) or FALLBACK_NAME
+
+    organizer, participant = shown(organizer_name), shown(participant_name)
+    shift = strip_placeholders(clean_subject(shift_label))
+    lead = (
+        f"You opened a private conversation with {participant} about {shift}."
+        if to_organizer
+        else f"{organizer} opened a private conversation with you about {shift}."
     )
-    set_list_headers(message, chat)
-    message[h.AUTO_SUBMITTED] = "auto-generated"
-    return message.as_bytes(policy=OUTPUT_POLICY)
+    other = participant if to_organizer else organizer
+    text = (
+        f"{lead} Only the two of you receive messages sent to this address.\n\n"
+        f"To write to {without_tag(other)} alone, reply to this email or write to "
+        f"{chat.relay_address}. Your email address stays hidden: {without_tag(other)} "
+        "sees only your name, as in the chat.\n\n"
+        "The link below is the same as in the chat's messages: it mutes or leaves the "
+        "chat, and this conversation with it.\n\n"
+        f"{TEXT_SLOT_LEAD}"
+        f"{MUTE_URL_PLACEHOLDER_TEXT}\n"
+    )
+    return _list_mail(text, chat=chat, subject=f"Private conversation about {shift}", message_id=message_id, date=date)

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
+
+RemoteContent = Literal["block", "allow"]
+REMOTE_CONTENT_MODES: tuple[RemoteContent, ...] = ("block", "allow")
 
 
 @dataclass(frozen=True)
@@ -20,6 +24,9 @@ class ChatContext:
     relay_address: str
     list_name: str
     subject_prefix: str
+    # Remote images in HTML: "block" (a placeholder with a link) or "allow";
+    # trackers are dropped either way (chalicelib/relay/sanitize.py).
+    remote_content: RemoteContent = "block"
 
     @property
     def relay_domain(self) -> str:

@@ -35,10 +35,31 @@ _SUBJECT_TAG_RE = re.compile(
 _FORWARD_TAGS = frozenset({"fwd", "fw", "wg", "tr", "rv", "enc"})
 
 
+_ENCODED_WORD_RE = re.compile(r"=\?[^?\s]*\?[bBqQ]\?[^?\s]*\?=")
+
+
+def as_shown(text: str) -> str:
+    """The text a header set to ``text`` shows. The stdlib decodes any encoded
+    word it finds in a value it is given, so a word nested in a word (decoded
+    once by the parser) would decode again on output, after scrubbing: decode
+    to a fixpoint first, so the scrubber sees what readers see (R5)."""
+    for _ in range(4):
+        if "=?" not in text:
+            return text
+        try:
+            shown = str(policy.default.header_factory("Subject", text))
+        except Exception:
+            break
+        if shown == text:
+            return text
+        text = clean_subject(shown)
+    return _ENCODED_WORD_RE.sub(" ", text)
+
+
 def compose_subject(subject: str, prefix: str, scrubber: Scrubber | None = None) -> str:
     """``[Prefix] subject`` with one ``Re: `` or ``Fwd: `` kept, never a doubled prefix."""
     prefix = strip_placeholders(clean_subject(remove_invisible(prefix)))
-    rest = strip_placeholders(clean_subject(remove_invisible(subject)))
+    rest = strip_placeholders(as_shown(clean_subject(remove_invisible(subject))))
     is_reply = is_forward = False
     while True:
         m = _SUBJECT_TAG_RE.match(rest)

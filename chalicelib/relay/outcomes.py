@@ -27,6 +27,10 @@ class Outcome(StrEnum):
     FROM_INVALID = "from_invalid"  # R6: not exactly one well-formed From address
     TOO_COMPLEX = "too_complex"  # R12: header size or MIME part count over the cap
     RENDER_FAILED = "render_failed"  # R9: the message could not be rendered safely
+    SENDER_REMOVED = "sender_removed"  # R15: an organizer removed or blocked the sender
+    HELD = "held"  # R15: waits for an organizer's decision (then relayed, rejected or expired)
+    MODERATION_REJECTED = "moderation_rejected"  # R15: an organizer declined it
+    MODERATION_EXPIRED = "moderation_expired"  # R15: nobody decided in time
 
     @property
     def relayed(self) -> bool:
@@ -56,6 +60,9 @@ _BOUNCE_TEXT: dict[Outcome, str] = {
     ),
     Outcome.SENDER_INACTIVE: (
         "Your signup for this shift is no longer active, so your message was not shared."
+    ),
+    Outcome.SENDER_REMOVED: (
+        "An organizer of this chat has removed you from it, so your message was not shared."
     ),
     Outcome.CHAT_NOT_OPEN: "This chat is not open yet, so your message was not shared.",
     Outcome.CHAT_CLOSED: "This chat is closed, so your message was not shared.",

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email import policy
 from email.message import EmailMessage, Message
 from typing import Any
@@ -30,6 +30,8 @@ from typing import Any
 from chalicelib.relay import headers as h
 from chalicelib.relay.attachments import declared_text, extension, fold, is_folded, may_sniff, unfold
 from chalicelib.relay.charsets import decode_bytes, looks_binary, no_surrogates, sniff_text
+from chalicelib.relay.context import RemoteContent
+from chalicelib.relay.files import Attachment
 from chalicelib.relay.identity import (
     binary_identity_note,
     part_identity,
@@ -40,6 +42,7 @@ from chalicelib.relay.names import decode_encoded_words
 from chalicelib.relay.normalize import remove_invisible
 from chalicelib.relay.parse import MSG_ID_RE, clean_subject
 from chalicelib.relay.placeholders import footer_html, footer_text, insert_html_footer, strip_placeholders
+from chalicelib.relay.sanitize import sanitize_html
 from chalicelib.relay.scrub import Scrubber
 
 MAX_DEPTH = 12
@@ -55,6 +58,8 @@ _LANG_RE = re.compile(r"^[A-Za-z0-9, -]{1,64}$")
 _CID_REF_RE = re.compile(r"cid:([^\s\"'<>()]+)", re.IGNORECASE)
 _MARKUP_SUBTYPES = frozenset({"html", "xhtml+xml", "xml", "svg+xml"})
 _MARKUP_EXTENSIONS = frozenset({"html", "htm", "xhtml", "shtml", "xml", "svg"})
+_HTML_SUBTYPES = frozenset({"html", "xhtml+xml"})
+_HTML_EXTENSIONS = frozenset({"html", "htm", "xhtml", "shtml"})
 
 
 @dataclass
@@ -67,6 +72,8 @@ class RenderState:
     html_footer_done: bool = False
     parts: int = 0
     footers: bool = True
+    remote_content: RemoteContent = "block"
+    attachments: list[Attachment] = field(default_factory=list)  # rebuilt, for relay/files.py
 
 
 # --- reading inbound parts ----------------------------------------------------
@@ -235,6 +242,10 @@ def _text_part(
     markup = subtype in _MARKUP_SUBTYPES or ext in _MARKUP_EXTENSIONS
     if markup:
         text = _rewrite_cid_refs(text, state.cids)
+    if subtype in _HTML_SUBTYPES or ext in _HTML_EXTENSIONS:
+        # Sanitize, then scrub: sanitizing decodes entities and drops markup, which
+        # could join an address the scrubber would have seen in two halves.
+        text = sanitize_html(no_surrogates(text), state.remote_content)
     text = strip_placeholders(state.scrubber.scrub(text, is_html=markup))
     is_html = maintype == "text" and subtype == "html"
     body = state.footers and not attachment
@@ -260,6 +271,9 @@ def _text_part(
     else:
         params["charset"] = "utf-8"
         new.set_content(text.encode("utf-8"), maintype, subtype, cte="base64", params=params, **kwargs)
+    if attachment:
+        data = text.encode("utf-8")
+        state.attachments.append(Attachment(new, kwargs.get("filename"), f"{maintype}/{subtype}", data))
     state.text_footer_done |= text_footer
     state.html_footer_done |= html_footer
     return new
@@ -273,6 +287,7 @@ def _binary_part(data: bytes, maintype: str, subtype: str, state: RenderState, k
         return note_part(REMOVED_ATTACHMENT_NOTE)
     new = new_part()
     new.set_content(data, maintype, subtype, cte="base64", **kwargs)
+    state.attachments.append(Attachment(new, kwargs.get("filename"), f"{maintype}/{subtype}", data))
     return new
 
 

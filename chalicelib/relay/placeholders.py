@@ -16,6 +16,10 @@ import html
 MUTE_URL_PLACEHOLDER_TEXT = "MUSTERMUTEURLTEXTPLACEHOLDERXXXX"
 MUTE_URL_PLACEHOLDER_HTML = "MUSTERMUTEURLHTMLPLACEHOLDERXXXX"
 PLACEHOLDER_STEM = "MUSTERMUTEURL"
+# Per-recipient control lines (R15): a report link for attendees, the organizer
+# controls for organizers. Alone on the line right after the footer's mute slot.
+CONTROLS_PLACEHOLDER_TEXT = "MUSTERMUTEURLCTRLTPLACEHOLDERXXXX"
+CONTROLS_PLACEHOLDER_HTML = "MUSTERMUTEURLCTRLHPLACEHOLDERXXXX"
 # The text that stands right before each slot (the template checks for it).
 # The link opens the reader's chat settings: mute or unmute, daily digest or
 # every message, leave (chalicelib/blueprints/mute.py).
@@ -32,7 +36,13 @@ def strip_placeholders(text: str) -> str:
     """
     if PLACEHOLDER_STEM not in text:
         return text
-    text = text.replace(MUTE_URL_PLACEHOLDER_TEXT, "").replace(MUTE_URL_PLACEHOLDER_HTML, "")
+    for placeholder in (
+        MUTE_URL_PLACEHOLDER_TEXT,
+        MUTE_URL_PLACEHOLDER_HTML,
+        CONTROLS_PLACEHOLDER_TEXT,
+        CONTROLS_PLACEHOLDER_HTML,
+    ):
+        text = text.replace(placeholder, "")
     text = text.replace(PLACEHOLDER_STEM, "")
     if PLACEHOLDER_STEM not in text:
         return text
@@ -57,6 +67,7 @@ def footer_text(author_name: str, list_name: str) -> str:
         "Replying sends your message to everyone in this chat.\n"
         f"{TEXT_SLOT_LEAD}"
         f"{MUTE_URL_PLACEHOLDER_TEXT}\n"
+        f"{CONTROLS_PLACEHOLDER_TEXT}\n"
     )
 
 
@@ -68,7 +79,8 @@ def footer_html(author_name: str, list_name: str) -> str:
         f"Sent by {author} to the chat &quot;{chat}&quot; via Muster.<br>\n"
         "Email addresses are hidden: people appear by first name<br>\n"
         "and last initial. Replying goes to everyone in this chat.<br>\n"
-        f'{HTML_SLOT_LEAD}{MUTE_URL_PLACEHOLDER_HTML}">{HTML_LINK_TEXT}</a>\n'
+        f'{HTML_SLOT_LEAD}{MUTE_URL_PLACEHOLDER_HTML}">{HTML_LINK_TEXT}</a><br>\n'
+        f"{CONTROLS_PLACEHOLDER_HTML}\n"
         "</div>\n"
     )
 

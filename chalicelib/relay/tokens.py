@@ -1,10 +1,12 @@
-"""Signed mute/unsubscribe tokens (R11).
+"""Signed tokens: the per-person settings/unsubscribe link (R11) and the
+download link of a large attachment (issue 14).
 
 Format: ``base64url(payload) + "." + base64url(HMAC-SHA256(key, payload))`` where the
-payload is ``v1|purpose|chat_id|participant_key|expires_at``. The ids are the opaque
-random chat ids and participant keys Muster already uses, never emails or sequence
-numbers, so a readable payload reveals nothing guessable; the MAC makes it
-unforgeable and is compared in constant time.
+payload is ``v1|purpose|a|b|expires_at``: for purpose ``mute`` the chat id and the
+participant key, for purpose ``file`` the Muster message id and the file's index.
+The ids are the opaque ids Muster already uses, never emails, so a readable payload
+reveals nothing guessable; the MAC (over the purpose too, so one kind of link never
+passes for the other) makes it unforgeable and is compared in constant time.
 """
 
 from __future__ import annotations
@@ -58,13 +60,9 @@ def sign_token(
     return f"{_b64e(raw)}.{_b64e(_mac(key, raw))}"
 
 
-def verify_token(
-    key: bytes, token: str, *, now: int, purpose: str | None = "mute"
-) -> TokenClaims | None:
-    """The claims of a genuine, unexpired token for ``purpose``; None otherwise.
-
-    Pass ``purpose=None`` to accept any purpose (the caller then checks it).
-    """
+def open_token(key: bytes, token: str, *, purpose: str | None = "mute") -> TokenClaims | None:
+    """The claims of a genuine token for ``purpose``, expired or not; None for a
+    tampered, malformed or other-purpose token. The caller checks the expiry."""
     _check_key(key)
     try:
         body, _, sig = token.strip().partition(".")
@@ -75,8 +73,53 @@ def verify_token(
         expires_at = int(expires)
     except (ValueError, binascii.Error, UnicodeError):
         return None
-    if version != _VERSION or expires_at <= now:
+    if version != _VERSION:
         return None
     if purpose is not None and tok_purpose != purpose:
         return None
     return TokenClaims(chat_id, participant_key, tok_purpose, expires_at)
+
+
+def verify_token(
+    key: bytes, token: str, *, now: int, purpose: str | None = "mute"
+) -> TokenClaims | None:
+    """The claims of a genuine, unexpired token for ``purpose``; None otherwise.
+
+    Pass ``purpose=None`` to accept any purpose (the caller then checks it).
+    """
+    claims = open_token(key, token, purpose=purpose)
+    if claims is None or claims.expires_at <= now:
+        return None
+    return claims
+
+
+# -- download links of large attachments (issue 14) --------------------------------
+
+FILE_PURPOSE = "file"
+
+
+@dataclass(frozen=True)
+class FileClaims:
+    message_id: str
+    index: int
+    expires_at: int
+
+    def expired(self, now: int) -> bool:
+        return self.expires_at <= now
+
+
+def sign_file_token(key: bytes, *, message_id: str, index: int, expires_at: int) -> str:
+    """A URL-safe token for file ``index`` of Muster message ``message_id``, until ``expires_at``."""
+    if index < 0:
+        raise ValueError("a file index is 0 or more")
+    return sign_token(
+        key, chat_id=message_id, participant_key=str(index), purpose=FILE_PURPOSE, expires_at=expires_at
+    )
+
+
+def open_file_token(key: bytes, token: str) -> FileClaims | None:
+    """The claims of a genuine file token (expired or not); None if tampered."""
+    claims = open_token(key, token, purpose=FILE_PURPOSE)
+    if claims is None or not (claims.participant_key.isascii() and claims.participant_key.isdigit()):
+        return None
+    return FileClaims(claims.chat_id, int(claims.participant_key), claims.expires_at)

@@ -12,10 +12,11 @@ from pynamodb.exceptions import DoesNotExist, UpdateError
 
 from chalicelib import clock
 from chalicelib.errors import NotFound, Unprocessable
-from chalicelib.models import Chat, Delivery, Event, Participant, SignupRef, Suppression, TimeslotMap
+from chalicelib.models import Block, Chat, Delivery, Event, Participant, SignupRef, Suppression, TimeslotMap
 from chalicelib.relay.addresses import address_hash
 from chalicelib.relay.names import display_name
 from chalicelib.schemas import (
+    ChatLimits,
     ChatSettings,
     ChatView,
     DeliveryMode,
@@ -27,6 +28,7 @@ from chalicelib.schemas import (
     SignupView,
     TimeslotView,
 )
+from chalicelib.services import suppressions
 from chalicelib.services.chats import ChatService, chat_id_for, relay_local, window_for
 from chalicelib.services.roster import is_active, participants, relay_address
 from chalicelib.settings import Settings, get_settings
@@ -34,6 +36,16 @@ from chalicelib.settings import Settings, get_settings
 
 def _event_key(integration: str, event_id: str) -> str:
     return f"EV#{integration}#{event_id}"
+
+
+def _limits_view(event: Event) -> ChatLimits | None:
+    sender, copies = event.sender_messages_per_hour, event.chat_copies_per_hour
+    if sender is None and copies is None:
+        return None
+    return ChatLimits(
+        sender_messages_per_hour=None if sender is None else int(sender),
+        chat_copies_per_hour=None if copies is None else int(copies),
+    )
 
 
 class EventService:
@@ -74,6 +86,14 @@ class EventService:
         return True
 
     @staticmethod
+    def _blocked(digest: str) -> bool:
+        try:
+            Block.get(f"BLK#{digest}", "META")
+        except DoesNotExist:
+            return False
+        return True
+
+    @staticmethod
     def _kickoff_sent(chat_id: str, participant_key: str) -> bool:
         try:
             Delivery.get(f"MSG#kickoff-{chat_id}", f"TO#{participant_key}")
@@ -90,6 +110,7 @@ class EventService:
         """
         old = {p.participant_key: p for p in existing if p.participant_key.startswith(prefix)}
         became_active: list[str] = []
+        found_suppressed: list[Participant] = []
         with Participant.batch_write() as batch:
             for person in wanted:
                 before = old.pop(person.participant_key, None)
@@ -98,6 +119,11 @@ class EventService:
                     person.left = before.left
                     person.delivery = before.delivery
                     person.suppressed = before.suppressed and before.address_hash == person.address_hash
+                    same_person = before.address_hash == person.address_hash
+                    # An organizer's decisions stay until an organizer undoes them (R15).
+                    person.removed = before.removed if same_person else None
+                    person.held = before.held if same_person else None
+                    person.trusted = before.trusted if same_person else None
                     same = all(
                         getattr(before, a) == getattr(person, a)
                         for a in ("role", "status", "first_name", "last_name", "email")
@@ -106,11 +132,16 @@ class EventService:
                         continue
                 if not person.suppressed:
                     person.suppressed = self._suppressed(person.address_hash)
+                    if person.suppressed:
+                        found_suppressed.append(person)
+                person.blocked = self._blocked(person.address_hash) or None
                 if is_active(person) and not person.left and (before is None or not is_active(before)):
                     became_active.append(person.participant_key)
                 batch.save(person)
             for gone in old.values():
                 batch.delete(gone)
+        for person in found_suppressed:  # list it on the integration's suppressions page
+            suppressions.remember(person.address_hash, pk, person.participant_key)
         return became_active
 
     # -- events ----------------------------------------------------------------
@@ -139,6 +170,10 @@ class EventService:
             ],
             organizer_ids=[o.id for o in body.organizers],
             default_delivery=body.chat.default_delivery,
+            moderation=body.chat.moderation,
+            report_threshold=body.chat.report_threshold,
+            sender_messages_per_hour=body.limits.sender_messages_per_hour if body.limits else None,
+            chat_copies_per_hour=body.limits.chat_copies_per_hour if body.limits else None,
             cancelled=False,
             created_at=previous.created_at if previous else now,
             updated_at=now,
@@ -175,6 +210,10 @@ class EventService:
             chat.starts_at, chat.ends_at = slot.starts_at, slot.ends_at
             chat.opens_at, chat.closes_at = window.opens_at, window.closes_at
             chat.default_delivery = event.default_delivery
+            chat.moderation = event.moderation
+            chat.report_threshold = event.report_threshold
+            chat.sender_messages_per_hour = event.sender_messages_per_hour  # R12 per-chat limits
+            chat.chat_copies_per_hour = event.chat_copies_per_hour
             if chat.closed_reason in {"cancelled", "removed"}:
                 chat.closed_reason = None  # the event or shift is back
             return window.enabled
@@ -195,6 +234,10 @@ class EventService:
                 ends_at=slot.ends_at,
                 opens_at=window.opens_at,
                 default_delivery=event.default_delivery,
+                moderation=event.moderation,
+                report_threshold=event.report_threshold,
+                sender_messages_per_hour=event.sender_messages_per_hour,
+                chat_copies_per_hour=event.chat_copies_per_hour,
             )
 
         chat = self.chats.update(chat_id, apply, create=create)
@@ -247,6 +290,7 @@ class EventService:
             timezone=event.timezone,
             cancelled=event.cancelled,
             chat=chat_settings,
+            limits=_limits_view(event),
             organizers=[
                 Organizer(id=str(oid), first_name=p.first_name, last_name=p.last_name, email=p.email)
                 for oid in event.organizer_ids

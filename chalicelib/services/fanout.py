@@ -42,7 +42,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property, lru_cache
 from typing import Any
@@ -62,13 +62,16 @@ from chalicelib.relay.addresses import transport_address
 from chalicelib.relay.names import display_name
 from chalicelib.relay.threadheaders import header_block, reader_headers, ses_id_domain
 from chalicelib.services.digest import DigestService, wants_digest
-from chalicelib.services.links import mute_url
+from chalicelib.services.links import CONTROL_DAYS, copy_controls, mute_url
 from chalicelib.services.pacing import SendPacer
-from chalicelib.services.roster import participants, recipients, relay_address
+from chalicelib.services.roster import canonical, participants, recipients, relay_address
 from chalicelib.settings import Settings, get_settings
 
 # A crashed invocation cannot outlive its Lambda timeout; after that its lease lapses.
 LEASE_SECONDS = 90
+# A sent copy's record is retried this often (0.1 s, 0.2 s, ... apart) before the
+# batch fails and a redelivery would repeat the copy (issue 14's fault matrix, E7).
+RECORD_ATTEMPTS = 5
 RECORD_DAYS = 90
 # Each copy in flight costs ~4x its size (the copy, botocore's base64 and JSON
 # bodies). Cap the bytes in flight per delivery Lambda, and the copies per batch
@@ -125,6 +128,7 @@ def chat_context(chat: Chat, settings: Settings) -> anonymize.ChatContext:
         relay_address=relay_address(chat, settings),
         list_name=f"{chat.title} \u2013 {start:%a %d %b %H:%M}",
         subject_prefix=f"[{chat.title[:40]} {start:%a %H:%M}]",
+        remote_content=settings.remote_content,
     )
 
 
@@ -202,6 +206,7 @@ class FanOut:
         size: int,
         *,
         ancestors: Sequence[str] = (),
+        context: anonymize.ChatContext | None = None,
     ) -> int:
         """Queue a rendered message (``size`` bytes, at ``object_key``) for
         ``recipients``; ``ancestors`` are the Muster ids it answers (parent last)."""
@@ -214,9 +219,31 @@ class FanOut:
             "object": object_key,
             "author": author,
             "ancestors": list(ancestors),
+            "hold": bool(chat.moderation_hold),  # which of hold/release the organizer controls offer
         }
+        if context is not None:
+            # A private thread's message (services/private.py): sent from the
+            # pair's address, never deferred to a digest.
+            base["context"] = asdict(context)
+            base["private"] = True
         per_batch = min(self.settings.batch_size, max(MIN_BATCH, BATCH_BYTES_BUDGET // max(size, 1)))
         return self._enqueue(base, recipients, "r", per_batch)
+
+    def intro(
+        self, chat: Chat, thread_id: str, context: anonymize.ChatContext, organizer_key: str, participant_key: str
+    ) -> None:
+        """Queue the two intros of a private thread (once per person, however often asked)."""
+        base = {
+            "v": 1,
+            "kind": "intro",
+            "message_id": f"intro-{thread_id}",
+            "chat_id": chat.chat_id,
+            "chat": self._chat_fields(chat),
+            "context": asdict(context),
+            "private": True,
+            "pair": {"organizer": organizer_key, "participant": participant_key},
+        }
+        self._enqueue(base, [organizer_key, participant_key], "intro")
 
     # -- deliver ---------------------------------------------------------------
 
@@ -317,22 +344,32 @@ class FanOut:
     @staticmethod
     def _record_sent(message_id: str, batch: str, chat_id: str, now: datetime, sent: list[tuple[Participant, str]]) -> None:
         """Record sent copies and their SES ids: BatchWriteItem, 25 a call. Each
-        item is one we claimed (``sending``, this batch), written whole."""
-        with Delivery.batch_write() as writer:
-            for p, ses_id in sent:
-                writer.save(
-                    Delivery(
-                        f"MSG#{message_id}",
-                        f"TO#{p.participant_key}",
-                        chat_id=chat_id,
-                        participant_key=p.participant_key,
-                        status="sent",
-                        batch=batch,
-                        at=now,
-                        ses_message_id=ses_id,
-                        expires=timedelta(days=RECORD_DAYS),
-                    )
-                )
+        item is one we claimed (``sending``, this batch), written whole. Until a
+        record lands, a redelivery would send its copy again (SES has no
+        idempotency key), so a failed write is retried here, on top of botocore's
+        and PynamoDB's own retries, before the batch gives up (fault matrix E7)."""
+        for attempt in range(RECORD_ATTEMPTS):
+            try:
+                with Delivery.batch_write() as writer:
+                    for p, ses_id in sent:
+                        writer.save(
+                            Delivery(
+                                f"MSG#{message_id}",
+                                f"TO#{p.participant_key}",
+                                chat_id=chat_id,
+                                participant_key=p.participant_key,
+                                status="sent",
+                                batch=batch,
+                                at=now,
+                                ses_message_id=ses_id,
+                                expires=timedelta(days=RECORD_DAYS),
+                            )
+                        )
+                return
+            except PutError:
+                if attempt == RECORD_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.1 * 2**attempt)
 
     @staticmethod
     def _record_copy(message_id: str, p: Participant, *, ses_id: str | None, error: str | None) -> None:
@@ -414,7 +451,7 @@ class FanOut:
         keys: list[str] = list(dict.fromkeys(body["recipients"]))
         targets = [wanted[k] for k in keys if k in wanted]
         result.skipped = len(keys) - len(targets)
-        if body["kind"] == "relay":
+        if body["kind"] == "relay" and not body.get("private"):
             # Digest readers get this message in their next daily digest instead
             # (the chat's size counts everyone, as the settings page does).
             digest = {p.participant_key for p in targets if wants_digest(p, chat, len(everyone), self.settings)}
@@ -428,18 +465,48 @@ class FanOut:
             else []
         )
 
-        ctx = chat_context(chat, self.settings)
+        ctx = anonymize.ChatContext(**body["context"]) if body.get("context") else chat_context(chat, self.settings)
+        author_person = canonical(people).get(author.address_hash) if author is not None else None
+        author_name = (
+            display_name(author.first_name, author.last_name, organizer=author_person.role == "organizer")
+            if author is not None and author_person is not None
+            else None
+        )
         template = (
             anonymize.CopyTemplate.of(_rendered(self.store.bucket, body["object"])) if body["kind"] == "relay" else None
         )
         copy_size = sum(map(len, template.pieces)) if template else 64 * 1024
         now = clock.now()
+        controls_expire = int(now.timestamp()) + CONTROL_DAYS * 86400  # once per batch, not per copy
 
         def copy_for(p: Participant) -> bytes:
             link = mute_url(self.settings, chat.chat_id, p.participant_key)
             headers = anonymize.list_unsubscribe_headers(link)
             if template is not None:
-                return template.render(mute_url=link, list_unsubscribe_headers=headers, thread_headers=thread_for(p))
+                controls = ("", "")
+                if template.has_controls:
+                    controls = copy_controls(
+                        self.settings,
+                        chat_id=chat.chat_id,
+                        reader_key=p.participant_key,
+                        reader_is_organizer=p.role == "organizer",
+                        message_id=message_id,
+                        author_key=author.participant_key if author is not None else None,
+                        author_name=author_name,
+                        author_is_organizer=author_person is not None and author_person.role == "organizer",
+                        chat_held=bool(body.get("hold")),
+                        expires_at=controls_expire,
+                        private=bool(body.get("private")),
+                    )
+                return template.render(
+                    mute_url=link,
+                    list_unsubscribe_headers=headers,
+                    thread_headers=thread_for(p),
+                    controls_text=controls[0],
+                    controls_html=controls[1],
+                )
+            if body["kind"] == "intro":
+                return anonymize.personalize(intro_for(p), mute_url=link, list_unsubscribe_headers=headers)
             kickoff = compose.render_kickoff(
                 chat=ctx,
                 recipient_name=display_name(p.first_name, p.last_name, organizer=p.role == "organizer"),
@@ -450,6 +517,25 @@ class FanOut:
                 members=members,
             )
             return anonymize.personalize(kickoff, mute_url=link, list_unsubscribe_headers=headers)
+
+        def intro_for(p: Participant) -> bytes:
+            """A private thread's intro to one of its two members (display names only)."""
+            by_key = {q.participant_key: q for q in people}
+            pair = body["pair"]
+            names = {
+                side: display_name(q.first_name, q.last_name, organizer=q.role == "organizer") if q else "Someone"
+                for side in ("organizer", "participant")
+                for q in [by_key.get(pair[side])]
+            }
+            return compose.render_private_intro(
+                chat=ctx,
+                organizer_name=names["organizer"],
+                participant_name=names["participant"],
+                to_organizer=p.participant_key == pair["organizer"],
+                shift_label=chat_label(chat),
+                message_id=f"<{message_id}.{p.participant_key}@{self.settings.relay_domain}>",
+                date=now,
+            )
 
         ancestors: list[str] = list(body.get("ancestors") or [])
         held = self._held_ids(ancestors, targets) if template is not None else {}

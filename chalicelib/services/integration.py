@@ -46,7 +46,7 @@ def handle_integration_event(event: dict[str, Any], service: EventService | None
         record_rejection("eventbridge", kind or "?", f"unknown detail-type '{kind}'", ref)
         return "rejected"
     try:
-        detail = model.model_validate(event.get("detail"))
+        detail = model.from_data(event.get("detail"))  # strict, as the REST API
     except ValidationError as exc:
         err = from_validation(exc)
         record_rejection("eventbridge", kind, f"{err.code}: {err.message} (field {err.field})", ref)

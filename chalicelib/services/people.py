@@ -1,7 +1,7 @@
 """What people do to their own participation (R11, issue 9): mute and unmute,
 leave, every message or a daily digest -- all from the signed link in every
-copy's footer -- and what SES tells us about their addresses: bounces and
-complaints suppress them (R11).
+copy's footer. What SES tells us about their addresses (bounces and complaints,
+R11) is services/suppressions.py.
 
 Leaving is muting for good: ``Participant.left`` keeps them muted across signup
 upserts and stops the late kickoff a new signup for the shift would send
@@ -11,19 +11,19 @@ upserts and stops the late kickoff a new signup for the shift would send
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from pynamodb.exceptions import DoesNotExist, UpdateError
 from pynamodb.expressions.update import Action
 
 from chalicelib import clock
-from chalicelib.models import Chat, Participant, Suppression
+from chalicelib.models import Chat, Participant
 from chalicelib.observability import logger, metrics
-from chalicelib.relay.addresses import address_hash
 from chalicelib.relay.tokens import TokenClaims
+from chalicelib.services.bounces import handle_feedback  # noqa: F401  (moved there; kept for callers)
 from chalicelib.services.digest import DELIVERY_MODES, Delivery, effective_delivery
 from chalicelib.services.links import read_mute_token  # noqa: F401  (the settings page reads it here)
 from chalicelib.services.roster import is_active, participants, recipients
+from chalicelib.services.suppressions import suppress  # noqa: F401  (moved there; kept for callers)
 from chalicelib.settings import Settings, get_settings
 
 
@@ -88,45 +88,3 @@ def following(claims: TokenClaims, settings: Settings | None = None) -> Followin
     if person.delivery is None and chat.default_delivery is None and settings.digest_above:
         size = len(recipients(participants(claims.chat_id)))  # only the size rule needs it
     return Following(chat=chat, person=person, delivery=effective_delivery(person, chat, size, settings))
-
-
-def suppress(address: str, reason: str, settings: Settings | None = None) -> int:
-    """Stop mailing ``address`` everywhere; returns how many chat records changed."""
-    settings = settings or get_settings()
-    digest = address_hash(settings.secret, address)
-    Suppression(f"SUP#{digest}", "META", reason=reason, at=clock.now()).save()
-    changed = 0
-    for key in Participant.address_index.query(digest):
-        try:
-            Participant(key.pk, key.sk).update(
-                actions=[Participant.suppressed.set(True)], condition=Participant.pk.exists()
-            )
-            changed += 1
-        except UpdateError as exc:
-            if exc.cause_response_code != "ConditionalCheckFailedException":
-                raise
-    metrics.add_metric(name="Suppressed", unit="Count", value=1)
-    logger.info("address suppressed", extra={"address_hash": digest, "reason": reason, "records": changed})
-    return changed
-
-
-def handle_feedback(notification: dict[str, Any], settings: Settings | None = None) -> list[str]:
-    """An SES event-publishing notification (via SNS). Hard bounces and
-    complaints suppress at once; soft bounces are only counted."""
-    kind = notification.get("eventType") or notification.get("notificationType") or ""
-    reasons: list[str] = []
-    if kind == "Bounce":
-        bounce = notification.get("bounce", {})
-        if bounce.get("bounceType") == "Permanent":
-            for r in bounce.get("bouncedRecipients", []):
-                suppress(str(r.get("emailAddress", "")), "hard_bounce", settings)
-                reasons.append("hard_bounce")
-        else:
-            metrics.add_metric(name="SoftBounces", unit="Count", value=1)
-    elif kind == "Complaint":
-        for r in notification.get("complaint", {}).get("complainedRecipients", []):
-            suppress(str(r.get("emailAddress", "")), "complaint", settings)
-            reasons.append("complaint")
-    return reasons
-
-

@@ -19,7 +19,10 @@ Envelope and header rules, in short:
 - The chat comes from the recipient's local part (case-insensitive, ``+tag``
   ignored); the sender is the header From, matched by address hash among that
   chat's participants (one query returns them all). A From that is not exactly
-  one well-formed address is refused, never guessed.
+  one well-formed address is refused, never guessed. A local part ending in a
+  private thread's id (:mod:`chalicelib.services.private`) names that thread of
+  its chat: the same path, but only its two members may post, the copy goes to
+  the other one only, under the thread's own address and subject prefix.
 - :func:`chalicelib.relay.policy.authorize` decides; rate limits and caps come
   from counters here. Every decision is an :class:`Outcome`, logged (metadata
   only) and counted; a render failure too (R9). A polite notice goes only to an
@@ -27,6 +30,9 @@ Envelope and header rules, in short:
   quotes nothing the sender wrote (R6).
 - A relayed message is anonymized once and stored at ``outbound/<id>.eml``; its
   recipients go to SQS in batches (see :mod:`chalicelib.services.fanout`).
+  Attachments over the inline budget are stored once before that, at
+  ``files/<id>/<n>``, and each copy carries a signed link instead
+  (:mod:`chalicelib.services.files`).
 - Threading: inbound In-Reply-To/References are mapped to Muster's own
   Message-IDs through our own id format, the SES MessageId of each delivered copy
   (SES rewrites Message-ID) and the author's client Message-ID.
@@ -34,16 +40,15 @@ Envelope and header rules, in short:
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from dataclasses import asdict
+from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any
 
 from pynamodb.connection import Connection
-from pynamodb.exceptions import DoesNotExist, TransactWriteError
+from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError, UpdateError
 from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
@@ -51,60 +56,32 @@ from chalicelib import clock
 from chalicelib.adapters import aws
 from chalicelib.adapters.blobs import MailStore
 from chalicelib.adapters.mail import Mailer
-from chalicelib.models import Chat, ChatStats, Counter, MessageLog, MessageMeta, Participant
+from chalicelib.models import Chat, ChatStats, MessageLog, MessageMeta, Participant, PrivateThread
 from chalicelib.observability import logger, metrics, traced
 from chalicelib.relay import anonymize
-from chalicelib.relay.addresses import address_hash, normalize_address, relay_local_part
+from chalicelib.relay.addresses import normalize_address, relay_local_part
 from chalicelib.relay.names import display_name
 from chalicelib.relay.outcomes import Outcome
-from chalicelib.relay.parse import InboundMail, parse_inbound, parse_ses_headers, verdicts_from_ses
-from chalicelib.relay.policy import ChatWindow, SenderInfo, authorize
+from chalicelib.relay.parse import verdicts_from_ses
+from chalicelib.services import files
+from chalicelib.services.admission import Admission, Decision, Job
 from chalicelib.services.fanout import FanOut, chat_context
+from chalicelib.services.moderation import Moderation, hold_reason
 from chalicelib.services.notices import Notices
-from chalicelib.services.roster import canonical, chat_id_from_local, is_active, participants, recipients
+from chalicelib.services.private import (
+    pair_recipients,
+    private_context,
+)
+from chalicelib.services.roster import chat_id_from_local, participants, recipients
 from chalicelib.services.threads import Threads
 from chalicelib.settings import Settings, get_settings
 
 LOG_DAYS = 90
 
-
-@dataclass(frozen=True)
-class Job:
-    ses_message_id: str
-    chat_key: str  # the chat id named by the recipient's local part
-    recipient: str
-    envelope_sender: str
-    receipt: dict[str, Any]
-    headers: list[dict[str, str]]
-    timestamp: str = ""  # SES's receipt time (ISO 8601)
-    headers_truncated: bool = False
-
-    @property
-    def received_at(self) -> datetime:
-        try:
-            when = datetime.fromisoformat(self.timestamp.replace("Z", "+00:00"))
-        except ValueError:
-            return datetime.fromtimestamp(0, UTC)
-        return when if when.tzinfo else when.replace(tzinfo=UTC)
-
-    @property
-    def message_id(self) -> str:
-        """Muster's id for this message in this chat: the same on every retry (R8)."""
-        digest = hashlib.sha256(f"{self.ses_message_id}\x1f{self.chat_key}".encode()).hexdigest()[:12]
-        return f"{int(self.received_at.timestamp() * 1000):x}{digest}"
+__all__ = ["Decision", "Job", "RelayService"]
 
 
-@dataclass
-class Decision:
-    outcome: Outcome
-    mail: InboundMail
-    chat: Chat | None
-    people: list[Participant]
-    author: Participant | None
-    sender_hash: str | None
-
-
-class RelayService:
+class RelayService(Admission):
     def __init__(
         self,
         settings: Settings | None = None,
@@ -114,7 +91,7 @@ class RelayService:
         mailer: Mailer | None = None,
     ) -> None:
         self.settings = settings or get_settings()
-        self.store = store or MailStore(bucket=self.settings.mail_bucket)
+        self.store = store or MailStore(bucket=self.settings.mail_bucket, region=self.settings.region)
         self.fanout = fanout or FanOut(self.settings)
         self.mailer = mailer or Mailer(configuration_set=self.settings.configuration_set)
         self.threads = Threads(self.settings.relay_domain)
@@ -181,29 +158,45 @@ class RelayService:
             annotate("outcome", outcome.value)
             return outcome
 
+    def relay_approved(self, job: Job) -> Outcome:
+        """Relay a held message an organizer approved (R15): decided afresh (the
+        author may have been removed since), never held again, and fanned out
+        once however many approvals race (the log leaves ``held`` on one
+        conditional write)."""
+        with traced("relay_approved") as annotate:
+            outcome = self._relay_one(job, approved=True)
+            annotate("outcome", outcome.value)
+            return outcome
+
+    @cached_property
+    def moderation(self) -> Moderation:
+        return Moderation(self.settings, mailer=self.mailer, store=self.store)
+
     def _log_key(self, job: Job, chat: Chat | None) -> tuple[str, str]:
         when = job.received_at
         pk = f"CH#{chat.chat_id}" if chat else f"UNROUTED#{when:%Y-%m-%d}"
         return pk, f"M#{when.isoformat()}#{job.message_id}"
 
-    def _relay_one(self, job: Job) -> Outcome:
+    def _relay_one(self, job: Job, *, approved: bool = False) -> Outcome:
         started = time.monotonic()
-        chat = self._chat(job.chat_key)
+        chat, pair = self._route(job.chat_key)
         pk, sk = self._log_key(job, chat)
         try:
             done = MessageLog.get(pk, sk, consistent_read=True)
         except DoesNotExist:
             done = None
-        if done is not None:
+        if approved and done is None:
+            return Outcome.CHAT_NOT_FOUND  # nothing was held under this id
+        if done is not None and not (approved and done.outcome == Outcome.HELD.value):
             # A retry of work that got this far: finish it, never redo it.
             if done.state == "relaying" and chat is not None:
-                self._resume(job, done, chat)
+                self._resume(job, done, chat, pair)
             return Outcome(done.outcome)
 
         now = clock.now()
-        decision = self._decide(job, chat, now)
+        decision = self._decide(job, chat, now, pair)
         outcome = decision.outcome
-        rendered: bytes | None = None
+        rendered: anonymize.Rendered | None = None
         ancestors: list[str] = []
         if outcome is Outcome.RELAYED:
             assert chat is not None
@@ -215,10 +208,14 @@ class RelayService:
             except Exception:
                 logger.exception("render failed", extra={"chat_id": job.chat_key})
                 outcome = Outcome.RENDER_FAILED
+        hold = None
+        if outcome is Outcome.RELAYED and not approved:
+            assert chat is not None and decision.author is not None
+            # A private conversation has an organizer on its other side: never held.
+            hold = hold_reason(chat, decision.author) if pair is None else None
+            outcome = Outcome.HELD if hold else outcome
         people = (
-            recipients(decision.people, exclude_hash=decision.author.address_hash if decision.author else None)
-            if outcome is Outcome.RELAYED
-            else []
+            self._recipients(decision.people, decision.author, pair) if outcome is Outcome.RELAYED else []
         )
         if outcome is Outcome.RELAYED:
             assert chat is not None
@@ -241,12 +238,27 @@ class RelayService:
         if outcome is Outcome.RELAYED:
             assert chat is not None and rendered is not None and decision.author is not None
             log.parent_id = ancestors[-1] if ancestors else None
-            log.rendered_size = len(rendered)
+            log.rendered_size = len(rendered.message)
             self._store(job, decision, rendered, ancestors)
-            log.save()
-            self._fan_out(job, chat, decision.author.participant_key, people, len(rendered), ancestors)
+            if not self._save_log(log, approved):
+                return Outcome.HELD  # another approval is relaying it
+            self._fan_out(job, chat, decision.author.participant_key, people, len(rendered.message), ancestors, pair)
             self._finish(log, chat, now)
+            self._trust(chat, decision.author)
             metrics.add_metric(name="FanOutSize", unit="Count", value=len(people))
+        elif outcome is Outcome.HELD:
+            assert chat is not None and rendered is not None and decision.author is not None and hold
+            self.moderation.hold(
+                job=asdict(job),
+                message_id=job.message_id,
+                chat=chat,
+                author=decision.author,
+                people=decision.people,
+                rendered=rendered.message,
+                reason=hold,
+                now=now,
+            )
+            log.save()
         else:
             if outcome.may_bounce:
                 log.bounced = self.notices.send(
@@ -259,8 +271,10 @@ class RelayService:
                     notice_id=self.threads.muster_id(f"notice-{job.message_id}"),
                     now=now,
                 )
-            log.save()
-        metrics.add_metric(name="Relayed" if outcome.relayed else f"Rejected_{outcome.value}", unit="Count", value=1)
+            if not self._save_log(log, approved):
+                return Outcome.HELD
+        name = "Relayed" if outcome.relayed else "Held" if outcome is Outcome.HELD else f"Rejected_{outcome.value}"
+        metrics.add_metric(name=name, unit="Count", value=1)
         metrics.add_metric(name="RelayLatency", unit="Milliseconds", value=(time.monotonic() - started) * 1000)
         logger.info(
             "inbound handled",
@@ -274,43 +288,44 @@ class RelayService:
         )
         return outcome
 
-    def _decide(self, job: Job, chat: Chat | None, now: datetime) -> Decision:
-        """Decide on SES's verdicts and headers first; download and parse the raw
-        mail only when those allow relaying, and cap its complexity before the
-        full parse (R6, R7, R12)."""
-        s = self.settings
-        verdicts = verdicts_from_ses(job.receipt)
-        people = participants(chat.chat_id) if chat is not None else []
-        by_hash = canonical(people)
-
-        def judge(mail: InboundMail) -> Decision:
-            sender_hash = address_hash(s.secret, mail.from_address) if mail.from_address else None
-            author = by_hash.get(sender_hash) if sender_hash else None
-            outcome = authorize(
-                verdicts=verdicts,
-                mail=mail,
-                envelope_sender=job.envelope_sender,
-                relay_domain=s.relay_domain,
-                chat=ChatWindow(chat.state, chat.opens_at, chat.closes_at) if chat else None,
-                sender=SenderInfo(active=is_active(author), organizer=author.role == "organizer") if author else None,
-                max_bytes=s.max_message_bytes,
-                now=now,
+    def settle_held(self, job: Job, outcome: Outcome) -> bool:
+        """A held message's log entry ends as ``outcome`` (declined or expired): R9's
+        recorded reason. False if it was not held any more."""
+        chat, _ = self._route(job.chat_key)
+        pk, sk = self._log_key(job, chat)
+        try:
+            MessageLog(pk, sk).update(
+                actions=[MessageLog.outcome.set(outcome.value)], condition=MessageLog.outcome == Outcome.HELD.value
             )
-            return Decision(outcome, mail, chat, people, author, sender_hash)
+        except UpdateError as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise
+        metrics.add_metric(name=f"Rejected_{outcome.value}", unit="Count", value=1)
+        return True
 
-        # parse_ses_headers and parse_inbound check the caps (parse.precheck)
-        # before any full parse; over one, authorize says TOO_COMPLEX.
-        first = judge(parse_ses_headers(job.headers, size=0))
-        if job.headers and not job.headers_truncated and first.outcome is not Outcome.RELAYED:
-            return first  # SES sent the whole header block: its refusal is final
-        raw, size = self._raw(job.ses_message_id)
-        if raw is None:
-            # Too large to fetch (or gone): decide on the headers SES sent us.
-            decision = judge(replace(first.mail, size=size))
-            return decision if size else replace(decision, outcome=Outcome.MALFORMED)
-        return judge(parse_inbound(raw))
+    @staticmethod
+    def _save_log(log: MessageLog, approved: bool) -> bool:
+        """Save the log entry; an approved message's only while it is still held
+        (False: another approval got there first)."""
+        if not approved:
+            log.save()
+            return True
+        try:
+            log.save(condition=MessageLog.outcome == Outcome.HELD.value)
+            return True
+        except PutError as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise
 
-    def _render(self, job: Job, d: Decision, now: datetime) -> bytes:
+    @staticmethod
+    def _trust(chat: Chat, author: Participant) -> None:
+        """First-post moderation holds a person until one of their posts was shared."""
+        if chat.moderation == "first_post" and not author.trusted and author.role != "organizer":
+            author.update(actions=[Participant.trusted.set(True)])
+
+    def _render(self, job: Job, d: Decision, now: datetime) -> anonymize.Rendered:
         """The one anonymized copy (pure: every failure here is the message's)."""
         assert d.chat is not None and d.author is not None
 
@@ -321,22 +336,27 @@ class RelayService:
                 addresses=(p.email,),
             )
 
-        return anonymize.anonymize(
+        return anonymize.render(
             d.mail,
             author=person(d.author),
             people=[person(p) for p in d.people],
-            chat=chat_context(d.chat, self.settings),
+            chat=self._context(d.chat, d.pair),
             message_id=self.threads.muster_id(job.message_id),
             # Each reader's copy gets its own In-Reply-To and References (fanout).
             in_reply_to=None,
             references=[],
             date=now,
+            files=files.links(self.settings, job.message_id, now),
         )
 
-    def _store(self, job: Job, d: Decision, rendered: bytes, ancestors: list[str]) -> None:
-        """Store the rendered message and what threading needs to know of it."""
+    def _store(self, job: Job, d: Decision, rendered: anonymize.Rendered, ancestors: list[str]) -> None:
+        """Store the linked files, the rendered message and what threading needs
+        to know of it (every key derives from the message: a retry rewrites the same)."""
         assert d.chat is not None and d.author is not None
-        self.store.put(f"outbound/{job.message_id}.eml", rendered)
+        files.store(self.store, job.message_id, rendered.files)
+        if rendered.files:
+            metrics.add_metric(name="AttachmentsLinked", unit="Count", value=len(rendered.files))
+        self.store.put(f"outbound/{job.message_id}.eml", rendered.message)
         self.threads.remember(
             job.message_id,
             chat_id=d.chat.chat_id,
@@ -347,7 +367,14 @@ class RelayService:
         )
 
     def _fan_out(
-        self, job: Job, chat: Chat, author_key: str, people: list[Participant], size: int, ancestors: list[str]
+        self,
+        job: Job,
+        chat: Chat,
+        author_key: str,
+        people: list[Participant],
+        size: int,
+        ancestors: list[str],
+        pair: PrivateThread | None = None,
     ) -> None:
         self.fanout.relay(
             chat,
@@ -357,9 +384,23 @@ class RelayService:
             [p.participant_key for p in people],
             size,
             ancestors=ancestors,
+            context=private_context(chat, pair, self.settings) if pair is not None else None,
         )
 
-    def _resume(self, job: Job, log: MessageLog, chat: Chat) -> None:
+    def _context(self, chat: Chat, pair: PrivateThread | None) -> anonymize.ChatContext:
+        """The chat's addressing, or the private thread's (its address, its prefix)."""
+        return private_context(chat, pair, self.settings) if pair is not None else chat_context(chat, self.settings)
+
+    @staticmethod
+    def _recipients(
+        people: list[Participant], author: Participant | None, pair: PrivateThread | None
+    ) -> list[Participant]:
+        """Everyone else in the chat, or in a private thread the other member only."""
+        if pair is not None:
+            return pair_recipients(pair, people, author) if author is not None else []
+        return recipients(people, exclude_hash=author.address_hash if author else None)
+
+    def _resume(self, job: Job, log: MessageLog, chat: Chat, pair: PrivateThread | None = None) -> None:
         """Queue a relayed message's fan-out again and finish its log entry.
 
         The rendered copy is in S3; recipients are read afresh (someone who muted
@@ -367,12 +408,14 @@ class RelayService:
         people = participants(chat.chat_id)
         author = next((p for p in people if p.participant_key == log.author_key), None)
         exclude = author.address_hash if author else log.sender_hash
-        targets = recipients(people, exclude_hash=exclude)
+        targets = (
+            self._recipients(people, author, pair) if pair is not None else recipients(people, exclude_hash=exclude)
+        )
         try:
             ancestors = [str(a) for a in MessageMeta.get(f"MSG#{job.message_id}", "META").ancestors]
         except DoesNotExist:
             ancestors = []
-        self._fan_out(job, chat, log.author_key or "", targets, int(log.rendered_size or 0), ancestors)
+        self._fan_out(job, chat, log.author_key or "", targets, int(log.rendered_size or 0), ancestors, pair)
         self._finish(log, chat, log.received_at)
         metrics.add_metric(name="RelaysResumed", unit="Count", value=1)
 
@@ -406,39 +449,3 @@ class RelayService:
             if "ConditionalCheckFailed" not in reasons:
                 raise
 
-    def _chat(self, chat_key: str) -> Chat | None:
-        try:
-            return Chat.get(f"CH#{chat_key}", "META")
-        except DoesNotExist:
-            return None
-
-    def _raw(self, ses_message_id: str) -> tuple[bytes | None, int]:
-        """The raw mail, unless it is over the cap (then only its size: no download)."""
-        key = f"inbound/{ses_message_id}"
-        try:
-            response = self.store.client.get_object(Bucket=self.store.bucket, Key=key)
-        except Exception as exc:
-            if aws.error_code(exc) in {"NoSuchKey", "404", "NotFound"}:
-                logger.warning("raw mail missing from S3", extra={"key": key})
-                return None, 0
-            raise
-        size = int(response.get("ContentLength", 0))
-        if size > self.settings.max_message_bytes:
-            response["Body"].close()
-            return None, size
-        return bytes(response["Body"].read()), size
-
-    def _limits(self, sender_hash: str, chat: Chat, copies: int, now: datetime) -> Outcome:
-        """R12: messages per sender per hour, copies per chat per hour."""
-        hour = f"{now:%Y%m%d%H}"
-        if self._bump(f"LIM#sender#{sender_hash}#{hour}", 1) > self.settings.sender_messages_per_hour:
-            return Outcome.RATE_LIMITED
-        if self._bump(f"LIM#chat#{chat.chat_id}#{hour}", copies) > self.settings.chat_copies_per_hour:
-            return Outcome.RATE_LIMITED
-        return Outcome.RELAYED
-
-    @staticmethod
-    def _bump(key: str, by: int) -> int:
-        counter = Counter(key, "COUNT")
-        counter.update(actions=[Counter.hits.add(by), Counter.expires.set(datetime.now(UTC) + timedelta(hours=2))])
-        return int(counter.hits)

@@ -31,6 +31,10 @@ def relay_address(chat: Chat, settings: Settings | None = None) -> str:
 
 
 def is_active(p: Participant) -> bool:
+    """R3 and R15: an organizer or an active signup, not removed from the chat
+    and not blocked across the deployment."""
+    if p.removed or p.blocked:
+        return False
     return p.role == "organizer" or p.status in ACTIVE_STATUSES
 
 

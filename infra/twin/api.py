@@ -1,15 +1,31 @@
 """The Chalice API, served in-process by Chalice's own local server (what
-``chalice local`` runs), with every request taking the twin's container lock."""
+``chalice local`` runs), with every request taking the twin's container lock.
+
+Chalice's local gateway imitates API Gateway's answers to a path no route
+matches (a 403 ``{"message": "Missing Authentication Token"}``, or an
+"Authorization header requires 'Credential'..." one when a bearer key is sent) and
+its HTTP server answers an unknown method with a 501 HTML page. Here both answer
+in R13's shape like every other error: an unknown path is a 404 ``not_found``, and
+any method a route lacks (TRACE, QUERY, ...) reaches the app, whose 405
+``method_not_allowed`` lists the route's methods in ``Allow``. :class:`ApiTestClient`
+gives ``chalice.test.Client`` users (tests/integration/world.py) the same gateway.
+(In AWS, API Gateway's gateway responses do this: infra/template.json.)
+"""
 
 from __future__ import annotations
 
+import json
 import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 from chalice import Chalice
 from chalice.cli.factory import CLIFactory
-from chalice.local import LocalChalice, LocalDevServer
+from chalice.config import Config
+from chalice.local import ChaliceRequestHandler, LocalChalice, LocalDevServer, LocalGateway, RouteMatcher
+from chalice.test import Client, TestHTTPClient
 
+from chalicelib.errors import NotFound
 from infra.twin.config import ROOT, STAGE
 from infra.twin.lambdas import CONTAINER_LOCK
 
@@ -23,11 +39,72 @@ class TwinChalice(LocalChalice):
             return super().__call__(event, context)
 
 
+def no_route(method: str, path: str) -> dict[str, Any]:
+    """A Lambda-proxy response: R13's 404 for a path no route matches."""
+    err = NotFound(f"no {method} {path.split('?')[0][:200]} here; the API is described at /openapi.json", code="not_found")
+    return {
+        "statusCode": 404,
+        "headers": {"Content-Type": "application/json"},
+        "multiValueHeaders": {},
+        "body": json.dumps(err.body()),
+    }
+
+
+class R13Gateway(LocalGateway):
+    """Chalice's local API Gateway, answering an unknown path with R13's 404."""
+
+    def __init__(self, app_object: Chalice, config: Config) -> None:
+        super().__init__(app_object, config)
+        self._routes = RouteMatcher(list(app_object.routes))
+
+    def handle_request(self, method: str, path: str, headers: Any, body: bytes | None) -> Any:
+        try:
+            self._routes.match_route(path)
+        except ValueError:
+            return no_route(method, path)
+        return super().handle_request(method, path, headers, body)
+
+
+class R13RequestHandler(ChaliceRequestHandler):
+    def __init__(self, request: Any, client_address: Any, server: HTTPServer, app_object: Chalice, config: Config) -> None:
+        self.local_gateway = R13Gateway(app_object, config)
+        BaseHTTPRequestHandler.__init__(self, request, client_address, server)  # type: ignore[arg-type]
+
+    def __getattr__(self, name: str) -> Any:
+        # http.server looks up do_<METHOD>; every method goes to the gateway, so a
+        # method no route has gets the app's 405 rather than a 501 page.
+        if name.startswith("do_"):
+            return self._generic_handle
+        raise AttributeError(name)
+
+    def _send_http_response_with_body(self, code: int, headers: Any, body: str | bytes) -> None:
+        if self.command == "HEAD":  # headers only, or the connection's next response is garbled
+            self._send_http_response_no_body(code, headers)
+            return
+        super()._send_http_response_with_body(code, headers, body)
+
+
+class _R13TestHTTPClient(TestHTTPClient):
+    def __init__(self, app: Chalice, config: Config) -> None:
+        super().__init__(app, config)
+        self._local_gateway = R13Gateway(app, config)
+
+
+class ApiTestClient(Client):
+    """``chalice.test.Client`` whose HTTP side uses :class:`R13Gateway`."""
+
+    @property
+    def http(self) -> TestHTTPClient:
+        if self._http_client is None:
+            self._http_client = _R13TestHTTPClient(self._app, self._chalice_config)
+        return self._http_client
+
+
 class ApiServer:
     def __init__(self, app: Chalice, host: str, port: int) -> None:
         config = CLIFactory(str(ROOT)).create_config_obj(chalice_stage_name=STAGE)
         app.__class__ = TwinChalice
-        self.server = LocalDevServer(app, config, host, port)
+        self.server = LocalDevServer(app, config, host, port, handler_cls=R13RequestHandler)
         self.server.server.daemon_threads = True  # type: ignore[attr-defined]
         self._thread = threading.Thread(target=self.server.server.serve_forever, name="twin-api", daemon=True)
 

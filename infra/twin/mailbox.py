@@ -4,6 +4,10 @@
 one message: headers, the text part, and the HTML part rendered in a sandboxed
 ``<iframe srcdoc>`` (no scripts, no forms, no same-origin) under a Content
 Security Policy that blocks every remote load. Everything else is escaped.
+
+``/m/...?images=show`` relaxes the policy for images only (``http:``/``https:``),
+as a mail client does when its reader clicks "load remote images": what then
+loads is whatever Muster left loadable in the copy (tests/e2e/test_remote_content.py).
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ CSP = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-src 'self' about:; "
     "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
+# What a client that loads remote images allows (still no scripts, frames or fonts).
+CSP_IMAGES_SHOWN = CSP.replace("img-src data:", "img-src data: http: https:")
 STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:0;color:#1d2430;background:#f6f7f9}
 header{background:#23395d;color:#fff;padding:10px 18px}header a{color:#fff;text-decoration:none}
@@ -125,7 +131,7 @@ class Mailbox:
             f"<h2>Mail to {html.escape(folder)}</h2><table id='messages'><tr><th>Date</th><th>From</th><th>Subject</th></tr>{body}</table>",
         )
 
-    def show(self, folder: str, name: str) -> bytes | None:
+    def show(self, folder: str, name: str, *, images: bool = False) -> bytes | None:
         path = self.message(folder, name)
         if path is None:
             return None
@@ -144,7 +150,13 @@ class Mailbox:
         return _page(
             _header(msg, "Subject") or name,
             f"<p><a href='/r/{quote(folder)}'>&larr; {html.escape(folder)}</a> &middot; "
-            f"<a href='/raw/{quote(folder)}/{quote(name)}'>raw</a></p>"
+            f"<a href='/raw/{quote(folder)}/{quote(name)}'>raw</a> &middot; "
+            + (
+                f"<a href='/m/{quote(folder)}/{quote(name)}'>block remote images</a>"
+                if images
+                else f"<a href='/m/{quote(folder)}/{quote(name)}?images=show'>load remote images</a>"
+            )
+            + "</p>"
             f"<h2 id='subject'>{html.escape(_header(msg, 'Subject') or '(no subject)')}</h2>"
             f"<p id='from'>From: {html.escape(_header(msg, 'From'))}</p>"
             f"<h3>Headers</h3><table class='hdr'>{headers}</table>"
@@ -163,11 +175,13 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         log.debug(format, *args)
 
-    def _send(self, status: int, body: bytes, content_type: str = "text/html; charset=utf-8") -> None:
+    def _send(
+        self, status: int, body: bytes, content_type: str = "text/html; charset=utf-8", csp: str = CSP
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
-        self.send_header("Content-Security-Policy", CSP)
+        self.send_header("Content-Security-Policy", csp)
         self.send_header("X-Content-Type-Options", "nosniff")
         self.send_header("Referrer-Policy", "no-referrer")
         self.send_header("Cache-Control", "no-store")
@@ -179,7 +193,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.do_GET()
 
     def do_GET(self) -> None:
-        parts = [unquote(p) for p in self.path.split("?", 1)[0].split("/") if p]
+        path, _, query = self.path.partition("?")
+        parts = [unquote(p) for p in path.split("/") if p]
+        images = "images=show" in query.split("&")
+        csp = CSP
         try:
             body: bytes | None
             content_type = "text/html; charset=utf-8"
@@ -188,7 +205,8 @@ class _Handler(BaseHTTPRequestHandler):
             elif parts[0] == "r" and len(parts) == 2:
                 body = self.mailbox.listing(parts[1])
             elif parts[0] == "m" and len(parts) == 3:
-                body = self.mailbox.show(parts[1], parts[2])
+                body = self.mailbox.show(parts[1], parts[2], images=images)
+                csp = CSP_IMAGES_SHOWN if images else CSP
             elif parts[0] == "raw" and len(parts) == 3:
                 body = self.mailbox.raw(parts[1], parts[2])
                 content_type = "text/plain; charset=utf-8"
@@ -201,7 +219,7 @@ class _Handler(BaseHTTPRequestHandler):
         if body is None:
             self._send(HTTPStatus.NOT_FOUND, _page("Not found", "<p>No such page.</p>"))
         else:
-            self._send(HTTPStatus.OK, body, content_type)
+            self._send(HTTPStatus.OK, body, content_type, csp)
 
 
 class MailboxServer:

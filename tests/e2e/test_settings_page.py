@@ -24,12 +24,12 @@ def send(world: ChatWorld, who: str, subject: str) -> None:
     world.twin.client.send(chat_message(f"{first} {last} <{email}>", world.address, subject, "Hi!\n"), email, [world.address])
 
 
-def screenshot(url: str, path: Path) -> None:
+def screenshot(url: str, path: Path, size: str = "720,900") -> None:
     with tempfile.TemporaryDirectory(prefix="muster-chromium-") as profile:
         result = subprocess.run(
             [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--hide-scrollbars",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--window-size=720,900",
+             "--disable-dev-shm-usage", f"--user-data-dir={profile}", f"--window-size={size}",
              f"--screenshot={path}", url],
             capture_output=True, text=True, timeout=90, check=False,
         )

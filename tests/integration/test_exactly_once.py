@@ -434,7 +434,7 @@ def test_a_render_failure_is_recorded_and_does_not_count_against_the_sender(worl
     def broken(*args: Any, **kwargs: Any) -> bytes:
         raise UnicodeEncodeError("utf-8", "\udcff", 0, 1, "surrogates not allowed")
 
-    world.patch("chalicelib.relay.anonymize.anonymize", broken)
+    world.patch("chalicelib.relay.anonymize.render", broken)
     outcome = post(world, chat, "Unrenderable")
     world.drain()
 

@@ -9,6 +9,8 @@ live side by side in one account.
 
 from __future__ import annotations
 
+import datetime as dt
+import importlib.resources
 import json
 import re
 from collections.abc import Iterator
@@ -41,11 +43,11 @@ FUNCTIONS = {
 }
 # The AWS services each function's code calls, and nothing more.
 SERVICES = {
-    "APIHandler": {"logs", "xray", "dynamodb", "sqs", "scheduler", "iam"},
+    "APIHandler": {"logs", "xray", "dynamodb", "sqs", "scheduler", "iam", "ses", "s3"},  # + approvals, steward notices, GET /files/{token}
     "IntegrationEvents": {"logs", "xray", "dynamodb", "sqs", "scheduler", "iam"},
     "OpenChat": {"logs", "xray", "dynamodb", "sqs", "scheduler", "iam"},
     "CloseChat": {"logs", "xray", "dynamodb", "sqs", "scheduler", "iam"},
-    "Sweeper": {"logs", "xray", "dynamodb", "sqs", "scheduler", "iam"},
+    "Sweeper": {"logs", "xray", "dynamodb", "sqs", "scheduler", "iam", "ses", "s3"},  # + expiring held messages
     "Deliver": {"logs", "xray", "dynamodb", "sqs", "ses", "s3"},
     "InboundEmail": {"logs", "xray", "dynamodb", "sqs", "ses", "s3"},
     "Feedback": {"logs", "xray", "dynamodb"},
@@ -218,6 +220,66 @@ def test_ses_feedback_reaches_the_feedback_function(dev: Stack) -> None:
     assert statement["Condition"]["StringEquals"]["aws:SourceAccount"] == ACCOUNT
 
 
+def test_both_topics_are_encrypted_with_one_rotating_key_only_ses_and_cloudwatch_use(stacks: dict[str, Stack]) -> None:
+    for stage, stack in stacks.items():
+        (key_id,) = stack.of_type("AWS::KMS::Key")
+        key = stack.resolve(stack.props(key_id))
+        assert key["EnableKeyRotation"] is True
+        (alias,) = (stack.resolve(a["Properties"]) for a in stack.of_type("AWS::KMS::Alias").values())
+        assert alias == {"AliasName": f"alias/muster-{stage}-topics", "TargetKeyId": f"<{key_id}>"}
+        topics = stack.of_type("AWS::SNS::Topic")
+        assert set(topics) == {"FeedbackTopic", "AlarmTopic"}
+        for topic in topics.values():
+            assert topic["Properties"]["KmsMasterKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]}
+
+        statements = key["KeyPolicy"]["Statement"]
+        assert all(s["Effect"] == "Allow" and s["Resource"] == "*" for s in statements)
+        by_principal = {json.dumps(s["Principal"], sort_keys=True): s for s in statements}
+        root = json.dumps({"AWS": f"arn:aws:iam::{ACCOUNT}:root"})
+        ses = json.dumps({"Service": "ses.amazonaws.com"})
+        cloudwatch = json.dumps({"Service": "cloudwatch.amazonaws.com"})
+        assert set(by_principal) == {root, ses, cloudwatch} and len(statements) == 3
+        # The account administers the key (IAM decides who may) but cannot read with it.
+        admin = set(as_list(by_principal[root]["Action"]))
+        assert {"kms:PutKeyPolicy", "kms:EnableKeyRotation", "kms:ScheduleKeyDeletion", "kms:DescribeKey"} <= admin
+        assert not {a for a in admin if "*" in a or a in {"kms:Decrypt", "kms:Encrypt", "kms:CreateGrant"}}
+        assert not {a for a in admin if a.startswith(("kms:GenerateDataKey", "kms:ReEncrypt"))}
+        # The publishers encrypt; SNS decrypts for the Lambda subscriber, which needs no key access.
+        for principal in (ses, cloudwatch):
+            assert set(as_list(by_principal[principal]["Action"])) == {"kms:GenerateDataKey*", "kms:Decrypt"}
+        assert by_principal[ses]["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT}}
+        for logical in FUNCTIONS:
+            assert not any(a.startswith("kms:") for a, _ in grants(stack, role_of(stack, logical))), logical
+
+
+def test_every_queue_is_encrypted_at_rest(dev: Stack) -> None:
+    # checkov's CKV_AWS_27 reads only KmsMasterKeyId, so infra/checkov.yaml skips it; this is the check.
+    queues = dev.of_type("AWS::SQS::Queue")
+    assert len(queues) == 3
+    for logical, queue in queues.items():
+        assert queue["Properties"].get("SqsManagedSseEnabled") is True, logical
+
+
+def lambda_runtime_lifecycle() -> dict[str, dict[str, str | None]]:
+    """cfn-lint's copy of AWS's Lambda runtime deprecation dates."""
+    spec = importlib.resources.files("cfnlint.data.AdditionalSpecs").joinpath("LmbdRuntimeLifecycle.json")
+    return json.loads(spec.read_text())  # type: ignore[no-any-return]
+
+
+def test_the_runtime_is_more_than_90_days_from_deprecation(dev: Stack) -> None:
+    """docs/deploy.md, Runtime: Chalice packages for the interpreter it runs under (3.11)."""
+    runtimes = {dev.props(logical)["Runtime"] for logical in FUNCTIONS}
+    assert runtimes == {"python3.11"}
+    (runtime,) = runtimes
+    lifecycle = lambda_runtime_lifecycle()[runtime]
+    deprecated = dt.date.fromisoformat(str(lifecycle["deprecated"]))
+    days_left = (deprecated - dt.date.today()).days
+    assert days_left > 90, (
+        f"Lambda deprecates {runtime} on {deprecated} ({days_left} days): move the venv, CI and "
+        f"`make package` to Python {lifecycle['successor']} as docs/deploy.md (Runtime) describes"
+    )
+
+
 def test_scheduler_role_invokes_exactly_open_chat_and_close_chat(dev: Stack) -> None:
     role = dev.props("SchedulerRole")
     (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
@@ -258,6 +320,57 @@ def test_api_gateway_routes_to_the_app(dev: Stack) -> None:
     assert permission["Principal"] == "apigateway.amazonaws.com"
     assert permission["FunctionName"] == {"Ref": "APIHandler"}
     assert dev.props("APIHandler")["Handler"] == "app.app"
+
+
+# API Gateway's own answers (unknown route or method, throttling, too large, ...) in
+# R13's shape: response type -> (status, or None for API Gateway's own; error code).
+GATEWAY_RESPONSES = {
+    "DEFAULT_4XX": (None, "request_rejected"),
+    "DEFAULT_5XX": (None, "internal_error"),
+    "MISSING_AUTHENTICATION_TOKEN": ("404", "not_found"),  # what API Gateway says for an unknown route
+    "INCOMPLETE_SIGNATURE": ("404", "not_found"),  # the same, when the request carries "Authorization: Bearer"
+    "UNAUTHORIZED": ("401", "unauthorized"),
+    "ACCESS_DENIED": ("403", "forbidden"),
+    "REQUEST_TOO_LARGE": ("413", "payload_too_large"),
+    "THROTTLED": ("429", "throttled"),
+    "QUOTA_EXCEEDED": ("429", "quota_exceeded"),
+    "UNSUPPORTED_MEDIA_TYPE": ("415", "unsupported_media_type"),
+    "INTEGRATION_TIMEOUT": ("504", "timeout"),
+}
+
+
+def render_gateway_template(template: str, message: str) -> Any:
+    """What API Gateway sends: $context.error.messageString is the message in double quotes."""
+    return json.loads(template.replace("$context.error.messageString", json.dumps(message)))
+
+
+def test_api_gateway_answers_its_own_errors_in_r13_shape(stacks: dict[str, Stack]) -> None:
+    for stack in stacks.values():
+        body = stack.props("RestAPI")["DefinitionBody"]
+        responses = body["x-amazon-apigateway-gateway-responses"]
+        assert set(responses) == set(GATEWAY_RESPONSES)
+        for kind, (status, code) in GATEWAY_RESPONSES.items():
+            response = responses[kind]
+            assert response.get("statusCode") == status, kind
+            assert set(response["responseTemplates"]) == {"application/json"}, kind
+            rendered = render_gateway_template(response["responseTemplates"]["application/json"], "Missing Authentication Token")
+            assert set(rendered) == {"error"} and set(rendered["error"]) == {"code", "message", "field"}, kind
+            assert rendered["error"]["code"] == code and rendered["error"]["field"] is None, kind
+            assert isinstance(rendered["error"]["message"], str) and rendered["error"]["message"], kind
+            if status is not None:
+                assert 400 <= int(status) < 600 and (int(status) < 500) == (code != "timeout"), kind
+        # An unknown route must not answer with API Gateway's misleading text.
+        unknown = render_gateway_template(
+            responses["MISSING_AUTHENTICATION_TOKEN"]["responseTemplates"]["application/json"], "Missing Authentication Token"
+        )
+        assert "Authentication" not in unknown["error"]["message"]
+        # Only the generic 4XX passes API Gateway's own message through.
+        rejected = render_gateway_template(responses["DEFAULT_4XX"]["responseTemplates"]["application/json"], 'a "quoted" text')
+        assert rejected["error"]["message"] == 'a "quoted" text'
+        # Inside the Swagger body, so SAM's deployment (hashed from the body) carries them;
+        # separate AWS::ApiGateway::GatewayResponse resources are dropped by the next deployment.
+        assert not stack.of_type("AWS::ApiGateway::GatewayResponse")
+        assert stack.props("RestAPI")["TracingEnabled"] is True
 
 
 def test_eventbridge_and_the_sweeper_are_wired(dev: Stack) -> None:
@@ -379,10 +492,23 @@ def test_mail_objects_are_split_by_prefix(dev: Stack) -> None:
         )
         for logical in FUNCTIONS
     }
-    assert s3["InboundEmail"] == [("s3:GetObject", "/inbound/*"), ("s3:PutObject", "/outbound/*")]
+    assert s3["InboundEmail"] == [
+        ("s3:GetObject", "/inbound/*"),
+        ("s3:PutObject", "/files/*"),  # large attachments, stored once (issue 14)
+        ("s3:PutObject", "/held/*"),  # held messages' jobs (R15)
+        ("s3:PutObject", "/outbound/*"),
+    ]
     assert s3["Deliver"] == [("s3:GetObject", "/outbound/*")]
     assert s3["Digest"] == [("s3:GetObject", "/outbound/*")]  # the stored copies a digest embeds
-    assert all(not v for k, v in s3.items() if k not in ("InboundEmail", "Deliver", "Digest"))
+    # An approval relays a held message (its job, the raw mail, a fresh render and
+    # its linked files); a report quotes the rendered copy; the download route
+    # presigns GETs of linked files; the sweeper expires held messages.
+    assert s3["APIHandler"] == [
+        ("s3:GetObject", "/files/*"), ("s3:GetObject", "/held/*"), ("s3:GetObject", "/inbound/*"),
+        ("s3:GetObject", "/outbound/*"), ("s3:PutObject", "/files/*"), ("s3:PutObject", "/outbound/*"),
+    ]
+    assert s3["Sweeper"] == [("s3:GetObject", "/held/*")]
+    assert all(not v for k, v in s3.items() if k not in ("InboundEmail", "Deliver", "Digest", "APIHandler", "Sweeper"))
 
 
 # -- data -------------------------------------------------------------------------------
@@ -410,6 +536,16 @@ def test_mail_bucket_is_private_encrypted_expiring_and_only_ses_from_this_accoun
     rules = {r.get("Prefix"): r for r in props["LifecycleConfiguration"]["Rules"]}
     assert rules["inbound/"]["ExpirationInDays"] == "14" and rules["inbound/"]["Status"] == "Enabled"
     assert rules["outbound/"]["ExpirationInDays"] == "14"
+    # Linked attachments (issue 14) expire with the mail they came from.
+    assert rules["files/"]["ExpirationInDays"] == "14" and rules["files/"]["Status"] == "Enabled"
+    prefixes = {r.get("Prefix") for r in props["LifecycleConfiguration"]["Rules"] if "ExpirationInDays" in r}
+    written = {
+        r.removeprefix(dev.getatt("MailBucket", "Arn") + "/").removesuffix("*")
+        for logical in FUNCTIONS
+        for a, r in grants(dev, role_of(dev, logical))
+        if a == "s3:PutObject"
+    }
+    assert written <= prefixes, "every prefix the app writes must expire"
     policy = dev.resolve(dev.props("MailBucketPolicy"))
     ses = [s for s in policy["PolicyDocument"]["Statement"] if s.get("Principal") == {"Service": "ses.amazonaws.com"}]
     (statement,) = ses

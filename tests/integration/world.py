@@ -15,7 +15,6 @@ from typing import Any
 from unittest import mock
 
 import boto3
-from chalice.test import Client
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ses.models import ses_backends
 
@@ -23,6 +22,7 @@ from chalicelib import models
 from chalicelib.adapters import aws
 from chalicelib.services import keys
 from chalicelib.settings import Settings, get_settings
+from infra.twin.api import ApiTestClient as Client  # R13 answers for unknown routes too
 from infra.twin.smtp import ses_event
 
 
@@ -285,10 +285,10 @@ _BOUND: list[tuple[str, str] | None] = [None]
 
 def _forget_services() -> None:
     """Drop the handlers' cached services (they hold clients and settings)."""
-    from chalicelib.blueprints import api, delivery, inbound, scheduling
+    from chalicelib.blueprints import api, controls, delivery, inbound, scheduling, stewardship_api
 
-    for module in (api, delivery, scheduling, inbound):
-        for name in ("events", "fanout", "chats", "relay"):
+    for module in (api, delivery, scheduling, inbound, stewardship_api, controls):
+        for name in ("events", "fanout", "chats", "relay", "steward"):
             fn = getattr(module, name, None)
             if fn is not None:
                 fn.cache_clear()

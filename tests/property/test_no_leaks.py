@@ -11,8 +11,10 @@ encodings. Participants' names equal or contain the mute-URL placeholders. No
 personalized outbound copy may contain any address, raw or decoded, and every
 copy keeps exactly Muster's headers with the mute URL only in its footers. The
 daily digest that embeds several such copies for one reader (and lists their
-authors and subjects) is held to the same standard. A second property fuzzes
-the pipeline with hostile bytes.
+authors and subjects) is held to the same standard, and so are attachments that
+leave the message for a download link (issue 14): the note each copy carries, and
+each stored file's bytes and its name as S3 would serve it. A second property
+fuzzes the pipeline with hostile bytes.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import html
 import quopri
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from email import policy
 from email.parser import BytesParser
@@ -34,15 +36,19 @@ from hypothesis import strategies as st
 from chalicelib.relay.anonymize import (
     MUTE_URL_PLACEHOLDER_HTML,
     MUTE_URL_PLACEHOLDER_TEXT,
+    FileLinks,
     Person,
     anonymize,
+    list_unsubscribe_headers,
     personalize,
+    render,
 )
 from chalicelib.relay.digest import DigestMessage, render_digest
 from chalicelib.relay.parse import parse_inbound
 from tests.fixtures.emails import hostile
 from tests.fixtures.emails.leakcheck import find_leaks
 from tests.fixtures.emails.loader import fixture_names, load_eml
+from tests.fixtures.emails.remote import html_parts, loads
 from tests.fixtures.emails.scenario import CHAT, MUTE_URL, RELAY_DOMAIN, WHEN, relay
 
 SETTINGS = settings(
@@ -276,6 +282,35 @@ def test_given_addresses_injected_everywhere_when_relayed_then_none_survives(sc:
     assert_copy_well_formed(out)
 
 
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios())
+def test_given_every_attachment_linked_then_neither_the_notes_nor_the_stored_files_leak(sc: Scenario) -> None:
+    from email.message import EmailMessage
+
+    from chalicelib.services.files import content_disposition
+
+    raw = build_hostile_mail(sc)
+    rendered = render(
+        parse_inbound(raw), author=sc.people[0], people=sc.people, chat=CHAT,
+        message_id="<m-2.k3x9q@relay.example.org>", in_reply_to="<m-1.k3x9q@relay.example.org>",
+        references=["<m-0.k3x9q@relay.example.org>", "<m-1.k3x9q@relay.example.org>"], date=WHEN,
+        files=FileLinks(limit=0, url=lambda n: f"https://muster.example.org/files/tok{n}.sig", expires=WHEN),
+    )
+    out = personalize(rendered.message, mute_url=MUTE_URL, list_unsubscribe_headers=list_unsubscribe_headers(MUTE_URL))
+
+    assert rendered.files  # the generator always attaches a PDF and a notes file
+    assert find_leaks(out, sc.real) == []
+    assert_copy_well_formed(out)
+    assert out.count(b"muster.example.org/files/tok") >= 2 * len(rendered.files)  # text and HTML notes
+    for f in rendered.files:
+        # What S3 stores and serves: the bytes, the type and the download name.
+        served = EmailMessage()
+        served.set_content(f.data, *f.content_type.split("/"), cte="base64")
+        served["Content-Disposition"] = content_disposition(f.filename)
+        assert find_leaks(served.as_bytes(), sc.real) == [], f.filename
+        assert f.filename in out.decode("utf-8", "replace") or f.filename.startswith("attachment-")
+
+
 TOP_HEADERS = {
     "list-unsubscribe", "list-unsubscribe-post", "content-type", "from", "to", "reply-to", "subject",
     "date", "message-id", "in-reply-to", "references", "mime-version", "list-id", "list-post", "x-loop",
@@ -365,6 +400,79 @@ def assert_digest_well_formed(out: bytes, count: int) -> None:
         assert MUTE_URL.encode() in text or html.escape(MUTE_URL).encode() in text
     listing = listing_part.get_content()
     assert listing.count("\n1. ") + listing.count("\n 1. ") == 1 and MUTE_URL in listing
+
+
+_SPLITTERS = ("<script>x</script>", "<!-- x -->", "<style>p{}</style>", "<b></b>", "<iframe>x</iframe>",
+              "<title>x</title>", "<noscript></noscript>", "<wbr>", "<object></object>", "<svg></svg>")
+
+
+def _split_by_markup(addr: str, rng: random.Random) -> str:
+    """``addr`` with markup the sanitizer removes inside it: scrubbing before
+    sanitizing alone would miss the address the sanitizer joins back."""
+    cut = rng.randrange(1, len(addr))
+    return addr[:cut] + rng.choice(_SPLITTERS) + addr[cut:]
+
+
+def build_html_attributes_mail(sc: Scenario) -> bytes:
+    """Addresses in every attribute the sanitizer keeps (alt, title, href, style,
+    src, srcset, background), in the URLs that become placeholders, in trackers,
+    and split by markup the sanitizer drops."""
+    rng = random.Random(sc.seed)
+
+    def pick() -> str:
+        return _vary_case(rng.choice(sc.real), rng)
+
+    def spelled() -> str:
+        return rng.choice([pick, lambda: _entities(pick(), rng), lambda: quote(pick(), safe="@")])()
+
+    document = (
+        "<html><head><title>" + pick() + "</title></head><body>"
+        f'<p title="{spelled()}" style="font-family:\'{pick()}\';color:red">Hi {_split_by_markup(pick(), rng)}</p>'
+        f'<img src="https://img.example/{quote(pick(), safe="@")}/a.png" alt="{spelled()}" title="{spelled()}">'
+        f'<img srcset="https://img.example/b.png?u={pick()} 1x" alt="x">'
+        f'<img src="https://x.list-manage.com/track/open.php?e={pick()}" width="1" height="1">'
+        f'<img src="cid:{pick()}" alt="{spelled()}">'
+        f'<table background="https://img.example/{pick()}.png"><tr><td title="{spelled()}">t</td></tr></table>'
+        f'<a href="mailto:{spelled()}" title="{pick()}">m</a> <a href="https://{pick()}@web.example/?to={pick()}">w</a>'
+        f'<video poster="https://img.example/{pick()}.png"></video>'
+        f"<p>{_split_by_markup(pick(), rng)} and {_disguise(pick(), rng)}</p>"
+        "</body></html>\n"
+    )
+    cte, body = _encode_body(document, rng)
+    return (
+        f"From: Someone <{sc.people[0].addresses[0]}>\r\nTo: k3x9q@{RELAY_DOMAIN}\r\nSubject: attrs\r\n"
+        f"MIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: {cte}\r\n\r\n{body}"
+    ).encode()
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios(), st.sampled_from(["block", "allow"]))
+def test_given_addresses_in_html_attributes_when_sanitized_then_none_survives_and_block_loads_nothing(
+    sc: Scenario, mode: str
+) -> None:
+    raw = build_html_attributes_mail(sc)
+    mail = parse_inbound(raw)
+    rendered = anonymize(
+        mail,
+        author=sc.people[0],
+        people=sc.people,
+        chat=replace(CHAT, remote_content=mode),  # type: ignore[arg-type]
+        message_id="<m-3.k3x9q@relay.example.org>",
+        in_reply_to=None,
+        references=(),
+        date=WHEN,
+    )
+    out = personalize(rendered, mute_url=MUTE_URL, list_unsubscribe_headers={})
+
+    assert find_leaks(out, sc.real) == []
+    documents = html_parts(BytesParser(policy=policy.default).parsebytes(out))  # type: ignore[arg-type]
+    assert len(documents) == 1
+    assert html.escape(MUTE_URL) in documents[0]
+    seen = loads(documents[0])
+    assert seen.scripts == []
+    if mode == "block":
+        assert seen.remote == []
+    assert not any("list-manage" in u for u in seen.remote)
 
 
 def _seed_of(message: object) -> str:

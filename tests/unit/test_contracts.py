@@ -79,7 +79,16 @@ def test_the_deployed_tuning_is_what_the_code_is_sized_for() -> None:
         "MUSTER_MAX_MESSAGE_BYTES": "max_message_bytes",
         "MUSTER_SENDER_MESSAGES_PER_HOUR": "sender_messages_per_hour",
         "MUSTER_CHAT_COPIES_PER_HOUR": "chat_copies_per_hour",
+        "MUSTER_ATTACHMENT_LINK_ABOVE": "attachment_link_above",
     }
     for key, field in fields.items():
         if key in env:
             assert int(env[key]) == getattr(defaults, field), key
+    bounce = {
+        "MUSTER_BOUNCE_SCORE_LIMIT": "bounce_score_limit",
+        "MUSTER_SOFT_BOUNCE_SCORE": "soft_bounce_score",
+        "MUSTER_BOUNCE_DECAY_DAYS": "bounce_decay_days",
+    }
+    for key, field in bounce.items():
+        if key in env:
+            assert float(env[key]) == getattr(defaults, field), key

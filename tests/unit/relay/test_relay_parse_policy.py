@@ -199,6 +199,9 @@ def test_given_outcomes_then_only_safe_ones_may_bounce() -> None:
         Outcome.DELIVERY_REPORT, Outcome.NULL_SENDER, Outcome.LOOP, Outcome.MALFORMED,
         Outcome.FROM_INVALID,
         Outcome.RELAYED,
+        # R15: a held message is not refused, and the moderation service itself
+        # tells the author once when it is declined or expires.
+        Outcome.HELD, Outcome.MODERATION_REJECTED, Outcome.MODERATION_EXPIRED,
     }
     for outcome in Outcome:
         assert outcome.may_bounce is (outcome not in never), outcome

@@ -21,6 +21,7 @@ from chalicelib.relay.anonymize import (
 )
 from chalicelib.relay.parse import parse_inbound
 from chalicelib.relay.placeholders import TEXT_SLOT_LEAD, strip_placeholders
+from chalicelib.relay.template import HTML, TEXT
 from tests.fixtures.emails import hostile
 from tests.fixtures.emails.leakcheck import find_leaks
 from tests.fixtures.emails.scenario import RELAY_ADDRESS, WHEN
@@ -127,7 +128,7 @@ def test_given_placeholders_outside_footer_slots_then_the_template_leaves_them()
     ).encode()
     template = CopyTemplate.of(rendered)
 
-    assert template.html_slots == (False, True)
+    assert template.slots == (TEXT, HTML)
     out = template.render(mute_url="https://x.example/m", list_unsubscribe_headers={})
     assert out.count(b"https://x.example/m") == 2
     assert out.count(MUTE_URL_PLACEHOLDER_TEXT.encode()) == 3 and out.count(MUTE_URL_PLACEHOLDER_HTML.encode()) == 1

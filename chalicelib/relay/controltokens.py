@@ -1,0 +1,123 @@
+"""Signed organizer controls and report links (R15, issue 10).
+
+A control token grants one action, by one person, on one target, in one chat of
+one deployment, until it expires::
+
+    base64url("c1|<deployment>|<action>|<chat id>|<actor key>|<target>|<expires>")
+    + "." + base64url(HMAC-SHA256(K, payload))
+
+``K`` is derived from the deployment secret for this purpose alone, so a control
+token can never pass for a mute token or the other way round; the deployment
+(stage and relay domain) is in the payload, so a token minted by another
+deployment that happens to share a secret is refused too. The ids are Muster's
+opaque chat ids, participant keys and message ids: nothing guessable, never an
+address. Verification checks every bound field against what the caller expects
+(:func:`verify_control`), so a genuine token replayed on another chat, by another
+person or on another target changes nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+from dataclasses import dataclass
+from functools import lru_cache
+
+VERSION = "c1"
+SEP = "|"
+MAX_TOKEN_LENGTH = 600
+
+# action -> what the target names ("author": a participant key; "message": a
+# message id; "chat": the chat itself, target "-")
+ACTIONS: dict[str, str] = {
+    "remove": "author",
+    "block": "author",
+    "private": "author",
+    "close": "chat",
+    "reopen": "chat",
+    "hold": "chat",
+    "release": "chat",
+    "approve": "message",
+    "reject": "message",
+    "report": "message",
+}
+
+
+@dataclass(frozen=True)
+class ControlClaims:
+    deployment: str
+    action: str
+    chat_id: str
+    actor: str
+    target: str
+    expires_at: int
+
+
+def _b64e(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _b64d(data: str) -> bytes:
+    return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
+
+
+@lru_cache(maxsize=4)
+def _key(secret: bytes) -> bytes:
+    if len(secret) < 16:
+        raise ValueError("control tokens need a secret of at least 16 bytes")
+    return hmac.new(secret, b"muster/control-token/v1", hashlib.sha256).digest()
+
+
+def sign_control(
+    secret: bytes, *, deployment: str, action: str, chat_id: str, actor: str, target: str = "-", expires_at: int
+) -> str:
+    if action not in ACTIONS:
+        raise ValueError(f"unknown control action {action!r}")
+    for value in (deployment, chat_id, actor, target):
+        if not value or SEP in value or not value.isprintable() or not value.isascii():
+            raise ValueError("control token fields must be non-empty printable ASCII without '|'")
+    raw = SEP.join((VERSION, deployment, action, chat_id, actor, target, str(int(expires_at)))).encode("ascii")
+    return f"{_b64e(raw)}.{_b64e(hmac.new(_key(secret), raw, hashlib.sha256).digest())}"
+
+
+def read_control(secret: bytes, token: str, *, deployment: str, now: int) -> ControlClaims | None:
+    """The claims of a genuine, unexpired token of this deployment; None otherwise."""
+    if not token or len(token) > MAX_TOKEN_LENGTH or not token.isascii():
+        return None
+    try:
+        body, dot, sig = token.strip().partition(".")
+        if not dot:
+            return None
+        raw = _b64d(body)
+        if not hmac.compare_digest(hmac.new(_key(secret), raw, hashlib.sha256).digest(), _b64d(sig)):
+            return None
+        version, dep, action, chat_id, actor, target, expires = raw.decode("ascii").split(SEP)
+        expires_at = int(expires)
+    except (ValueError, binascii.Error, UnicodeError):
+        return None
+    if version != VERSION or dep != deployment or action not in ACTIONS or expires_at <= now:
+        return None
+    return ControlClaims(dep, action, chat_id, actor, target, expires_at)
+
+
+def verify_control(
+    secret: bytes,
+    token: str,
+    *,
+    deployment: str,
+    now: int,
+    chat_id: str | None = None,
+    actor: str | None = None,
+    target: str | None = None,
+    action: str | None = None,
+) -> ControlClaims | None:
+    """:func:`read_control`, and every given field must match the claims."""
+    claims = read_control(secret, token, deployment=deployment, now=now)
+    if claims is None:
+        return None
+    for want, have in ((chat_id, claims.chat_id), (actor, claims.actor), (target, claims.target), (action, claims.action)):
+        if want is not None and not hmac.compare_digest(want.encode(), have.encode()):
+            return None
+    return claims
