@@ -69,10 +69,11 @@ def process_tree(info: dict[str, object]) -> dict[str, int]:
     """Label -> pid for the twin's processes."""
     main = int(str(info["pid"]))
     moto = int(str(info["moto_pid"]))
+    ses = int(str(info["ses_pid"]))
     workers = {int(p) for p in info.get("worker_pids", []) or []}  # type: ignore[attr-defined]
-    out = {"twin": main, "moto": moto}
+    out = {"twin": main, "moto": moto, "moto-ses": ses}
     for pid in children(main):
-        if pid != moto and pid not in workers:
+        if pid not in (moto, ses) and pid not in workers:
             out["forkserver" if set(children(pid)) & workers else f"helper{pid}"] = pid
     for n, pid in enumerate(sorted(workers)):
         out[f"worker{n}"] = pid

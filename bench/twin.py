@@ -219,7 +219,7 @@ def main() -> int:
             import boto3
 
             ses = boto3.client(
-                "sesv2", endpoint_url=twin.config.aws_url, region_name="us-east-1",
+                "sesv2", endpoint_url=twin.config.ses_url, region_name="us-east-1",
                 aws_access_key_id="testing", aws_secret_access_key="testing",
             )
             raw, _ = message(99_999)

@@ -4,6 +4,7 @@ Everything is overridable through environment variables so tests and benchmarks
 can run a twin on free ports with a throw-away state directory:
 
 ``MUSTER_API_PORT`` (8000), ``MUSTER_SMTP_PORT`` (2525), ``MUSTER_AWS_PORT`` (5000),
+``MUSTER_SES_PORT`` (5001: a second moto process that serves SES alone),
 ``MUSTER_MAILBOX_PORT`` (8025), ``MUSTER_TWIN_DIR`` (``.local``),
 ``MUSTER_TWIN_HOST`` (127.0.0.1).
 
@@ -43,6 +44,7 @@ RESERVED = frozenset(
         "MUSTER_API_PORT",
         "MUSTER_SMTP_PORT",
         "MUSTER_AWS_PORT",
+        "MUSTER_SES_PORT",
         "MUSTER_MAILBOX_PORT",
         "MUSTER_TWIN_WORKERS",
         "MUSTER_TWIN_POLLERS",
@@ -67,6 +69,7 @@ class TwinConfig:
     smtp_port: int
     aws_port: int
     mailbox_port: int
+    ses_port: int
     state_dir: Path
     workers: int = 4
     pollers: int = 4
@@ -83,6 +86,7 @@ class TwinConfig:
             smtp_port=_port(e, "MUSTER_SMTP_PORT", 2525),
             aws_port=_port(e, "MUSTER_AWS_PORT", 5000),
             mailbox_port=_port(e, "MUSTER_MAILBOX_PORT", 8025),
+            ses_port=_port(e, "MUSTER_SES_PORT", 5001),
             state_dir=state.resolve(),
             workers=workers,
             pollers=max(1, _port(e, "MUSTER_TWIN_POLLERS", workers)),
@@ -92,6 +96,12 @@ class TwinConfig:
     @property
     def aws_url(self) -> str:
         return f"http://{self.host}:{self.aws_port}"
+
+    @property
+    def ses_url(self) -> str:
+        """SES (v1 and v2) has a moto process of its own: most of the twin's AWS
+        calls are ``SendEmail``, and one moto process applies one request at a time."""
+        return f"http://{self.host}:{self.ses_port}"
 
     @property
     def api_url(self) -> str:
@@ -118,6 +128,10 @@ class TwinConfig:
         return self.state_dir / "moto.log"
 
     @property
+    def ses_log(self) -> Path:
+        return self.state_dir / "moto-ses.log"
+
+    @property
     def outbox_log(self) -> Path:
         """One JSON line per copy written to the outbox (tests and the benchmark tail it)."""
         return self.state_dir / "outbox.jsonl"
@@ -130,6 +144,9 @@ class TwinConfig:
         env = stage_environment(STAGE, ROOT / ".chalice" / "config.json")
         env.update(
             AWS_ENDPOINT_URL=self.aws_url,
+            # botocore's service-specific endpoints: SES goes to its own moto process.
+            AWS_ENDPOINT_URL_SESV2=self.ses_url,
+            AWS_ENDPOINT_URL_SES=self.ses_url,
             AWS_ACCESS_KEY_ID="testing",
             AWS_SECRET_ACCESS_KEY="testing",  # noqa: S106 - moto's dummy credentials
             AWS_DEFAULT_REGION=REGION,

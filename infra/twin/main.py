@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from infra.twin.config import RELAY_DOMAIN, ROOT, TwinConfig
@@ -23,6 +24,7 @@ log = logging.getLogger("twin")
 def _check_ports(config: TwinConfig) -> None:
     for label, port in (
         ("MUSTER_AWS_PORT", config.aws_port),
+        ("MUSTER_SES_PORT", config.ses_port),
         ("MUSTER_API_PORT", config.api_port),
         ("MUSTER_SMTP_PORT", config.smtp_port),
         ("MUSTER_MAILBOX_PORT", config.mailbox_port),
@@ -46,14 +48,17 @@ def _prepare_state(config: TwinConfig) -> None:
     config.outbox.mkdir(parents=True)
     config.outbox_log.unlink(missing_ok=True)
     config.moto_log.unlink(missing_ok=True)
+    config.ses_log.unlink(missing_ok=True)
     config.clock_file.write_text("0\n", encoding="ascii")
 
 
-def start_moto(config: TwinConfig, timeout: float = 30.0) -> subprocess.Popen[bytes]:
+def start_moto(config: TwinConfig, port: int | None = None, log: Path | None = None, timeout: float = 30.0) -> subprocess.Popen[bytes]:
     """moto's server as a process of its own (``infra.twin.motoserver``); returns once it accepts connections."""
-    with config.moto_log.open("ab") as out:
+    port = config.aws_port if port is None else port
+    log = config.moto_log if log is None else log
+    with log.open("ab") as out:
         process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-m", "infra.twin.motoserver", config.host, str(config.aws_port)],
+            [sys.executable, "-m", "infra.twin.motoserver", config.host, str(port)],
             cwd=ROOT,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -62,14 +67,14 @@ def start_moto(config: TwinConfig, timeout: float = 30.0) -> subprocess.Popen[by
     deadline = time.monotonic() + timeout
     while True:
         if process.poll() is not None:
-            raise SystemExit(f"twin: moto's server exited ({process.returncode}); see {config.moto_log}")
+            raise SystemExit(f"twin: moto's server exited ({process.returncode}); see {log}")
         try:
-            with socket.create_connection((config.host, config.aws_port), timeout=0.5):
+            with socket.create_connection((config.host, port), timeout=0.5):
                 return process
         except OSError:
             if time.monotonic() > deadline:
                 process.kill()
-                raise SystemExit(f"twin: moto's server did not start within {timeout:.0f} s; see {config.moto_log}") from None
+                raise SystemExit(f"twin: moto's server did not start within {timeout:.0f} s; see {log}") from None
             time.sleep(0.05)
 
 
@@ -99,6 +104,7 @@ def banner(config: TwinConfig, api_key: str, missing: list[str]) -> str:
         f"  SMTP in (SES)     smtp://{config.host}:{config.smtp_port}  (mail for @{RELAY_DOMAIN})",
         f"  Web mailbox       {config.mailbox_url}",
         f"  AWS (moto)        {config.aws_url}      (AWS_ENDPOINT_URL; any credentials; its own process)",
+        f"  SES (moto)        {config.ses_url}      (AWS_ENDPOINT_URL_SESV2; a second moto process, SES alone)",
         f"  Handlers          {config.workers} worker processes (warm containers), {config.pollers} pollers per queue"
         + ("; every SES/SQS trigger delivered twice" if config.duplicates else ""),
         f"  API key           {api_key}",
@@ -128,6 +134,12 @@ def main() -> int:
 
     moto = start_moto(config)
     stops: list[Callable[[], Any]] = [lambda: stop_process(moto)]
+    try:
+        ses = start_moto(config, config.ses_port, config.ses_log)
+    except BaseException:
+        stop_process(moto)
+        raise
+    stops.append(lambda: stop_process(ses))
 
     def stop_all() -> None:
         for stop in reversed(stops):
@@ -222,6 +234,7 @@ def main() -> int:
             {
                 "pid": os.getpid(),
                 "moto_pid": moto.pid,
+                "ses_pid": ses.pid,
                 "worker_pids": worker_pids,
                 "workers": config.workers,
                 "pollers": config.pollers,

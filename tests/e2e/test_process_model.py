@@ -33,9 +33,10 @@ def parent(pid: int) -> int:
 
 def test_moto_and_every_worker_are_processes_of_their_own(twin: Twin) -> None:
     info = json.loads((twin.config.state_dir / "twin.json").read_text())
-    main, moto, workers = info["pid"], info["moto_pid"], info["worker_pids"]
+    main, moto, ses, workers = info["pid"], info["moto_pid"], info["ses_pid"], info["worker_pids"]
     assert main == twin.process.pid
     assert moto != main and alive(moto) and parent(moto) == main
+    assert ses not in (main, moto) and alive(ses) and parent(ses) == main  # SES: a moto process of its own
     assert len(set(workers)) == info["workers"] >= 2
     assert all(alive(w) for w in workers)
     # Forked from the fork server (a child of the twin), never from the twin itself.
