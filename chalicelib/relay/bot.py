@@ -178,6 +178,19 @@ def parse_command(text: str, keywords: Collection[str] = ()) -> Command | None:
     return None  # "Ride home tonight?" is a sentence, not a command
 
 
+def label(command: Command) -> str:
+    """A command's name for the answer's subject: never the asker's own words
+    (a place they wrote may have been refused for holding an address)."""
+    if isinstance(command, Keyword):
+        return command.key
+    return {
+        RideOffer: "RIDE OFFER",
+        RideNeed: "RIDE NEED",
+        RideCancel: "RIDE CANCEL",
+        RideList: "RIDES",
+    }.get(type(command), "RIDE")
+
+
 def strip_subject(subject: str) -> str:
     """A subject without reply/forward tags and ``[list]`` prefixes."""
     rest = " ".join(subject.split())
@@ -313,7 +326,7 @@ def render_answer(
     """The answer to one asker: from the chat's address (as Muster), threaded to
     their message, with the chat's list headers and the asker's own mute slot
     (:func:`chalicelib.relay.template.personalize` fills it). ``command`` is the
-    normalized command, never the asker's own subject; ``answer`` is what
+    command's :func:`label`, never the asker's own subject; ``answer`` is what
     :func:`chalicelib.services.bot.answer` returned (scrubbed there)."""
     text = f"{strip_placeholders(answer)}\n\n{ANSWER_NOTE}\n\n{TEXT_SLOT_LEAD}{MUTE_URL_PLACEHOLDER_TEXT}\n"
     message = EmailMessage(policy=OUTPUT_POLICY)

@@ -136,7 +136,7 @@ class Bot:
                 keywords = keywords_of(chat)  # one read, only for a one-word subject or line
             command = words.parse_command(text, keywords or {})
             if command is not None:
-                return words.normalize(text), command, keywords or {}
+                return words.label(command), command, keywords or {}
         return None
 
     def answer_mail(
@@ -179,5 +179,5 @@ class Bot:
                 return False
             claim.delete()  # worth another try: the whole message is retried
             raise
-        metrics.add_metric(name="BotAnswered", unit="Count", value=1)
+        metrics.add_metric(name="BotAnswersSent", unit="Count", value=1)
         return True
