@@ -33,6 +33,7 @@ from chalicelib.relay.context import ChatContext
 from chalicelib.relay.envelope import OUTPUT_POLICY, compose_subject, set_envelope_headers, set_list_headers
 from chalicelib.relay.parse import MSG_ID_RE, clean_subject
 from chalicelib.relay.placeholders import MUTE_URL_PLACEHOLDER_TEXT, TEXT_SLOT_LEAD, strip_placeholders
+from chalicelib.relay.scrub import scrubber_for
 
 # Words a keyword may not be: the carrier and courtesy keywords of the SMS channel
 # (and their carrier synonyms), and the ride board's own.
@@ -304,6 +305,13 @@ def board_answer(offers: Iterable[tuple[str, int]], needs: Iterable[tuple[str, i
     if needed:
         parts.append("Needed: " + "; ".join(needed) + ".")
     return " ".join(parts) + " " + USAGE
+
+
+def scrub_answer(text: str, people: Iterable[tuple[str, Iterable[str]]], *, relay_domain: str) -> str:
+    """An organizer's keyword answer as it may go out (R5): every participant's
+    address replaced by their display name, any other address by a placeholder,
+    and Muster's placeholders removed. ``people`` are (display name, addresses)."""
+    return strip_placeholders(scrubber_for(people, keep_domain=relay_domain).scrub(text))
 
 
 # -- the private answer by mail ----------------------------------------------------

@@ -35,7 +35,6 @@ from chalicelib.relay import bot as words
 from chalicelib.relay.addresses import transport_address
 from chalicelib.relay.names import display_name
 from chalicelib.relay.parse import InboundMail
-from chalicelib.relay.scrub import scrubber_for
 from chalicelib.relay.template import list_unsubscribe_headers, personalize
 from chalicelib.services.fanout import FanOut, chat_context
 from chalicelib.services.links import mute_url
@@ -116,7 +115,7 @@ def _scrubbed(chat: Chat, text: str, s: Settings) -> str:
         (display_name(p.first_name, p.last_name, organizer=p.role == "organizer"), (p.email,))
         for p in participants(chat.chat_id)
     ]
-    return scrubber_for(people, keep_domain=s.relay_domain).scrub(text)
+    return words.scrub_answer(text, people, relay_domain=s.relay_domain)
 
 
 class Bot:
