@@ -2,8 +2,9 @@
 message is a command, which command, and the words of the private answers.
 
 A command is the *whole* message (SMS) or, for mail, the subject (without its
-``Re:``/``Fwd:`` tags and ``[list]`` prefixes) or the first non-empty line of the
-body. Matching is case-insensitive, on the trimmed text, with whitespace runs
+``Re:``/``Fwd:`` tags and ``[list]`` prefixes) when the body says nothing else, or
+the first non-empty line of the body when at most two short lines follow it
+(:func:`mail_candidates`): a mail with more to say is a chat message. Matching is case-insensitive, on the trimmed text, with whitespace runs
 collapsed and trailing punctuation tolerated (``where?`` is ``WHERE``).
 
 Commands:
@@ -59,6 +60,9 @@ _SUBJECT_TAG_RE = re.compile(
     r"^\s*(?:(?:re|aw|sv|antw|vs|ref|r|fwd?|fw|wg|tr|rv|enc)\s*(?:\[\d+\])?\s*:|\[[^\]]*\])\s*",
     re.IGNORECASE,
 )
+MAX_TRAILING_LINE = 80
+_SENT_FROM_RE = re.compile(r"^(?:sent from my\b|sent from \w+ for\b|get outlook for\b)", re.IGNORECASE)
+_ORIGINAL_RE = re.compile(r"^-{2,}\s*(?:original message|forwarded message)", re.IGNORECASE)
 _TAG_RE = re.compile(r"<[^>]*>")
 _HIDDEN_RE = re.compile(r"<(script|style|head)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
 _PLACE_RE = re.compile(r"^[\w .,'&/()#\-]+$")
@@ -210,6 +214,20 @@ def first_line(body: str) -> str:
     return ""
 
 
+def own_lines(body: str) -> list[str]:
+    """The body's own non-empty lines: quoted text, attribution lines, "Sent from
+    my ..." and everything from the signature delimiter on left out."""
+    lines = []
+    for line in body.splitlines():
+        text = line.strip()
+        if line.rstrip() == "--" or line.startswith("-- ") or _ORIGINAL_RE.match(text):
+            break
+        if not text or text.startswith(">") or _SENT_FROM_RE.match(text) or text.endswith("wrote:"):
+            continue
+        lines.append(text)
+    return lines
+
+
 def body_text(message: EmailMessage) -> str:
     """The plain text of a mail (its HTML's text if it has none), '' if unreadable."""
     try:
@@ -225,8 +243,19 @@ def body_text(message: EmailMessage) -> str:
 
 
 def mail_candidates(subject: str, body: str) -> list[str]:
-    """The texts of a mail that may be a command, in order: subject, first line."""
-    return [t for t in (strip_subject(subject), first_line(body)) if t]
+    """The texts of a mail that may be a command, in order.
+
+    The subject, when the body says nothing of its own (a subject "Rides" over
+    "Who can drive from the station?" is a chat message); the first line of the
+    body, when at most two short lines follow it ("Thanks, Ann")."""
+    own = own_lines(body)
+    out = []
+    topic = strip_subject(subject)
+    if topic and not own:
+        out.append(topic)
+    if own and len(own) <= 3 and all(len(line) <= MAX_TRAILING_LINE for line in own[1:]):
+        out.append(own[0])
+    return out
 
 
 # -- the answers' words (display names and places only: no address anywhere) -----

@@ -65,7 +65,7 @@ def outcomes(chat_id: str) -> list[str]:
     return [m.outcome for m in MessageLog.query(f"CH#{chat_id}", MessageLog.sk.startswith("M#"))]
 
 
-def ask(world: World, chat: dict, n: int, subject: str, body: str = "Thanks!", **kw: Any) -> Any:
+def ask(world: World, chat: dict, n: int, subject: str, body: str = "", **kw: Any) -> Any:
     return world.receive(mail(addr(n), chat["address"], subject, body), sender=addr(n), to=[chat["address"]], **kw)
 
 
@@ -147,8 +147,12 @@ def test_keyword_on_the_first_body_line_and_answers_scrubbed(world: World, chat:
 
 def test_ordinary_messages_still_reach_the_chat(world: World, chat: dict) -> None:
     assert ask(world, chat, 0, "Where do we park?", "Ride home tonight, anyone?") == {"outcomes": ["relayed"]}
+    assert ask(world, chat, 0, "Rides", "Who can drive from the station?") == {"outcomes": ["relayed"]}
+    assert ask(world, chat, 0, "WHERE", "Is it the library or the gym?\nThe kickoff did not say.") == {
+        "outcomes": ["relayed"]
+    }
     world.drain()
-    assert sorted(s.to for s in world.relayed()) == sorted([ORGANIZER, addr(1), addr(2), addr(3)])
+    assert sorted(s.to for s in world.relayed()) == sorted([ORGANIZER, addr(1), addr(2), addr(3)] * 3)
 
 
 def test_a_cancelled_signup_gets_no_answer(world: World, chat: dict) -> None:

@@ -89,9 +89,24 @@ def test_strip_subject(subject: str, stripped: str) -> None:
     assert bot.strip_subject(subject) == stripped
 
 
-def test_mail_candidates_are_subject_then_first_non_empty_line() -> None:
-    assert bot.mail_candidates("Re: [Chat] hello", "\n \n  RIDES \nmore\n") == ["hello", "RIDES"]
-    assert bot.mail_candidates("", "") == []
+@pytest.mark.parametrize(
+    ("subject", "body", "candidates"),
+    [
+        ("Re: [Chat] WHERE", "", ["WHERE"]),
+        ("WHERE", "\n\n-- \nAnn Avery\n555 123 4567\n", ["WHERE"]),
+        ("WHERE", "Sent from my iPhone", ["WHERE"]),
+        ("Re: WHERE", "On Mon, Ann wrote:\n> Where do we meet?\n", ["WHERE"]),
+        # a mail with something to say is a chat message under any subject
+        ("Rides", "Who can drive from the station?", ["Who can drive from the station?"]),
+        ("hello", "\n \n  RIDES \nmore\n", ["RIDES"]),
+        ("hello", "RIDE OFFER 3 from Downtown\n\nsee you all\nGil", ["RIDE OFFER 3 from Downtown"]),
+        ("hello", "Rides\nWho can drive?\nI have a car.\nAnd a bike.", []),
+        ("hello", "Rides\n" + "x" * 81, []),
+        ("", "", []),
+    ],
+)
+def test_mail_candidates(subject: str, body: str, candidates: list[str]) -> None:
+    assert bot.mail_candidates(subject, body) == candidates
 
 
 def test_body_text_reads_plain_or_html() -> None:
