@@ -18,7 +18,7 @@ PEOPLE = {
     "hal": ("Hal", "Hart", "hal@people.example"),
 }
 REAL = [ORGANIZER["email"], *(p[2] for p in PEOPLE.values())]
-PAIR = re.compile(r"[a-z0-9-]+-private-[a-z2-7]{20}@[a-z0-9.-]+")
+PAIR = re.compile(r"[a-z0-9-]+-private-[a-z2-7]{20}@[a-z0-9-]+(?:\.[a-z0-9-]+)+")
 
 
 def text_of(copy: Copy) -> str:
