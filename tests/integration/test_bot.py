@@ -294,3 +294,48 @@ def test_answer_is_none_for_ordinary_text(world: World, chat: dict) -> None:
     assert answer(cid, "s-s0", "See you all there", "sms", settings=world.settings) is None
     assert answer(cid, "s-s0", "where", "sms", settings=world.settings) == KEYWORDS["where"]
     assert answer("nochat", "s-s0", "where", "sms", settings=world.settings) is None
+
+
+# -- faults: retried work is done once ----------------------------------------------
+
+
+def test_a_throttled_answer_is_retried_and_sent_once(world: World, chat: dict) -> None:
+    from tests.integration.faults import aws_fault, client_error
+
+    hits = aws_fault(world, "SendEmail", client_error("Throttling", "Maximum sending rate exceeded.", "SendEmail"))
+    with pytest.raises(Exception):  # noqa: B017 - the invocation fails: Lambda retries it
+        ask(world, chat, 1, "WHERE")
+    assert len(hits) == 1 and world.relayed() == []
+    assert world.retry() == {"outcomes": ["bot_answered"]}
+    assert world.retry() == {"outcomes": ["bot_answered"]}  # a late duplicate changes nothing
+    world.drain()
+    (answer,) = world.relayed()
+    assert answer.to == addr(1) and KEYWORDS["where"] in text_of(answer)
+    assert outcomes(chat_id(world)) == ["bot_answered"]
+
+
+def test_a_crash_between_a_match_and_its_intro_is_repaired_by_the_retry(world: World, chat: dict) -> None:
+    from tests.integration.faults import Killed, lapse_in_progress, restart
+    from tests.integration.test_fault_matrix import crash_at
+
+    cid = chat_id(world)
+    ask(world, chat, 0, "RIDE OFFER 1 from Eastside")
+    world.drain()
+    crash_at(world, "chalicelib.services.rides.open_pair")  # the match is written, the pair not yet opened
+    with pytest.raises(Killed):
+        ask(world, chat, 1, "RIDE NEED from Eastside")
+    restart(world)
+    lapse_in_progress(world)
+    assert int(RideEntry.get(f"CH#{cid}", "RIDE#s-s0").seats_left) == 0  # the match happened
+    assert list(PrivateThread.scan(PrivateThread.pk.startswith("PT#"))) == []
+    assert world.retry() == {"outcomes": ["bot_answered"]}
+    assert world.retry() == {"outcomes": ["bot_answered"]}
+    world.drain()
+
+    (thread,) = PrivateThread.scan(PrivateThread.pk.startswith("PT#"))
+    pair = f"{thread.relay_local}@{world.settings.relay_domain}"
+    sent = world.relayed()
+    intros = sorted(s.to for s in sent if s.message["From"].addresses[0].addr_spec == pair)
+    assert intros == sorted([addr(0), addr(1)])
+    answers = [s for s in sent if s.to == addr(1) and s.message["From"].addresses[0].addr_spec == chat["address"]]
+    assert len(answers) == 1 and pair in text_of(answers[0])
