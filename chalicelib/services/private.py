@@ -1,5 +1,9 @@
 """Private two-person threads (issue 10): an organizer writes to one participant.
 
+The ride board (issue 12, :mod:`chalicelib.services.rides`) opens the same kind
+of thread for a matched offer and need (:func:`open_pair`, ``about="ride"``):
+opened by Muster, not by either member, so without the organizer rule below.
+
 An organizer of a chat opens a private conversation with one active participant
 of it (participants cannot open one: that is the harassment guard). The pair gets
 its own relay address, ``<chat slug>-private-<thread id>@<relay domain>``. The
