@@ -26,6 +26,7 @@ from typing import Any
 
 from pynamodb.attributes import (
     BooleanAttribute,
+    JSONAttribute,
     ListAttribute,
     MapAttribute,
     NumberAttribute,
@@ -107,6 +108,7 @@ class Event(Base):
     report_threshold = NumberAttribute(null=True)  # distinct reporters that hold an author; null: the deployment's
     sender_messages_per_hour = NumberAttribute(null=True)  # R12 per-chat limits; null: the deployment's
     chat_copies_per_hour = NumberAttribute(null=True)
+    keywords = JSONAttribute(null=True)  # issue 12: {"WHERE": "Meet at the library steps", ...} (keys upper case)
     cancelled = BooleanAttribute(default=False)
     created_at = UTCDateTimeAttribute()
     updated_at = UTCDateTimeAttribute()
@@ -547,6 +549,30 @@ class PrivateThread(Base):
     relay_local = UnicodeAttribute()
     created_at = UTCDateTimeAttribute()
     intro_pending = BooleanAttribute(null=True)  # created, intros not yet queued
+    about = UnicodeAttribute(null=True)  # null: an organizer's; "ride": a ride-board pair (issue 12)
+    place = UnicodeAttribute(null=True)  # a ride pair's place, as the offer named it
 
 
 ALL_MODELS = (*ALL_MODELS, PrivateThread)
+# -- the ride board (issue 12): ``CH#<chat>``/``RIDE#<participant key>`` ------------
+
+
+class RideEntry(Base):
+    """One person's ride offer or need in a chat (one at a time). An offer is
+    open while ``seats_left`` > 0, a need while ``matched`` is empty; a match is one
+    transaction on both entries (the offer's seat and the need's counterpart), so
+    concurrent askers never take a seat twice. No addresses: participant keys."""
+
+    chat_id = UnicodeAttribute()
+    participant_key = UnicodeAttribute()
+    kind = UnicodeAttribute()  # offer | need
+    place = UnicodeAttribute()  # as written (checked by relay.bot.place_problem)
+    place_key = UnicodeAttribute()  # case- and whitespace-folded
+    seats = NumberAttribute(default=0)  # offered (offers only)
+    seats_left = NumberAttribute(default=0)
+    matched = UnicodeSetAttribute(null=True)  # the counterparts' participant keys
+    created_at = UTCDateTimeAttribute()
+    expires = TTLAttribute(null=True)
+
+
+ALL_MODELS = (*ALL_MODELS, RideEntry)

@@ -39,6 +39,7 @@ from pydantic import (
 )
 
 from chalicelib.relay.addresses import idna_domain
+from chalicelib.relay.bot import RESERVED as RESERVED_KEYWORDS
 from chalicelib.vocab import DETAIL_TYPES, EXTERNAL_ID, SIGNUP_STATUSES
 
 
@@ -282,6 +283,36 @@ class Timeslot(Strict):
         return self
 
 
+# ---- keyword bot (issue 12) ---------------------------------------------------
+
+KeywordKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9]{2,20}$")]
+KeywordAnswer = Annotated[str, StringConstraints(min_length=1, max_length=320, pattern=f"{VISIBLE}")]
+Keywords = Annotated[
+    dict[KeywordKey, KeywordAnswer],
+    Field(
+        max_length=20,
+        description=(
+            "At most 20 keywords (2 to 20 letters or digits, any case, stored upper case; each once whatever "
+            "its case) with their answers (1 to 320 characters), answered privately to whoever sends the "
+            "keyword alone (mail: as the subject or the first line) to one of the event's chats. "
+            "Reserved words are refused with 422: " + ", ".join(sorted(RESERVED_KEYWORDS)) + "."
+        ),
+    ),
+]
+
+
+def _keywords(value: dict[str, str] | None) -> dict[str, str] | None:
+    if value is None:
+        return None
+    upper = {k.upper(): v for k, v in value.items()}
+    if len(upper) != len(value):
+        raise ValueError("each keyword once, whatever its case")
+    reserved = sorted(k for k in upper if k in RESERVED_KEYWORDS)
+    if reserved:
+        raise ValueError(f"reserved keyword: {', '.join(reserved)}")
+    return upper
+
+
 class EventBody(Strict):
     title: Title = Field(description="At most 200 characters, at least one of them visible; stored trimmed.")
     timezone: TimeZone
@@ -289,12 +320,18 @@ class EventBody(Strict):
     limits: ChatLimits | None = Field(
         default=None, description="Rate limits for this event's chats (R12); absent or null: the deployment's."
     )
+    keywords: Keywords | None = None
     organizers: list[Organizer] = Field(
         default_factory=list, max_length=50, description="At most 50; each id once (refused with 422 otherwise)."
     )
     timeslots: list[Timeslot] = Field(
         default_factory=list, max_length=500, description="At most 500; each id once (refused with 422 otherwise)."
     )
+
+    @field_validator("keywords")
+    @classmethod
+    def _check_keywords(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        return _keywords(value)
 
     @field_validator("organizers", "timeslots")
     @classmethod
@@ -390,6 +427,7 @@ class EventView(BaseModel):
     cancelled: bool
     chat: ChatSettings
     limits: ChatLimits | None = None
+    keywords: dict[str, str] | None = None
     organizers: list[Organizer]
     timeslots: list[TimeslotView]
 

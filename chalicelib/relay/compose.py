@@ -181,8 +181,12 @@ def render_private_intro(
     shift_label: str,
     message_id: str,
     date: datetime,
+    ride_place: str | None = None,
 ) -> bytes:
     """The intro each member of a private two-person thread gets once (issue 10).
+
+    With ``ride_place`` it is a ride-board pair (issue 12): ``organizer_name``
+    offered a ride from that place and ``participant_name`` needed one.
 
     ``chat`` is the pair's context (its own relay address and subject prefix);
     the names are display names. Sent from the pair's address, so replying to it
@@ -202,6 +206,18 @@ def render_private_intro(
         else f"{organizer} opened a private conversation with you about {shift}."
     )
     other = participant if to_organizer else organizer
+    subject = f"Private conversation about {shift}"
+    if ride_place is not None:
+        # Checked when it was posted (relay.bot.place_problem); never an address here either.
+        place = "" if "@" in ride_place else strip_placeholders(clean_subject(ride_place))
+        place = place or "the same place"
+        lead = (
+            f"Muster's ride board matched you with {participant}, who needs a ride from {place} "
+            f"for {shift}: you offered one."
+            if to_organizer
+            else f"Muster's ride board matched you with {organizer}, who offers a ride from {place} for {shift}."
+        )
+        subject = f"Ride from {place}: {without_tag(other)}"
     text = (
         f"{lead} Only the two of you receive messages sent to this address.\n\n"
         f"To write to {without_tag(other)} alone, reply to this email or write to "
@@ -212,4 +228,4 @@ def render_private_intro(
         f"{TEXT_SLOT_LEAD}"
         f"{MUTE_URL_PLACEHOLDER_TEXT}\n"
     )
-    return _list_mail(text, chat=chat, subject=f"Private conversation about {shift}", message_id=message_id, date=date)
+    return _list_mail(text, chat=chat, subject=subject, message_id=message_id, date=date)

@@ -31,6 +31,7 @@ class Outcome(StrEnum):
     HELD = "held"  # R15: waits for an organizer's decision (then relayed, rejected or expired)
     MODERATION_REJECTED = "moderation_rejected"  # R15: an organizer declined it
     MODERATION_EXPIRED = "moderation_expired"  # R15: nobody decided in time
+    BOT_ANSWERED = "bot_answered"  # issue 12: a keyword or ride command, answered privately, not relayed
 
     @property
     def relayed(self) -> bool:

@@ -174,6 +174,7 @@ class EventService:
             report_threshold=body.chat.report_threshold,
             sender_messages_per_hour=body.limits.sender_messages_per_hour if body.limits else None,
             chat_copies_per_hour=body.limits.chat_copies_per_hour if body.limits else None,
+            keywords=body.keywords or None,  # issue 12: the keyword bot's answers
             cancelled=False,
             created_at=previous.created_at if previous else now,
             updated_at=now,
@@ -291,6 +292,7 @@ class EventService:
             cancelled=event.cancelled,
             chat=chat_settings,
             limits=_limits_view(event),
+            keywords=dict(event.keywords) if event.keywords else None,
             organizers=[
                 Organizer(id=str(oid), first_name=p.first_name, last_name=p.last_name, email=p.email)
                 for oid in event.organizer_ids

@@ -230,9 +230,18 @@ class FanOut:
         return self._enqueue(base, recipients, "r", per_batch)
 
     def intro(
-        self, chat: Chat, thread_id: str, context: anonymize.ChatContext, organizer_key: str, participant_key: str
+        self,
+        chat: Chat,
+        thread_id: str,
+        context: anonymize.ChatContext,
+        organizer_key: str,
+        participant_key: str,
+        *,
+        about: str | None = None,
+        place: str | None = None,
     ) -> None:
-        """Queue the two intros of a private thread (once per person, however often asked)."""
+        """Queue the two intros of a private thread (once per person, however often
+        asked); ``about="ride"``: a ride-board pair, the offer's side first (issue 12)."""
         base = {
             "v": 1,
             "kind": "intro",
@@ -241,7 +250,8 @@ class FanOut:
             "chat": self._chat_fields(chat),
             "context": asdict(context),
             "private": True,
-            "pair": {"organizer": organizer_key, "participant": participant_key},
+            "pair": {"organizer": organizer_key, "participant": participant_key}
+            | ({"about": about, "place": place or ""} if about is not None else {}),
         }
         self._enqueue(base, [organizer_key, participant_key], "intro")
 
@@ -535,6 +545,7 @@ class FanOut:
                 shift_label=chat_label(chat),
                 message_id=f"<{message_id}.{p.participant_key}@{self.settings.relay_domain}>",
                 date=now,
+                ride_place=pair.get("place") if pair.get("about") == "ride" else None,
             )
 
         ancestors: list[str] = list(body.get("ancestors") or [])

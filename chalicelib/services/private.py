@@ -1,5 +1,9 @@
 """Private two-person threads (issue 10): an organizer writes to one participant.
 
+The ride board (issue 12, :mod:`chalicelib.services.rides`) opens the same kind
+of thread for a matched offer and need (:func:`open_pair`, ``about="ride"``):
+opened by Muster, not by either member, so without the organizer rule below.
+
 An organizer of a chat opens a private conversation with one active participant
 of it (participants cannot open one: that is the harassment guard). The pair gets
 its own relay address, ``<chat slug>-private-<thread id>@<relay domain>``. The
@@ -102,11 +106,12 @@ def private_context(chat: Chat, thread: PrivateThread, settings: Settings) -> Ch
     List-Post are the pair address; List-Id is the pair's; the subject prefix
     says it is private."""
     start = chat.starts_at.astimezone(ZoneInfo(chat.timezone))
+    ride = thread.about == "ride"  # a ride-board pair (issue 12)
     return ChatContext(
         chat_id=thread.thread_id,
         relay_address=f"{thread.relay_local}@{settings.relay_domain}",
-        list_name=f"Private conversation \u2013 {chat.title} \u2013 {start:%a %d %b %H:%M}",
-        subject_prefix=f"[Private: {chat.title[:40]} {start:%a %H:%M}]",
+        list_name=f"{'Ride' if ride else 'Private conversation'} \u2013 {chat.title} \u2013 {start:%a %d %b %H:%M}",
+        subject_prefix=f"[{'Ride' if ride else 'Private'}: {chat.title[:40]} {start:%a %H:%M}]",
     )
 
 
@@ -173,6 +178,54 @@ def open_private_thread(
     if participant.address_hash == organizer.address_hash:
         raise NotActiveParticipant("the organizer and the signup are the same person", "signup_id")
 
+    return _open(chat, organizer_key, participant_key, s, fanout)
+
+
+def open_pair(
+    chat_id: str,
+    first_key: str,
+    second_key: str,
+    *,
+    about: str = "ride",
+    place: str | None = None,
+    settings: Settings | None = None,
+    fanout: FanOut | None = None,
+) -> PrivateThreadInfo:
+    """Open (or find) a two-person thread Muster itself introduces (issue 12: a
+    ride offer's ``first_key`` and a ride need's ``second_key``). The same pair
+    id and address scheme as an organizer's thread (``first_key`` in its
+    organizer slot), so an organizer's existing thread with that person is reused;
+    no organizer rule, but both must be active members of the open chat and two
+    different people. Idempotent; each side's intro goes out exactly once."""
+    s = settings or get_settings()
+    try:
+        chat = Chat.get(f"CH#{chat_id}", "META", consistent_read=True)
+    except DoesNotExist:
+        raise NotFound("no such chat", "timeslot_id") from None
+    if chat.state != "open":
+        raise ChatNotOpen(f"the chat is {chat.state}: private conversations need an open chat", "timeslot_id")
+    by_key = {p.participant_key: p for p in participants(chat_id)}
+    first, second = by_key.get(first_key), by_key.get(second_key)
+    if not member_active(first) or not member_active(second):
+        raise NotActiveParticipant("both must be active participants of this chat", "participant")
+    assert first is not None and second is not None
+    if first.address_hash == second.address_hash:
+        raise NotActiveParticipant("the two are the same person", "participant")
+    return _open(chat, first_key, second_key, s, fanout, about=about, place=place)
+
+
+def _open(
+    chat: Chat,
+    organizer_key: str,
+    participant_key: str,
+    s: Settings,
+    fanout: FanOut | None,
+    *,
+    about: str | None = None,
+    place: str | None = None,
+) -> PrivateThreadInfo:
+    """Write the pair's thread once (conditional put) and queue its intros while pending."""
+    chat_id = chat.chat_id
     thread_id = thread_id_for(chat_id, organizer_key, participant_key, s.secret)
     thread = PrivateThread(
         f"PT#{thread_id}",
@@ -184,6 +237,8 @@ def open_private_thread(
         relay_local=thread_local(chat, thread_id),
         created_at=clock.now(),
         intro_pending=True,
+        about=about,
+        place=place,
     )
     try:
         thread.save(condition=PrivateThread.pk.does_not_exist())
@@ -196,7 +251,15 @@ def open_private_thread(
     if thread.intro_pending:
         # Whoever gets here queues the intros; the per-copy claims let only one
         # copy per person out, so a concurrent or retried open is harmless.
-        (fanout or FanOut(s)).intro(chat, thread_id, private_context(chat, thread, s), organizer_key, participant_key)
+        (fanout or FanOut(s)).intro(
+            chat,
+            thread_id,
+            private_context(chat, thread, s),
+            organizer_key,
+            participant_key,
+            about=thread.about,
+            place=thread.place,
+        )
         thread.update(actions=[PrivateThread.intro_pending.remove()])
     if created:
         metrics.add_metric(name="PrivateThreadsOpened", unit="Count", value=1)

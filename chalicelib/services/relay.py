@@ -65,6 +65,7 @@ from chalicelib.relay.outcomes import Outcome
 from chalicelib.relay.parse import verdicts_from_ses
 from chalicelib.services import files
 from chalicelib.services.admission import Admission, Decision, Job
+from chalicelib.services.bot import Bot
 from chalicelib.services.fanout import FanOut, chat_context
 from chalicelib.services.moderation import Moderation, hold_reason
 from chalicelib.services.notices import Notices
@@ -196,6 +197,8 @@ class RelayService(Admission):
         now = clock.now()
         decision = self._decide(job, chat, now, pair)
         outcome = decision.outcome
+        if outcome is Outcome.RELAYED and pair is None and not approved:
+            outcome = self._ask_bot(job, decision, now)  # issue 12: answered privately, not relayed
         rendered: anonymize.Rendered | None = None
         ancestors: list[str] = []
         if outcome is Outcome.RELAYED:
@@ -273,7 +276,9 @@ class RelayService(Admission):
                 )
             if not self._save_log(log, approved):
                 return Outcome.HELD
-        name = "Relayed" if outcome.relayed else "Held" if outcome is Outcome.HELD else f"Rejected_{outcome.value}"
+        name = {Outcome.RELAYED: "Relayed", Outcome.HELD: "Held", Outcome.BOT_ANSWERED: "BotAnswered"}.get(
+            outcome, f"Rejected_{outcome.value}"
+        )
         metrics.add_metric(name=name, unit="Count", value=1)
         metrics.add_metric(name="RelayLatency", unit="Milliseconds", value=(time.monotonic() - started) * 1000)
         logger.info(
@@ -287,6 +292,32 @@ class RelayService(Admission):
             },
         )
         return outcome
+
+    @cached_property
+    def bot(self) -> Bot:
+        return Bot(self.settings, self.mailer, self.fanout)
+
+    def _ask_bot(self, job: Job, d: Decision, now: datetime) -> Outcome:
+        """A keyword or ride command (subject or first line) is answered to its
+        author alone, once, and never relayed; it counts against the sender's
+        hourly limit like a post (R12). RELAYED: not a command."""
+        assert d.chat is not None and d.author is not None
+        found = self.bot.command_of_mail(d.chat, d.mail)
+        if found is None:
+            return Outcome.RELAYED
+        limited = self._limits(d.sender_hash or "", d.chat, 1, now)
+        if limited is not Outcome.RELAYED:
+            return limited
+        self.bot.answer_mail(
+            chat=d.chat,
+            author=d.author,
+            found=found,
+            mail=d.mail,
+            message_id=job.message_id,
+            muster_id=self.threads.muster_id(f"bot-{job.message_id}"),
+            now=now,
+        )
+        return Outcome.BOT_ANSWERED
 
     def settle_held(self, job: Job, outcome: Outcome) -> bool:
         """A held message's log entry ends as ``outcome`` (declined or expired): R9's

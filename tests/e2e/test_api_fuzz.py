@@ -11,9 +11,10 @@ or not, over real HTTP to Chalice's local server, must get a response that
    accepted (``positive_data_acceptance``), what it forbids is refused
    (``negative_data_rejection``); undeclared methods get 405 with ``Allow``.
 
-JSON Schema cannot state four of the API's rules, so the spec states them in
+JSON Schema cannot state five of the API's rules, so the spec states them in
 words (unique ids in a list, a shift ending after it starts, a domain with an
-IDNA form, a signup's shift existing in its event). A schema-valid request the
+IDNA form, a signup's shift existing in its event, an event's keywords being
+none of the reserved words and each once whatever its case). A schema-valid request the
 server refuses for one of those is excused from ``positive_data_acceptance`` only
 (every other check still runs) and only when this test confirms, on its own,
 that the request breaks that very rule: see :func:`documented_refusal`.
@@ -106,6 +107,16 @@ def _at(body: Any, dotted: str) -> Any:
     return value
 
 
+def _keywords_refused(keywords: Any) -> bool:
+    """Issue 12: no reserved word, each keyword once whatever its case."""
+    from chalicelib.relay.bot import RESERVED
+
+    if not isinstance(keywords, dict):
+        return False
+    upper = [str(k).upper() for k in keywords]
+    return len(set(upper)) != len(upper) or any(k in RESERVED for k in upper)
+
+
 def _shift_missing(case: schemathesis.Case, twin: Twin) -> bool:
     event_id = quote(str(case.path_parameters["event_id"]), safe="")
     response = requests.get(
@@ -149,6 +160,8 @@ def documented_refusal(case: schemathesis.Case, response: Any, twin: Twin) -> st
             address = _at(body, field)
             if isinstance(address, str) and idna_domain(address.rpartition("@")[2]) is None:
                 return "the address's domain has an IDNA form"
+        if code == "validation_error" and field == "keywords" and _keywords_refused(body.get("keywords")):
+            return "keywords: none reserved, each once whatever its case"
         if code == "unknown_timeslot" and field == "timeslot_id" and _shift_missing(case, twin):
             return "a signup's shift exists in its event"
     except (KeyError, IndexError, TypeError, ValueError):

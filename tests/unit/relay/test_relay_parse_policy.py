@@ -202,6 +202,8 @@ def test_given_outcomes_then_only_safe_ones_may_bounce() -> None:
         # R15: a held message is not refused, and the moderation service itself
         # tells the author once when it is declined or expires.
         Outcome.HELD, Outcome.MODERATION_REJECTED, Outcome.MODERATION_EXPIRED,
+        # Issue 12: a bot command got its answer already, privately.
+        Outcome.BOT_ANSWERED,
     }
     for outcome in Outcome:
         assert outcome.may_bounce is (outcome not in never), outcome
