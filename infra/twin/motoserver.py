@@ -19,6 +19,11 @@ made a 49-copy fan-out take longer the more the table held (the first
 ``bench/twin.py`` run after grouped claims fell to 4 copies/s). The twin's moto
 snapshots only the items a transaction names and restores those on failure.
 
+Fourth: moto finds the backend of every request by listing its own package
+directory and calling ``isdir`` on each of its ~200 entries, then trying a few
+hundred URL patterns; the answer depends only on the request's host (the twin
+signs every request, so the host is the service's), so it is remembered.
+
 Each request is logged only at DEBUG (``MUSTER_TWIN_LOG=DEBUG``).
 """
 
@@ -59,6 +64,27 @@ def stop_tracking_instances() -> None:
         return object.__new__(cls)
 
     BaseModel.__new__ = staticmethod(new)  # type: ignore[method-assign,assignment]
+
+
+def remember_backends() -> None:
+    """Resolve each host to its moto backend once, not on every request."""
+    from functools import cache
+
+    from moto import backends
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    modules = frozenset(backends.list_of_moto_modules())
+    backends.list_of_moto_modules = lambda: modules  # type: ignore[assignment,return-value]
+    resolve = DomainDispatcherApplication.get_backend_for_host
+
+    @cache
+    def by_host(app: DomainDispatcherApplication, host: str) -> Any:
+        return resolve(app, host)
+
+    def get_backend_for_host(self: DomainDispatcherApplication, host: str | None) -> Any:
+        return None if host is None else by_host(self, host)
+
+    DomainDispatcherApplication.get_backend_for_host = get_backend_for_host  # type: ignore[method-assign]
 
 
 def cheap_transactions() -> None:
@@ -131,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     from werkzeug.serving import make_server
 
     stop_tracking_instances()
+    remember_backends()
     cheap_transactions()
     app = Serialized(DomainDispatcherApplication(create_backend_app))
     server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)

@@ -106,10 +106,10 @@ def _run(name: str, event: Any) -> tuple[str, Any]:
         return "error", text.strip().rsplit("\n", 1)[-1]
 
 
-def _ping() -> int:
+def _ping(hold: float) -> int:
     import time
 
-    time.sleep(0.2)  # long enough that the pool starts a process per ping
+    time.sleep(hold)  # busy long enough that the pool hands the next ping to another process
     return os.getpid()
 
 
@@ -142,8 +142,19 @@ class WorkerPool:
             initializer=_init,
             initargs=(self.environment, self.root, self.outbox, feedback_topic),
         )
-        pings = [self._pool.submit(_ping) for _ in range(self.size)]
-        return sorted({f.result(timeout=120) for f in pings})
+        # The pool forks a process per submit while none is idle; each ping holds its
+        # process, so every worker starts and runs its initializer (warm) before the
+        # twin is ready. On a loaded machine a fork can take longer than a ping: hold
+        # longer and ping again until each process has answered.
+        seen: set[int] = set()
+        hold = 0.2
+        for _ in range(6):
+            pings = [self._pool.submit(_ping, hold) for _ in range(self.size)]
+            seen |= {f.result(timeout=120) for f in pings}
+            if len(seen) >= self.size:
+                break
+            hold *= 2
+        return self.pids()
 
     def pids(self) -> list[int]:
         pool = self._pool
