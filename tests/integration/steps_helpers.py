@@ -42,8 +42,10 @@ def click(world: World, url: str, method: str = "GET") -> Any:
     return world.call(method, path_of(world, url), key=None)
 
 
-def open_with_steps(world: World, statuses: tuple[str, ...] = ("registered", "confirmed"), **extra: Any) -> dict[str, Any]:
-    body = event_body(start_in_hours=10, **extra.pop("chat", {}))
+def open_with_steps(
+    world: World, statuses: tuple[str, ...] = ("registered", "confirmed"), organizers: int = 1, **extra: Any
+) -> dict[str, Any]:
+    body = event_body(start_in_hours=10, organizers=organizers, **extra.pop("chat", {}))
     body["next_steps"] = STEPS
     body.update(extra)
     response = world.put_event("e1", body)
