@@ -285,10 +285,11 @@ class Timeslot(Strict):
 # ---- next steps and the debrief (issue 11) -------------------------------------
 
 # A label: 1-80 characters, no control characters, at least one visible one.
-LABEL_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0][^\x00-\x1f\x7f-\x9f]*$"
+LABEL_PATTERN = rf"^[^\x00-\x1f\x7f-\x9f]*[^{_INVISIBLE}][^\x00-\x1f\x7f-\x9f]*$"
 # An https URL: no spaces, controls, quotes or angle brackets.
-URL_PATTERN = r"^https://[^\x00-\x20\x7f-\xa0\"<>\\^`{|}]+$"
-URL_RULES = "An https URL of at most 2000 characters with a host and no user name or password."
+_URL_REST = r'[^\x00-\x20\x7f-\xa0"<>\\^`{|}]'
+URL_PATTERN = rf"^https://[A-Za-z0-9._~%!$&'()*+,;=-]+(?::[0-9]{{1,5}})?(?:[/?#]{_URL_REST}*)?$"
+URL_RULES = "An https URL of at most 2000 characters: an ASCII host (punycode for IDNs), no user name or password."
 
 
 def _https_url(value: str) -> str:
@@ -314,8 +315,10 @@ class NextStep(Strict):
 
 
 class Debrief(Strict):
-    after_hours: Annotated[float, Field(ge=0, le=168, allow_inf_nan=False)] = Field(
-        description="Hours after each shift ends that Muster posts the debrief into its chat: 0 to 168."
+    after_hours: Annotated[
+        float, Field(ge=0, le=168, allow_inf_nan=False), AfterValidator(_resolution), _hours_schema(168)
+    ] = Field(
+        description="Hours after each shift ends that Muster posts the debrief into its chat: 0, or 0.01 to 168."
     )
     text: Annotated[str, StringConstraints(min_length=1, max_length=1000, pattern=VISIBLE)] = Field(
         description="The prompt, 1-1000 characters (at least one visible)."
