@@ -24,6 +24,7 @@ finishes a fan-out a crash cut short, whose copies are claimed per person.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email import policy
@@ -78,6 +79,38 @@ def message_id_for(integration: str, event_id: str, timeslot_id: str, basis: str
     """32 hex digits (Muster's own id format, so replies thread under it)."""
     raw = f"announce\x1f{integration}\x1f{event_id}\x1f{timeslot_id}\x1f{basis}".encode()
     return hashlib.sha256(raw).hexdigest()[:32]
+
+
+def render_announcement(
+    *,
+    chat: anonymize.ChatContext,
+    author: anonymize.Person,
+    people: list[anonymize.Person],
+    subject: str,
+    text: str,
+    message_id: str,
+    date: datetime,
+    files: anonymize.FileLinks | None = None,
+) -> bytes:
+    """The organizer's text as a plain mail from them (their first address), through
+    the relay's one renderer: what every announcement copy is spliced from."""
+    mail = EmailMessage(policy=policy.SMTP)
+    mail["From"] = author.addresses[0]
+    mail["To"] = chat.relay_address
+    mail["Subject"] = re.sub(r"[\x00-\x1f\x7f]+", " ", subject).strip() or DEFAULT_SUBJECT  # never a header break
+    mail["Message-ID"] = f"<announce-{message_id}@{chat.relay_domain}>"
+    mail.set_content(text, charset="utf-8")
+    return anonymize.render(
+        parse_inbound(mail.as_bytes()),
+        author=author,
+        people=people,
+        chat=chat,
+        message_id=f"<{message_id}@{chat.relay_domain}>",
+        in_reply_to=None,
+        references=[],
+        date=date,
+        files=files,
+    ).message
 
 
 class Announcements:
@@ -216,15 +249,6 @@ class Announcements:
     def _render(
         self, chat: Chat, message_id: str, author: Participant, people: list[Participant], body: AnnouncementBody, at: datetime
     ) -> bytes:
-        """The organizer's text as a plain mail from them, through the relay's one renderer."""
-        ctx = chat_context(chat, self.settings)
-        mail = EmailMessage(policy=policy.SMTP)
-        mail["From"] = author.email
-        mail["To"] = ctx.relay_address
-        mail["Subject"] = body.subject or DEFAULT_SUBJECT
-        mail["Message-ID"] = f"<announce-{message_id}@{self.settings.relay_domain}>"
-        mail.set_content(body.text, charset="utf-8")
-
         def person(p: Participant) -> anonymize.Person:
             return anonymize.Person(
                 key=p.participant_key,
@@ -232,17 +256,16 @@ class Announcements:
                 addresses=(p.email,),
             )
 
-        return anonymize.render(
-            parse_inbound(mail.as_bytes()),
+        return render_announcement(
+            chat=chat_context(chat, self.settings),
             author=person(author),
             people=[person(p) for p in people],
-            chat=ctx,
-            message_id=self.relay.threads.muster_id(message_id),
-            in_reply_to=None,
-            references=[],
+            subject=body.subject or DEFAULT_SUBJECT,
+            text=body.text,
+            message_id=message_id,
             date=at,
             files=files.links(self.settings, message_id, at),
-        ).message
+        )
 
     def _fan_out(
         self, chat: Chat, message_id: str, author_key: str, targets: list[Participant], size: int, steps: list[dict[str, str]]
