@@ -128,3 +128,33 @@ def test_the_debrief_is_posted_once_after_a_clock_advance_moved_with_the_shift_n
         assert debriefs("dboff") == []
     finally:
         twin.run("-m", "infra.twin.clock", "reset")
+
+
+def test_an_announcement_over_http_goes_out_once_as_the_organizers_message(twin: Twin) -> None:
+    client = twin.client
+    client.put_event("steps-announce", event("Food drive", "stepann", 10))
+    client.put_signup("steps-announce", "a1", signup_body("Dee", "Diaz", "dee@stepann.example"))
+    client.put_signup("steps-announce", "a2", signup_body("Eve", "Eng", "eve@stepann.example"))
+    client.wait_for_copies(3, match=lambda c: c.to.endswith("@stepann.example"))
+    address = client.chat("steps-announce", "t1")["address"]
+    before = len(client.outbox())
+    body = {"organizer_id": "stepann-o1", "text": "Doors open at 9. Ask omar@stepann.example for keys.",
+            "next_steps": ["next-shift"]}
+
+    first = client.request("POST", "/events/steps-announce/timeslots/t1/chat/messages", body)
+    assert first.status == 202, first.body
+    copies = client.wait_for_copies(2, since=before, match=lambda c: c.to.endswith("@stepann.example"))
+    assert sorted(c.to for c in copies) == ["dee@stepann.example", "eve@stepann.example"]
+    for copy in copies:
+        sender = copy.message["From"].addresses[0]
+        assert sender.display_name == "Omar O. (organizer)" and sender.addr_spec == address
+        assert b"omar@stepann.example" not in copy.raw.lower()
+        (link,) = links(twin, copy)
+        assert raw_request(link).getheader("Location") == STEPS[1]["url"]
+
+    again = client.request("POST", "/events/steps-announce/timeslots/t1/chat/messages", body)
+    assert again.status == 202 and again.json()["messages"][0]["created"] is False
+    import time
+
+    time.sleep(2)  # the dispatcher drains the queue several times a second
+    assert len([c for c in client.outbox()[before:] if c.to.endswith("@stepann.example")]) == 2
