@@ -95,7 +95,11 @@ def test_the_debrief_is_posted_once_per_person_at_its_time(world: World) -> None
 def test_the_debrief_moves_with_the_shift(world: World) -> None:
     setup(world)
     (before,) = debrief_schedules(world)
-    moved = body(start_in_hours=15, after_hours=3)
+    # The same event, its shift 5 h later (from the stored times, not the wall clock).
+    moved = body(after_hours=3)
+    slot = json.loads(world.call("GET", "/events/e1").body)["timeslots"][0]
+    for edge in ("starts_at", "ends_at"):
+        moved["timeslots"][0][edge] = (datetime.fromisoformat(slot[edge]) + timedelta(hours=5)).isoformat()
     world.put_event("e1", moved)
     (after,) = debrief_schedules(world)
     assert abs((when(after) - when(before)).total_seconds() - 6 * 3600) < 2
