@@ -3,6 +3,7 @@ the work happens in chalicelib/services."""
 
 from chalice import Chalice, ConvertToMiddleware
 
+from chalicelib.blueprints.announcements import announcements_bp
 from chalicelib.blueprints.api import api
 from chalicelib.blueprints.controls import controls_bp
 from chalicelib.blueprints.delivery import delivery
@@ -11,6 +12,7 @@ from chalicelib.blueprints.files import files_bp
 from chalicelib.blueprints.inbound import inbound
 from chalicelib.blueprints.integration import integration
 from chalicelib.blueprints.mute import mute_bp
+from chalicelib.blueprints.nextsteps import nextsteps_bp
 from chalicelib.blueprints.private import private_bp
 from chalicelib.blueprints.scheduling import scheduling
 from chalicelib.blueprints.stewardship_api import stewardship_api
@@ -32,3 +34,5 @@ app.register_blueprint(stewardship_api)
 app.register_blueprint(suppressions_bp)
 app.register_blueprint(private_bp)
 app.register_blueprint(files_bp)
+app.register_blueprint(nextsteps_bp)
+app.register_blueprint(announcements_bp)

@@ -131,6 +131,21 @@ EXTRA_RESPONSES: dict[tuple[str, str], dict[str, str]] = {
         "422": "Not an organizer of the event, or not an active signup of this shift (or the same person)",
     },
 }
+# Organizer announcements (issue 11): 202, the copies are queued.
+ANNOUNCE_TEXT = (
+    "Post a message as one of the event's organizers into {where}; optional next steps (ids from the event) go "
+    "with it as signed links. A retried POST (same body, or same Idempotency-Key header) sends nothing again"
+)
+for _path, _where in (
+    ("/events/{event_id}/timeslots/{timeslot_id}/chat/messages", "this shift's chat"),
+    ("/events/{event_id}/chat/messages", "every open chat of the event"),
+):
+    ROUTES.append(("post", _path, ANNOUNCE_TEXT.format(where=_where), schemas.AnnouncementBody, schemas.AnnouncementView, "202"))
+    EXTRA_RESPONSES[("post", _path)] = {
+        "409": "The shift's chat is not open (event-wide: no chat of the event is open)",
+        "422": "Also: an organizer the event does not have or who is not active in the chat (unknown_organizer, "
+        "not_an_organizer), or a next step the event does not list (unknown_next_step)",
+    }
 _HTML = {"text/html": {"schema": {"type": "string"}}}
 # (method, path, summary, {status: description}, content of every response)
 PUBLIC_ROUTES: list[tuple[str, str, str, dict[str, str], dict[str, Any]]] = [
@@ -166,6 +181,11 @@ PUBLIC_ROUTES: list[tuple[str, str, str, dict[str, str], dict[str, Any]]] = [
       "403": "Tampered, expired or foreign token, or the actor is no longer allowed",
       "404": "The chat, person or message is gone", "409": "The held message was decided otherwise",
       "503": "A temporary failure; nothing changed, try again"}, _HTML),
+    ("get", "/n/{token}", "A next-step link (issue 11): counts one click, then 302 to the step's URL (from the event, "
+     "never from the link)", {"302": "Location: the next step's URL", "403": "Tampered or foreign link, or a step the "
+     "event no longer lists; nothing counted"}, _HTML),
+    ("head", "/n/{token}", "Link scanners' prefetch: what GET answers, without counting a click",
+     {"302": "Location: the next step's URL", "403": "Tampered or foreign link; nothing counted"}, _HTML),
     ("get", "/files/{token}", "Download a large attachment a copy links to: 302 to a short-lived S3 URL",
      {"302": "Location: a presigned S3 URL, valid for 5 minutes", "403": "Tampered link",
       "410": "Expired link, or the file is gone"}, {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}),

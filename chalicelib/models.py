@@ -112,6 +112,9 @@ class Event(Base):
     cancelled = BooleanAttribute(default=False)
     created_at = UTCDateTimeAttribute()
     updated_at = UTCDateTimeAttribute()
+    next_steps_json = UnicodeAttribute(null=True)  # issue 11: [{"id","label","url"}] as JSON
+    debrief_after_hours = NumberAttribute(null=True)  # issue 11: the post-shift debrief
+    debrief_text = UnicodeAttribute(null=True)
 
 
 class SignupRef(Base):
@@ -151,6 +154,10 @@ class Chat(Base):
     report_threshold = NumberAttribute(null=True)  # from the event; null: the deployment's
     sender_messages_per_hour = NumberAttribute(null=True)  # R12, from the event; null: the deployment's
     chat_copies_per_hour = NumberAttribute(null=True)
+    debrief_at = UTCDateTimeAttribute(null=True)  # issue 11: ends_at + the event's debrief after_hours
+    scheduled_debrief_at = UTCDateTimeAttribute(null=True)
+    debrief_state = UnicodeAttribute(null=True)  # posted | skipped_<why>: set once, with the claim
+    debrief_pending = BooleanAttribute(null=True)  # claimed, not yet queued
     version = VersionAttribute()
     due_index = DueIndex()
 
@@ -576,3 +583,27 @@ class RideEntry(Base):
 
 
 ALL_MODELS = (*ALL_MODELS, RideEntry)
+# -- next steps, announcements (issue 11) ----------------------------------------------
+
+
+class ClickCount(Base):
+    """``KPI#<integration>``/``D#<yyyy-mm-dd>#CH#<chat id>#L#<step id>``: clicks on
+    one next step of one chat on one day (UTC), counted with an atomic ADD. A date
+    range of an integration is one Query on the sort key: no scan."""
+
+    clicks = NumberAttribute(default=0)
+    event_id = UnicodeAttribute()
+
+
+class Announcement(Base):
+    """``MSG#<message id>``/``ANN``: an organizer's announcement into one chat,
+    claimed once (conditional put) so a retried POST finds it instead of sending
+    again. ``at`` fixes the message's log key (``M#<at>#<id>``) for every retry."""
+
+    chat_id = UnicodeAttribute()
+    author_key = UnicodeAttribute()
+    at = UTCDateTimeAttribute()
+    expires = TTLAttribute(null=True)
+
+
+ALL_MODELS = (*ALL_MODELS, ClickCount, Announcement)

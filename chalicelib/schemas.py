@@ -311,6 +311,54 @@ def _keywords(value: dict[str, str] | None) -> dict[str, str] | None:
     if reserved:
         raise ValueError(f"reserved keyword: {', '.join(reserved)}")
     return upper
+# ---- next steps and the debrief (issue 11) -------------------------------------
+
+# A label: 1-80 characters, no control characters, at least one visible one.
+LABEL_PATTERN = rf"^[^\x00-\x1f\x7f-\x9f]*[^{_INVISIBLE}][^\x00-\x1f\x7f-\x9f]*$"
+# An https URL: no spaces, controls, quotes or angle brackets.
+_URL_REST = r'[^\x00-\x20\x7f-\xa0"<>\\^`{|}]'
+URL_PATTERN = rf"^https://[A-Za-z0-9._~%!$&'()*+,;=-]+(?::[0-9]{{1,5}})?(?:[/?#]{_URL_REST}*)?$"
+URL_RULES = "An https URL of at most 2000 characters: an ASCII host (punycode for IDNs), no user name or password."
+
+
+def _https_url(value: str) -> str:
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        raise ValueError("not a valid https URL") from None
+    if parts.scheme != "https" or not parts.hostname or "@" in parts.netloc:
+        raise ValueError("not an https URL with a host (and no user name or password)")
+    return value
+
+
+class NextStep(Strict):
+    id: ExternalId
+    label: Annotated[str, StringConstraints(min_length=1, max_length=80, pattern=LABEL_PATTERN)] = Field(
+        description="1-80 characters, no control characters."
+    )
+    url: Annotated[str, StringConstraints(max_length=2000, pattern=URL_PATTERN), AfterValidator(_https_url)] = Field(
+        description=URL_RULES
+    )
+
+
+class Debrief(Strict):
+    after_hours: Annotated[
+        float, Field(ge=0, le=168, allow_inf_nan=False), AfterValidator(_resolution), _hours_schema(168)
+    ] = Field(
+        description="Hours after each shift ends that Muster posts the debrief into its chat: 0, or 0.01 to 168."
+    )
+    text: Annotated[str, StringConstraints(min_length=1, max_length=1000, pattern=VISIBLE)] = Field(
+        description="The prompt, 1-1000 characters (at least one visible)."
+    )
+
+
+def _unique_step_ids(value: list[Any]) -> list[Any]:
+    ids = [getattr(item, "id", item) for item in value]
+    if len(ids) != len(set(ids)):
+        raise ValueError("ids must be unique")
+    return value
 
 
 class EventBody(Strict):
@@ -326,6 +374,15 @@ class EventBody(Strict):
     )
     timeslots: list[Timeslot] = Field(
         default_factory=list, max_length=500, description="At most 500; each id once (refused with 422 otherwise)."
+    )
+    next_steps: Annotated[list[NextStep], AfterValidator(_unique_step_ids)] = Field(
+        default_factory=list,
+        max_length=5,
+        description="Calls to action shown in the kickoff and the debrief, each as a signed, click-counting link: "
+        "at most 5; each id once (refused with 422 otherwise).",
+    )
+    debrief: Debrief | None = Field(
+        default=None, description="A prompt Muster posts into each chat of the event once, after_hours after its shift ends."
     )
 
     @field_validator("keywords")
@@ -430,6 +487,8 @@ class EventView(BaseModel):
     keywords: dict[str, str] | None = None
     organizers: list[Organizer]
     timeslots: list[TimeslotView]
+    next_steps: list[NextStep] = Field(default_factory=list)
+    debrief: Debrief | None = None
 
 
 class SignupView(SignupBody):
@@ -508,3 +567,45 @@ class PrivateThreadView(BaseModel):
     signup_id: str
     created: bool = Field(description="False when the thread already existed (nothing was sent again).")
 
+
+
+# ---- organizer announcements (issue 11) ------------------------------------------
+
+
+class AnnouncementBody(Strict):
+    """An organizer's message into a chat (or every chat of the event), sent as that
+    organizer's message. Posting the same body again is the same announcement (sent
+    once); an ``Idempotency-Key`` header, when given, names the announcement instead."""
+
+    organizer_id: ExternalId = Field(description="An organizer of the event: the message goes out as theirs.")
+    text: Annotated[str, StringConstraints(min_length=1, max_length=5000, pattern=VISIBLE)] = Field(
+        description="The message, 1-5000 characters (at least one visible). Plain text."
+    )
+    subject: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=VISIBLE)] | None = Field(
+        default=None, description="1-200 characters; default 'Announcement'."
+    )
+    next_steps: Annotated[list[ExternalId], AfterValidator(_unique_step_ids)] = Field(
+        default_factory=list,
+        max_length=5,
+        description="Ids from the event's next_steps, shown as signed links: at most 5, each once (422 for an id the "
+        "event does not have).",
+    )
+
+
+class AnnouncementMessage(BaseModel):
+    timeslot_id: str
+    message_id: str = Field(description="Stable: a retried POST answers the same id and sends nothing again.")
+    recipients: int = Field(description="Copies queued (0 when a retry found it already sent).")
+    created: bool = Field(description="False when this announcement had been posted before (nothing sent again).")
+
+
+class AnnouncementSkipped(BaseModel):
+    timeslot_id: str
+    reason: Literal["chat_not_open", "not_an_organizer"]
+
+
+class AnnouncementView(BaseModel):
+    messages: list[AnnouncementMessage]
+    skipped: list[AnnouncementSkipped] = Field(
+        default_factory=list, description="Shifts of the event whose chat could not take it (event-wide posts only)."
+    )

@@ -132,6 +132,9 @@ class Settings:
     # Attachments may total this many bytes inline in each copy; above it the
     # largest are stored once and each copy carries a signed link instead.
     attachment_link_above: int = 5 * 1024 * 1024
+    # Next-step clicks (issue 11) are counted per chat and link; only when this is
+    # on do the links name the reader (their signup id reaches NextStepClicked).
+    attribute_clicks: bool = False
 
     @property
     def deployment(self) -> str:
@@ -196,6 +199,7 @@ class Settings:
             attachment_link_above=_non_negative_int(
                 e.get("MUSTER_ATTACHMENT_LINK_ABOVE", str(5 * 1024 * 1024)), "MUSTER_ATTACHMENT_LINK_ABOVE"
             ),
+            attribute_clicks=_bool(e.get("MUSTER_ATTRIBUTE_CLICKS", "false")),
         )
 
 

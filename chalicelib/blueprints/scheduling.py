@@ -26,8 +26,9 @@ def chats() -> ChatService:
 
 @scheduling.lambda_function(name="open_chat")
 def open_chat(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Target of the one-time ``at(opens_at)`` schedule."""
-    return {"chat_id": event.get("chat_id"), "state": chats().fire(str(event["chat_id"]), "open")}
+    """Target of the one-time ``at(opens_at)`` schedule, and of the debrief's (issue 11)."""
+    action = "debrief" if event.get("action") == "debrief" else "open"
+    return {"chat_id": event.get("chat_id"), "state": chats().fire(str(event["chat_id"]), action)}
 
 
 @scheduling.lambda_function(name="close_chat")

@@ -9,6 +9,7 @@ The kickoff uses the same mute placeholders as relayed mail, so
 
 from __future__ import annotations
 
+import html
 from collections.abc import Sequence
 from datetime import datetime
 from email.headerregistry import Address
@@ -27,7 +28,13 @@ from chalicelib.relay.anonymize import (
 from chalicelib.relay.names import FALLBACK_NAME, ORGANIZER_TAG, clean_name, decode_encoded_words, without_tag
 from chalicelib.relay.outcomes import Outcome
 from chalicelib.relay.parse import clean_subject
-from chalicelib.relay.placeholders import TEXT_SLOT_LEAD, strip_placeholders
+from chalicelib.relay.placeholders import (
+    HTML_LINK_TEXT,
+    HTML_SLOT_LEAD,
+    MUTE_URL_PLACEHOLDER_HTML,
+    TEXT_SLOT_LEAD,
+    strip_placeholders,
+)
 
 SYSTEM_NAME = "Muster"
 MAX_KICKOFF_MEMBERS = 50  # a big chat's kickoff names the first 50, then "... and N more"
@@ -89,11 +96,16 @@ def _format_date(date: datetime) -> str:
     return format_datetime(date if date.tzinfo else date.astimezone())
 
 
-def _list_mail(text: str, *, chat: ChatContext, subject: str, message_id: str, date: datetime) -> bytes:
+def _list_mail(
+    text: str, *, chat: ChatContext, subject: str, message_id: str, date: datetime, markup: str | None = None
+) -> bytes:
     """Mail from Muster into a chat (or private conversation) for one reader: the
-    list's headers, the footer's mute slot in ``text``, never answered in turn."""
+    list's headers, the footer's mute slot in ``text`` (and in ``markup``, an HTML
+    alternative, when given), never answered in turn."""
     message = EmailMessage(policy=OUTPUT_POLICY)
     message.set_content(text, charset="utf-8", cte="quoted-printable")
+    if markup is not None:
+        message.add_alternative(markup, subtype="html", charset="utf-8", cte="quoted-printable")
     set_envelope_headers(
         message,
         from_name=SYSTEM_NAME,
@@ -122,6 +134,35 @@ def _member_lines(members: Sequence[str]) -> list[str]:
     return shown
 
 
+def _step_text(steps: Sequence[tuple[str, str]], note: str) -> str:
+    """Next steps as text: each label, then its signed link on a line of its own."""
+    if not steps:
+        return ""
+    lines = ["Next steps:"]
+    for label, url in steps:
+        lines += [f"  - {strip_placeholders(clean_subject(label))}:", f"    {url}"]
+    return "\n".join(lines) + f"\n({note})\n\n"
+
+
+def _html_mail(paragraphs: Sequence[str], steps: Sequence[tuple[str, str]], note: str) -> str:
+    """The HTML alternative of Muster's own list mail: the same paragraphs, the next
+    steps as links, and the footer's mute slot exactly as relayed mail writes it."""
+    body = "".join(f"<p>{html.escape(p).replace(chr(10), '<br>')}</p>\n" for p in paragraphs if p.strip())
+    if steps:
+        items = "".join(
+            f'<li><a href="{html.escape(url, quote=True)}">{html.escape(strip_placeholders(clean_subject(label)))}</a></li>\n'
+            for label, url in steps
+        )
+        body += f"<p>Next steps:</p>\n<ul>\n{items}</ul>\n<p><small>{html.escape(note)}</small></p>\n"
+    return (
+        '<!doctype html>\n<html><body>\n'
+        f"{body}"
+        '<div style="margin-top:16px;color:#666;font-size:12px">\n<hr>\n'
+        f'{HTML_SLOT_LEAD}{MUTE_URL_PLACEHOLDER_HTML}">{HTML_LINK_TEXT}</a><br>\n'
+        "</div>\n</body></html>\n"
+    )
+
+
 def render_kickoff(
     *,
     chat: ChatContext,
@@ -131,6 +172,8 @@ def render_kickoff(
     message_id: str,
     date: datetime,
     members: Sequence[str] = (),
+    next_steps: Sequence[tuple[str, str]] = (),
+    steps_note: str = "",
 ) -> bytes:
     """The welcome mail that opens a chat for one recipient (R1).
 
@@ -152,24 +195,61 @@ def render_kickoff(
         if organizer
         else ""
     )
-    text = (
-        f"Hello {without_tag(name)},\n\n"
-        f"The chat for your shift is open: {shift}.\n\n"
-        f"Everyone signed up for this shift and its organizers can now email each other "
-        f"through one address: {chat.relay_address}\n\n"
-        f"{listing}"
+    paragraphs = [
+        f"Hello {without_tag(name)},",
+        f"The chat for your shift is open: {shift}.",
+        "Everyone signed up for this shift and its organizers can now email each other "
+        f"through one address: {chat.relay_address}",
+        listing.strip(),
         f'You appear to the others as "{name}". Your email address is hidden: nobody '
-        "in the chat sees it, and you do not see theirs.\n\n"
+        "in the chat sees it, and you do not see theirs.",
         "To post, reply to this email or write to the chat address. Everyone in the "
-        "chat receives your message.\n\n"
-        f"{role}"
+        "chat receives your message.",
+        role.strip(),
         "How you follow the chat is up to you: the link below (it is at the end of every "
         "chat message too) lets you get a daily digest instead of each message, mute "
-        "the chat, or leave it.\n\n"
+        "the chat, or leave it.",
+    ]
+    steps = _step_text(next_steps, steps_note)
+    text = (
+        "\n\n".join(p for p in paragraphs[:3] if p) + "\n\n"
+        f"{listing}"
+        + "\n\n".join(p for p in paragraphs[4:] if p) + "\n\n"
+        f"{steps}"
         f"{TEXT_SLOT_LEAD}"
         f"{MUTE_URL_PLACEHOLDER_TEXT}\n"
     )
-    return _list_mail(text, chat=chat, subject=f"Your chat for {shift} is open", message_id=message_id, date=date)
+    markup = _html_mail(paragraphs, next_steps, steps_note) if next_steps else None
+    subject = f"Your chat for {shift} is open"
+    return _list_mail(text, chat=chat, subject=subject, message_id=message_id, date=date, markup=markup)
+
+
+def render_debrief(
+    *,
+    chat: ChatContext,
+    shift_label: str,
+    prompt: str,
+    message_id: str,
+    date: datetime,
+    next_steps: Sequence[tuple[str, str]] = (),
+    steps_note: str = "",
+) -> bytes:
+    """The post-shift debrief (issue 11), from Muster into the chat for one reader:
+    the organizers' prompt, the event's next steps (this reader's signed links),
+    and the footer. Replies go to the chat like any message."""
+    shift = strip_placeholders(clean_subject(shift_label))
+    question = strip_placeholders(prompt).strip()
+    paragraphs = [
+        f"Thank you for {shift}.",
+        question,
+        "Reply to this email to answer: everyone in the chat receives your reply, "
+        "as with any chat message.",
+    ]
+    text = "\n\n".join(paragraphs) + "\n\n" + _step_text(next_steps, steps_note) + (
+        f"{TEXT_SLOT_LEAD}{MUTE_URL_PLACEHOLDER_TEXT}\n"
+    )
+    markup = _html_mail(paragraphs, next_steps, steps_note)
+    return _list_mail(text, chat=chat, subject=f"How did it go? {shift}", message_id=message_id, date=date, markup=markup)
 
 
 def render_private_intro(

@@ -23,6 +23,7 @@ from chalicelib import clock
 from chalicelib.adapters.scheduler import ChatScheduler
 from chalicelib.models import Chat, Event, TimeslotMap
 from chalicelib.observability import logger, metrics
+from chalicelib.services import debrief
 from chalicelib.services.fanout import FanOut
 from chalicelib.services.roster import participants, recipients
 from chalicelib.settings import Settings, get_settings
@@ -107,9 +108,12 @@ class ChatService:
         # while open. The sweeper catches either if it never fires.
         want_open = chat.opens_at if state == "scheduled" else None
         want_close = chat.closes_at if state == "open" else None
+        # Issue 11: the debrief has a schedule of its own while it is ahead.
+        want_debrief = chat.debrief_at if debrief.live(chat, state) else None
         for kind, want, have, arn in (
             ("open", want_open, chat.scheduled_open_at, s.open_chat_arn),
             ("close", want_close, chat.scheduled_close_at, s.close_chat_arn),
+            ("debrief", want_debrief, chat.scheduled_debrief_at, s.open_chat_arn),
         ):
             if want == have:
                 continue  # idempotent PUTs cost no Scheduler calls
@@ -165,6 +169,8 @@ class ChatService:
                 raise
             if state == "open" and chat.kickoff_pending:
                 self._after_open(chat, first=previous != "open")
+            if chat.debrief_pending:
+                self._after_debrief(chat)
             return chat
         raise RuntimeError(f"chat {chat_id} kept changing under us")
 
@@ -174,6 +180,7 @@ class ChatService:
             chat.closed_reason = "window"
         if state != "closed" and chat.closed_reason == "window":
             chat.closed_reason = None  # moved later: the window reopens
+        debrief.claim(chat, state, now)  # issue 11: decided once, in this versioned save
         self._sync_schedules(chat, state)
         if state == "open" and chat.kickoff_pending:
             chat.due_bucket, chat.due_at = DUE, now
@@ -183,6 +190,10 @@ class ChatService:
             chat.due_bucket, chat.due_at = DUE, chat.closes_at
         else:
             chat.due_bucket = chat.due_at = None
+        if chat.debrief_pending:
+            chat.due_bucket, chat.due_at = DUE, now
+        elif debrief.live(chat, state) and chat.debrief_at is not None:
+            chat.due_bucket, chat.due_at = DUE, min(chat.due_at or chat.debrief_at, chat.debrief_at)
         if state == "closed" and chat.state != "closed":
             chat.closed_at = now
         if state == "open" and chat.state != "open":
@@ -201,6 +212,15 @@ class ChatService:
 
         def queued(c: Chat) -> None:
             c.kickoff_pending = None
+
+        self.update(chat.chat_id, queued)
+
+    def _after_debrief(self, chat: Chat) -> None:
+        """Queue the claimed debrief, then clear its pending mark (as the kickoff)."""
+        debrief.queue(chat, self.kickoff)
+
+        def queued(c: Chat) -> None:
+            c.debrief_pending = None
 
         self.update(chat.chat_id, queued)
 
@@ -223,6 +243,8 @@ class ChatService:
                 chat.scheduled_open_at = None
             elif action == "close":
                 chat.scheduled_close_at = None
+            elif action == "debrief":
+                chat.scheduled_debrief_at = None
 
         chat = self.update(chat_id, fired, now)
         if chat is None:

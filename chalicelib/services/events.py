@@ -19,9 +19,11 @@ from chalicelib.schemas import (
     ChatLimits,
     ChatSettings,
     ChatView,
+    Debrief,
     DeliveryMode,
     EventBody,
     EventView,
+    NextStep,
     Organizer,
     ParticipantView,
     SignupBody,
@@ -30,6 +32,8 @@ from chalicelib.schemas import (
 )
 from chalicelib.services import suppressions
 from chalicelib.services.chats import ChatService, chat_id_for, relay_local, window_for
+from chalicelib.services.debrief import debrief_at
+from chalicelib.services.nextsteps import dump_steps, steps_of
 from chalicelib.services.roster import is_active, participants, relay_address
 from chalicelib.settings import Settings, get_settings
 
@@ -176,6 +180,9 @@ class EventService:
             chat_copies_per_hour=body.limits.chat_copies_per_hour if body.limits else None,
             keywords=body.keywords or None,  # issue 12: the keyword bot's answers
             cancelled=False,
+            next_steps_json=dump_steps([step.model_dump() for step in body.next_steps]),  # issue 11
+            debrief_after_hours=body.debrief.after_hours if body.debrief else None,
+            debrief_text=body.debrief.text if body.debrief else None,
             created_at=previous.created_at if previous else now,
             updated_at=now,
         )
@@ -215,6 +222,7 @@ class EventService:
             chat.report_threshold = event.report_threshold
             chat.sender_messages_per_hour = event.sender_messages_per_hour  # R12 per-chat limits
             chat.chat_copies_per_hour = event.chat_copies_per_hour
+            chat.debrief_at = debrief_at(event, slot)  # issue 11: moves with the shift
             if chat.closed_reason in {"cancelled", "removed"}:
                 chat.closed_reason = None  # the event or shift is back
             return window.enabled
@@ -239,6 +247,7 @@ class EventService:
                 report_threshold=event.report_threshold,
                 sender_messages_per_hour=event.sender_messages_per_hour,
                 chat_copies_per_hour=event.chat_copies_per_hour,
+                debrief_at=debrief_at(event, slot),
             )
 
         chat = self.chats.update(chat_id, apply, create=create)
@@ -299,6 +308,10 @@ class EventService:
                 if (p := people.get(f"o-{oid}")) is not None
             ],
             timeslots=slots,
+            next_steps=[NextStep(id=x.id, label=x.label, url=x.url) for x in steps_of(event)],
+            debrief=Debrief(after_hours=float(event.debrief_after_hours), text=event.debrief_text)
+            if event.debrief_after_hours is not None and event.debrief_text
+            else None,
         )
 
     def _chat_view(self, chat: Chat, people: list[Participant] | None) -> ChatView:

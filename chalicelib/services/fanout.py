@@ -61,6 +61,7 @@ from chalicelib.relay import anonymize, compose
 from chalicelib.relay.addresses import transport_address
 from chalicelib.relay.names import display_name
 from chalicelib.relay.threadheaders import header_block, reader_headers, ses_id_domain
+from chalicelib.services import nextsteps
 from chalicelib.services.digest import DigestService, wants_digest
 from chalicelib.services.links import CONTROL_DAYS, copy_controls, mute_url
 from chalicelib.services.pacing import SendPacer
@@ -188,6 +189,9 @@ class FanOut:
             "chat_id": chat.chat_id,
             "chat": self._chat_fields(chat),
         }
+        steps = [{"id": x.id, "label": x.label} for x in nextsteps.steps_of(nextsteps.load_event(chat))]
+        if steps:
+            base["next_steps"] = steps  # issue 11: labels and ids only; links are signed per copy
         if batch == "late":
             # Each late arrival gets a batch of its own.
             for key in recipients:
@@ -195,6 +199,21 @@ class FanOut:
         else:
             self._enqueue(base, recipients, batch)
         metrics.add_metric(name="KickoffsQueued", unit="Count", value=len(recipients))
+
+    def debrief(self, chat: Chat, recipients: list[str], *, text: str, steps: list[dict[str, str]]) -> None:
+        """Queue the post-shift debrief (issue 11) for ``recipients`` (once per person)."""
+        if not recipients:
+            return
+        base = {
+            "v": 1,
+            "kind": "debrief",
+            "message_id": f"debrief-{chat.chat_id}",
+            "chat_id": chat.chat_id,
+            "chat": self._chat_fields(chat),
+            "debrief": text,
+            "next_steps": steps,
+        }
+        self._enqueue(base, recipients, "debrief")
 
     def relay(
         self,
@@ -207,6 +226,8 @@ class FanOut:
         *,
         ancestors: Sequence[str] = (),
         context: anonymize.ChatContext | None = None,
+        next_steps: Sequence[dict[str, str]] = (),
+        announcement: bool = False,
     ) -> int:
         """Queue a rendered message (``size`` bytes, at ``object_key``) for
         ``recipients``; ``ancestors`` are the Muster ids it answers (parent last)."""
@@ -226,6 +247,9 @@ class FanOut:
             # pair's address, never deferred to a digest.
             base["context"] = asdict(context)
             base["private"] = True
+        if announcement:  # issue 11: never deferred to a digest; its next steps signed per copy
+            base["announcement"] = True
+            base["next_steps"] = list(next_steps)
         per_batch = min(self.settings.batch_size, max(MIN_BATCH, BATCH_BYTES_BUDGET // max(size, 1)))
         return self._enqueue(base, recipients, "r", per_batch)
 
@@ -461,7 +485,7 @@ class FanOut:
         keys: list[str] = list(dict.fromkeys(body["recipients"]))
         targets = [wanted[k] for k in keys if k in wanted]
         result.skipped = len(keys) - len(targets)
-        if body["kind"] == "relay" and not body.get("private"):
+        if body["kind"] == "relay" and not body.get("private") and not body.get("announcement"):
             # Digest readers get this message in their next daily digest instead
             # (the chat's size counts everyone, as the settings page does).
             digest = {p.participant_key for p in targets if wants_digest(p, chat, len(everyone), self.settings)}
@@ -508,6 +532,8 @@ class FanOut:
                         expires_at=controls_expire,
                         private=bool(body.get("private")),
                     )
+                if steps:  # an announcement's next steps: this reader's signed links, above the controls
+                    controls = nextsteps.with_next_steps(controls, steps_for(p), nextsteps.footer_note(self.settings))
                 return template.render(
                     mute_url=link,
                     list_unsubscribe_headers=headers,
@@ -517,6 +543,17 @@ class FanOut:
                 )
             if body["kind"] == "intro":
                 return anonymize.personalize(intro_for(p), mute_url=link, list_unsubscribe_headers=headers)
+            if body["kind"] == "debrief":
+                debrief = compose.render_debrief(
+                    chat=ctx,
+                    shift_label=chat_label(chat),
+                    prompt=str(body["debrief"]),
+                    message_id=f"<{message_id}.{p.participant_key}@{self.settings.relay_domain}>",
+                    date=now,
+                    next_steps=steps_for(p),
+                    steps_note=nextsteps.footer_note(self.settings),
+                )
+                return anonymize.personalize(debrief, mute_url=link, list_unsubscribe_headers=headers)
             kickoff = compose.render_kickoff(
                 chat=ctx,
                 recipient_name=display_name(p.first_name, p.last_name, organizer=p.role == "organizer"),
@@ -525,8 +562,15 @@ class FanOut:
                 message_id=f"<{message_id}.{p.participant_key}@{self.settings.relay_domain}>",
                 date=now,
                 members=members,
+                next_steps=steps_for(p),
+                steps_note=nextsteps.footer_note(self.settings),
             )
             return anonymize.personalize(kickoff, mute_url=link, list_unsubscribe_headers=headers)
+
+        steps: list[dict[str, str]] = list(body.get("next_steps") or [])
+
+        def steps_for(p: Participant) -> list[tuple[str, str]]:
+            return nextsteps.step_lines(self.settings, chat.chat_id, steps, p.participant_key)
 
         def intro_for(p: Participant) -> bytes:
             """A private thread's intro to one of its two members (display names only)."""

@@ -89,8 +89,35 @@ def _legacy_node_id(request: pytest.FixtureRequest) -> None:
 
 
 def _duplicate_ids(items: Any) -> bool:
-    ids = [item.get("id") for item in items if isinstance(item, dict)] if isinstance(items, list) else []
-    return len(ids) != len(set(ids))
+    if not isinstance(items, list):
+        return False
+    ids = [item.get("id") if isinstance(item, dict) else item for item in items]
+    return len(ids) != len(set(map(str, ids)))
+
+
+def _event(case: schemathesis.Case, twin: Twin) -> dict[str, Any] | None:
+    event_id = quote(str(case.path_parameters["event_id"]), safe="")
+    response = requests.get(
+        f"{twin.config.api_url}/events/{event_id}",
+        headers={"Authorization": f"Bearer {twin.client.api_key}"},
+        timeout=15,
+    )
+    return response.json() if response.status_code == 200 else None
+
+
+def _announcement_refusal(case: schemathesis.Case, twin: Twin, code: str) -> str | None:
+    """An announcement's organizer and next steps must be the event's (issue 11)."""
+    event = _event(case, twin)
+    if event is None:
+        return None
+    if code == "unknown_organizer" and case.body["organizer_id"] not in {o["id"] for o in event["organizers"]}:
+        return "the organizer is one of the event's"
+    steps = {s["id"] for s in event.get("next_steps", [])}
+    if code == "unknown_next_step" and set(case.body.get("next_steps") or []) - steps:
+        return "the next steps are the event's"
+    if code == "not_an_organizer":
+        return "the organizer is active in the chat"
+    return None
 
 
 def _ends_not_after_start(slot: Any) -> bool:
@@ -151,7 +178,11 @@ def documented_refusal(case: schemathesis.Case, response: Any, twin: Twin) -> st
     field, code = error["field"] or "", error["code"]
     body = case.body
     try:
-        if code == "validation_error" and field in {"organizers", "timeslots"} and _duplicate_ids(body.get(field)):
+        if code in {"unknown_organizer", "unknown_next_step", "not_an_organizer"}:
+            return _announcement_refusal(case, twin, code)
+        if code == "validation_error" and field in {"organizers", "timeslots", "next_steps"} and _duplicate_ids(
+            body.get(field)
+        ):
             return f"{field}: each id once"
         is_slot = field.startswith("timeslots.") and field.count(".") == 1
         if code == "validation_error" and is_slot and _ends_not_after_start(_at(body, field)):

@@ -1,0 +1,80 @@
+"""Signed next-step links (issue 11): ``GET /n/{token}`` counts a click and redirects.
+
+A step token names one next step of one chat of one deployment, and (only when the
+deployment attributes clicks) the reader whose copy carried it::
+
+    base64url("n1|<deployment>|<chat id>|<step id>|<reader key or ->")
+    + "." + base64url(HMAC-SHA256(K, payload))
+
+``K`` is derived from the deployment secret for this purpose alone, so a step
+token is never valid as a mute or control token, nor the other way round. The
+token carries no URL: the redirect looks the target up from the event by step
+id, so a token can only ever lead to a URL the integration set (no open
+redirect). It carries no expiry either: a next step in an old mail still works
+as long as the event lists that step.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+from dataclasses import dataclass
+from functools import lru_cache
+
+VERSION = "n1"
+SEP = "|"
+NO_READER = "-"
+MAX_TOKEN_LENGTH = 400
+
+
+@dataclass(frozen=True)
+class StepClaims:
+    deployment: str
+    chat_id: str
+    step_id: str
+    reader: str | None  # a participant key, only when clicks are attributed
+
+
+def _b64e(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _b64d(data: str) -> bytes:
+    return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
+
+
+@lru_cache(maxsize=4)
+def _key(secret: bytes) -> bytes:
+    if len(secret) < 16:
+        raise ValueError("step tokens need a secret of at least 16 bytes")
+    return hmac.new(secret, b"muster/next-step-token/v1", hashlib.sha256).digest()
+
+
+def sign_step(secret: bytes, *, deployment: str, chat_id: str, step_id: str, reader: str | None = None) -> str:
+    fields = (deployment, chat_id, step_id, reader or NO_READER)
+    for value in fields:
+        if not value or SEP in value or not value.isprintable() or not value.isascii():
+            raise ValueError("step token fields must be non-empty printable ASCII without '|'")
+    raw = SEP.join((VERSION, *fields)).encode("ascii")
+    return f"{_b64e(raw)}.{_b64e(hmac.new(_key(secret), raw, hashlib.sha256).digest())}"
+
+
+def read_step(secret: bytes, token: str, *, deployment: str) -> StepClaims | None:
+    """The claims of a genuine token of this deployment; None for anything else."""
+    if not token or len(token) > MAX_TOKEN_LENGTH or not token.isascii():
+        return None
+    try:
+        body, dot, sig = token.strip().partition(".")
+        if not dot:
+            return None
+        raw = _b64d(body)
+        if not hmac.compare_digest(hmac.new(_key(secret), raw, hashlib.sha256).digest(), _b64d(sig)):
+            return None
+        version, dep, chat_id, step_id, reader = raw.decode("ascii").split(SEP)
+    except (ValueError, binascii.Error, UnicodeError):
+        return None
+    if version != VERSION or not hmac.compare_digest(dep.encode(), deployment.encode()):
+        return None
+    return StepClaims(dep, chat_id, step_id, None if reader == NO_READER else reader)
