@@ -1,0 +1,366 @@
+"""Chat messages as text messages (issue 12): segment counting, reply trimming,
+the SMS copy's text, and the text-to-mail direction. Pure: stdlib only.
+
+- **Segments.** A text that only uses the GSM 03.38 alphabet (the basic set, and
+  the extension table at two septets a character: ``^{}\\[~]|€`` and form feed)
+  goes as GSM-7: 160 septets in one segment, 153 per segment once concatenated
+  (the user data header takes 7). Anything else goes as UCS-2: 70 UTF-16 code
+  units, 67 once concatenated; an emoji outside the BMP is a surrogate pair (2
+  units). A segment never splits an escape sequence or a surrogate pair, as
+  handsets and carriers do.
+- **Trimming** (talon-style heuristics, on the text part): quoted history
+  (``>`` lines, "On … wrote:" and its localized spellings, "-----Original
+  Message-----", Outlook's From:/Sent: header blocks) and signatures (``-- ``,
+  "Sent from my …") are cut. A bottom-posted reply (the quote first) keeps what
+  follows the quote.
+- **The copy:** ``Jane D. (Canvass Mon): <text>``, attachments as ``(photo: <link>)``,
+  cut at ``max_segments`` with a link to the whole message.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from html.parser import HTMLParser
+
+GSM_BASIC = (
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+GSM_EXTENSION = "^{}\\[~]|€\f"
+_BASIC = frozenset(GSM_BASIC)
+_EXTENDED = frozenset(GSM_EXTENSION)
+
+GSM_SINGLE, GSM_MULTI = 160, 153
+UCS2_SINGLE, UCS2_MULTI = 70, 67
+
+# Where a participant who texts has no email: their identity in the relay's
+# address-keyed paths (sender lookup, one record per person). Never sent to.
+PSEUDO_DOMAIN = "sms.invalid"
+
+
+def pseudo_address(e164: str) -> str:
+    """The address that stands for a phone number in the relay (``+15551234567@sms.invalid``)."""
+    return f"{e164}@{PSEUDO_DOMAIN}"
+
+
+@dataclass(frozen=True)
+class Segments:
+    encoding: str  # "GSM-7" | "UCS-2"
+    units: int  # septets (GSM-7) or UTF-16 code units (UCS-2)
+    count: int
+
+
+def is_gsm(text: str) -> bool:
+    return all(c in _BASIC or c in _EXTENDED for c in text)
+
+
+def _units(text: str, gsm: bool) -> list[int]:
+    """The size of each character: 1 or 2 septets, 1 or 2 UTF-16 units."""
+    if gsm:
+        return [2 if c in _EXTENDED else 1 for c in text]
+    return [2 if ord(c) > 0xFFFF else 1 for c in text]
+
+
+def _pack(sizes: list[int], limit: int) -> int:
+    """How many segments of ``limit`` units ``sizes`` fill, never splitting one character."""
+    count, used = 1, 0
+    for n in sizes:
+        if used + n > limit:
+            count, used = count + 1, 0
+        used += n
+    return count
+
+
+def count_segments(text: str) -> Segments:
+    gsm = is_gsm(text)
+    sizes = _units(text, gsm)
+    total = sum(sizes)
+    single, multi = (GSM_SINGLE, GSM_MULTI) if gsm else (UCS2_SINGLE, UCS2_MULTI)
+    count = 0 if total == 0 else 1 if total <= single else _pack(sizes, multi)
+    return Segments("GSM-7" if gsm else "UCS-2", total, count)
+
+
+def fit(text: str, max_segments: int, suffix: str) -> str:
+    """``text`` if it fits ``max_segments``, else its longest prefix (cut at a word
+    where possible) followed by ``suffix`` that fits."""
+    if count_segments(text).count <= max_segments:
+        return text
+    lo, hi = 0, len(text)
+    while lo < hi:  # the longest prefix that fits with the suffix
+        mid = (lo + hi + 1) // 2
+        if count_segments(text[:mid].rstrip() + suffix).count <= max_segments:
+            lo = mid
+        else:
+            hi = mid - 1
+    head = text[:lo]
+    space = head.rfind(" ")
+    if space > lo * 2 // 3:
+        head = head[:space]
+    return head.rstrip() + suffix
+
+
+def cost(segments: int, price_per_segment: float) -> float:
+    return round(segments * price_per_segment, 6)
+
+
+# -- trimming quoted history and signatures --------------------------------------
+
+_WROTE = re.compile(
+    r"(wrote|writes|написал[аи]?|a écrit|schrieb|escribió|ha scritto|schreef|skrev|kirjoitti)\s*:\s*$", re.IGNORECASE
+)
+_ATTRIBUTION_START = re.compile(r"^\s*(On|Le|Am|El|Il|Op|Den|På)\s|^\s*\d{1,4}[./-]\d{1,2}[./-]\d{2,4}", re.IGNORECASE)
+_SEPARATOR = re.compile(
+    r"^\s*(-{2,}\s*(Original Message|Forwarded message|Исходное сообщение|Ursprüngliche Nachricht|Message d'origine)"
+    r"\s*-{2,}|_{10,}\s*$|-{3,}\s*On\s.*wrote:)",
+    re.IGNORECASE,
+)
+_SIGNATURE = re.compile(
+    r"^(--\s*|Sent from my \S.*|Sent with \S.*|Get Outlook for \S.*|Envoyé de mon \S.*|Von meinem \S.* gesendet)$",
+    re.IGNORECASE,
+)
+_HEADER_FIRST = re.compile(r"^\s*\*?(From|De|Von|От|Van|Da|Date|Från|Fra)\s*:\*?(\s|$)", re.IGNORECASE)
+_HEADER_NEXT = re.compile(
+    r"^\s*\*?(Sent|Date|To|Subject|Cc|On Behalf Of|Кому|Тема|Отправлено|Дата|An|Gesendet|Betreff|Envoyé|À|Objet|"
+    r"Datum|Onderwerp|Aan|Verzonden|Inviato|Oggetto|A|Skickat|Ämne|Till|From)\s*:?\*?(\s|:|$)",
+    re.IGNORECASE,
+)
+_DATED_ADDRESS_COLON = re.compile(r"\d{1,2}[:.]\d{2}.*[<@].*:\s*$")
+
+
+def _is_header_block(lines: list[str], i: int) -> bool:
+    if not _HEADER_FIRST.match(lines[i]):
+        return False
+    nxt = [line for line in lines[i + 1 : i + 5] if line.strip()]
+    return any(_HEADER_NEXT.match(line) for line in nxt[:3])
+
+
+def _cut_at(lines: list[str]) -> int | None:
+    """The index of the first line of quoted history or a signature, if any."""
+    for i, line in enumerate(lines):
+        stripped = line.strip()
+        if _SEPARATOR.match(line) or _SIGNATURE.match(line.rstrip()) or _is_header_block(lines, i):
+            return i
+        if _WROTE.search(stripped) or (_DATED_ADDRESS_COLON.search(stripped) and not stripped.startswith(">")):
+            start = i
+            if i > 0 and lines[i - 1].strip() and _ATTRIBUTION_START.match(lines[i - 1]) and not _ATTRIBUTION_START.match(line):
+                start = i - 1  # "On Mon, … Bob <" / "bob@example.com> wrote:"
+            return start
+        if stripped.startswith(">") and all(not x.strip() or x.lstrip().startswith(">") for x in lines[i:]):
+            return i
+    return None
+
+
+def _clean(lines: list[str]) -> str:
+    text = "\n".join(line.rstrip() for line in lines)
+    return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+
+def trim_reply(text: str) -> str:
+    """The new text of a reply: quoted history and signatures cut (talon-style)."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    cut = _cut_at(lines)
+    if cut is None:
+        unquoted = [line for line in lines if not line.lstrip().startswith(">")]
+        return _clean(unquoted) or _clean(lines)
+    head = _clean(lines[:cut])
+    if head:
+        return head
+    # Bottom-posted: the quote came first. Keep what follows the quoted lines.
+    rest = lines[cut + 1 :]
+    while rest and (not rest[0].strip() or rest[0].lstrip().startswith(">") or _WROTE.search(rest[0])):
+        rest.pop(0)
+    after = trim_reply("\n".join(rest)) if rest else ""
+    return after or _clean([line for line in lines if not line.lstrip().startswith(">")])
+
+
+class _HtmlText(HTMLParser):
+    """Visible text of HTML, without quoted history (blockquotes, Gmail's and
+    Thunderbird's quote containers, Outlook's reply header)."""
+
+    _BLOCK = frozenset({"p", "div", "br", "tr", "li", "h1", "h2", "h3", "h4", "table", "hr"})
+    _VOID = frozenset({"br", "hr", "img", "meta", "link", "input", "col", "area", "base", "wbr"})
+    _QUOTE_CLASSES = ("gmail_quote", "moz-cite-prefix", "yahoo_quoted", "divrplyfwdmsg")
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.out: list[str] = []
+        self._skip: list[str] = []  # open tags whose content is skipped
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self._VOID:
+            if tag in self._BLOCK and not self._skip:
+                self.out.append("\n")
+            return
+        if self._skip:
+            self._skip.append(tag)
+            return
+        marks = " ".join((v or "") for k, v in attrs if k in {"class", "id"}).lower()
+        if tag in {"blockquote", "style", "script", "head", "title"} or any(c in marks for c in self._QUOTE_CLASSES):
+            self._skip.append(tag)
+            return
+        if tag in self._BLOCK:
+            self.out.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if self._skip:
+            self._skip.pop()
+            return
+        if tag in self._BLOCK:
+            self.out.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip:
+            self.out.append(re.sub(r"\s+", " ", data))
+
+
+def html_text(markup: str) -> str:
+    parser = _HtmlText()
+    parser.feed(markup)
+    parser.close()
+    lines = [line.strip().replace("\u200e", "") for line in "".join(parser.out).split("\n")]
+    return "\n".join(line for line in lines if line)
+
+
+# -- a rendered chat message as a text message ---------------------------------------
+
+
+@dataclass(frozen=True)
+class Attachment:
+    name: str
+    content_type: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class SmsSource:
+    """What a text message is made of: the trimmed text and the attachments."""
+
+    text: str
+    full_text: str  # untrimmed text part, for the whole-message page (footer removed)
+    attachments: tuple[Attachment, ...]
+
+
+def source_of(rendered: bytes) -> SmsSource:
+    """The text of an anonymized chat message (the relay's one rendered copy) and
+    its attachments. Addresses and phone numbers are already scrubbed there."""
+    message = BytesParser(policy=policy.default).parsebytes(rendered)
+    assert isinstance(message, EmailMessage)
+    body = message.get_body(preferencelist=("plain", "html"))
+    text = ""
+    if body is not None:
+        content = body.get_content()
+        text = html_text(content) if body.get_content_type() == "text/html" else content
+    attachments = []
+    for part in message.iter_attachments():
+        if part.get_content_maintype() in {"multipart", "message"}:
+            continue
+        data = part.get_payload(decode=True)
+        if isinstance(data, bytes):
+            attachments.append(Attachment(part.get_filename() or "attachment", part.get_content_type(), data))
+    full = _without_footer(text)
+    return SmsSource(trim_reply(text), full, tuple(attachments))
+
+
+def _without_footer(text: str) -> str:
+    lines = text.replace("\r\n", "\n").split("\n")
+    for i in range(len(lines) - 1, -1, -1):
+        if lines[i].rstrip() == "--":
+            return "\n".join(lines[:i]).strip()
+    return text.strip()
+
+
+def attachment_kind(content_type: str) -> str:
+    major = content_type.split("/", 1)[0]
+    return {"image": "photo", "video": "video", "audio": "audio"}.get(major, "file")
+
+
+def short_title(title: str, limit: int = 24) -> str:
+    title = " ".join(title.split())
+    return title if len(title) <= limit else title[: limit - 1].rstrip() + "…"
+
+
+def render_text(
+    *,
+    author: str,
+    chat_title: str,
+    text: str,
+    attachments: list[tuple[str, str]],
+    max_segments: int,
+    more_link: str | None,
+) -> str:
+    """``Jane D. (Canvass Mon): <text> (photo: <link>)``, cut at ``max_segments``
+    with a link to the whole message. ``attachments`` are (kind, link) pairs."""
+    head = f"{author} ({short_title(chat_title)}): "
+    tail = "".join(f" ({kind}: {link})" for kind, link in attachments)
+    whole = head + text.strip()
+    if count_segments(whole + tail).count <= max_segments or more_link is None:
+        return whole + tail
+    return fit(whole, max_segments, f"… (more: {more_link})")
+
+
+# -- text to mail ---------------------------------------------------------------------
+
+
+def inbound_mail(
+    *, sender: str, recipient: str, text: str, message_id: str, date: str, relay_domain: str
+) -> bytes:
+    """A small RFC 5322 message carrying a text message, for the relay's one path."""
+    message = EmailMessage(policy=policy.SMTP)
+    message["From"] = f"<{sender}>"
+    message["To"] = f"<{recipient}>"
+    message["Subject"] = "Text message"
+    message["Date"] = date
+    message["Message-ID"] = f"<{message_id}@sms.{relay_domain}>"
+    message.set_content(text or " ", subtype="plain", charset="utf-8", cte="quoted-printable")
+    return message.as_bytes()
+
+
+# -- keywords ------------------------------------------------------------------------
+
+STOP_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT", "OPT-OUT", "REVOKE"})
+START_WORDS = frozenset({"START", "UNSTOP", "YES", "OPTIN", "OPT-IN", "SUBSCRIBE"})
+HELP_WORDS = frozenset({"HELP", "INFO"})
+_CHAT_REF = re.compile(r"^#(\d{1,3})\s+(.+)$", re.DOTALL)
+
+
+def keyword(text: str) -> str | None:
+    """The keyword a whole message is (case-insensitive), or None."""
+    word = " ".join(text.split()).upper().strip(".!")
+    if word in STOP_WORDS:
+        return "STOP"
+    if word in START_WORDS:
+        return "START"
+    if word in HELP_WORDS:
+        return "HELP"
+    if word in {"MUTE", "UNMUTE", "CHATS"}:
+        return word
+    return None
+
+
+def chat_reference(text: str) -> tuple[int, str] | None:
+    """``#2 hello`` -> (2, "hello")."""
+    m = _CHAT_REF.match(text.strip())
+    return (int(m.group(1)), m.group(2).strip()) if m else None
+
+
+__all__ = [
+    "Attachment",
+    "Segments",
+    "SmsSource",
+    "chat_reference",
+    "cost",
+    "count_segments",
+    "fit",
+    "html_text",
+    "inbound_mail",
+    "keyword",
+    "pseudo_address",
+    "render_text",
+    "short_title",
+    "source_of",
+    "trim_reply",
+]
