@@ -19,6 +19,9 @@ the SMS copy's text, and the text-to-mail direction. Pure: stdlib only.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import re
 from dataclasses import dataclass
 from email import policy
@@ -45,6 +48,42 @@ PSEUDO_DOMAIN = "sms.invalid"
 def pseudo_address(e164: str) -> str:
     """The address that stands for a phone number in the relay (``+15551234567@sms.invalid``)."""
     return f"{e164}@{PSEUDO_DOMAIN}"
+
+
+def phone_hash(key: bytes, e164: str) -> str:
+    """Keyed hash of a phone number (E.164), for lookups and logs (R5, R14)."""
+    return hmac.new(key, f"tel:{e164}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+# -- short signed links (a text message has no room for a 100-character token) -------
+
+_LINK_PURPOSE = b"muster sms link v1"
+
+
+def _link_key(key: bytes) -> bytes:
+    return hmac.new(key, _LINK_PURPOSE, hashlib.sha256).digest()  # never valid as any other token
+
+
+def sign_link(key: bytes, *, message_id: str, index: int, expires_at: int) -> str:
+    """``index`` 0: the whole message's page; n: its n-th attachment. ~50 characters."""
+    payload = f"{message_id}.{index:x}.{expires_at // 3600:x}"
+    mac = hmac.new(_link_key(key), payload.encode(), hashlib.sha256).digest()[:9]
+    return f"{payload}.{base64.urlsafe_b64encode(mac).decode()}"
+
+
+def open_link(key: bytes, token: str) -> tuple[str, int, int] | None:
+    """(message id, index, expires_at) of a genuine link token; None if tampered."""
+    parts = token.split(".")
+    if len(token) > 120 or len(parts) != 4:
+        return None
+    payload = ".".join(parts[:3])
+    mac = hmac.new(_link_key(key), payload.encode(), hashlib.sha256).digest()[:9]
+    if not hmac.compare_digest(base64.urlsafe_b64encode(mac).decode(), parts[3]):
+        return None
+    try:
+        return parts[0], int(parts[1], 16), int(parts[2], 16) * 3600
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -146,7 +185,12 @@ def _cut_at(lines: list[str]) -> int | None:
             return i
         if _WROTE.search(stripped) or (_DATED_ADDRESS_COLON.search(stripped) and not stripped.startswith(">")):
             start = i
-            if i > 0 and lines[i - 1].strip() and _ATTRIBUTION_START.match(lines[i - 1]) and not _ATTRIBUTION_START.match(line):
+            if (
+                i > 0
+                and lines[i - 1].strip()
+                and _ATTRIBUTION_START.match(lines[i - 1])
+                and not _ATTRIBUTION_START.match(line)
+            ):
                 start = i - 1  # "On Mon, … Bob <" / "bob@example.com> wrote:"
             return start
         if stripped.startswith(">") and all(not x.strip() or x.lstrip().startswith(">") for x in lines[i:]):
@@ -305,9 +349,7 @@ def render_text(
 # -- text to mail ---------------------------------------------------------------------
 
 
-def inbound_mail(
-    *, sender: str, recipient: str, text: str, message_id: str, date: str, relay_domain: str
-) -> bytes:
+def inbound_mail(*, sender: str, recipient: str, text: str, message_id: str, date: str, relay_domain: str) -> bytes:
     """A small RFC 5322 message carrying a text message, for the relay's one path."""
     message = EmailMessage(policy=policy.SMTP)
     message["From"] = f"<{sender}>"
