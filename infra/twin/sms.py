@@ -162,3 +162,44 @@ def phone_page(backend: SmsBackend, notice: str = "") -> str:
 
 def phone_link(number: str) -> str:
     return f"/phone#n{quote(number[1:])}"
+
+
+class TwinSms:
+    """The SMS service's two HTTP faces on the mailbox's port (see the module doc):
+    the JSON API the app's adapter calls, ``POST /sms`` and the ``/phone`` page."""
+
+    def __init__(self, backend: SmsBackend, publish_inbound: Callable[[dict[str, Any]], None] | None) -> None:
+        self.backend = backend
+        self.publish_inbound = publish_inbound
+
+    def receive(self, origin: str, text: str) -> str:
+        """A text to Muster: as two-way SMS publishes it. Returns its inbound id."""
+        if not E164.match(origin) or not text.strip():
+            raise ValueError("'from' must be an E.164 number and 'text' not empty")
+        if self.publish_inbound is None:
+            raise ValueError("the app has no sms_inbound handler")
+        message = inbound_message(origin, text, self.backend.number)
+        self.publish_inbound(message)
+        return str(message["inboundMessageId"])
+
+    def post(self, handler: Any) -> tuple[int, bytes, str, dict[str, str]]:
+        """(status, body, content type, extra headers) for a POST to the mailbox."""
+        from urllib.parse import parse_qs
+
+        length = int(handler.headers.get("Content-Length") or 0)
+        body = handler.rfile.read(min(length, 1_000_000)) if length else b""
+        target = handler.headers.get("X-Amz-Target")
+        if target:
+            status, out = self.backend.handle_api(target, body)
+            return status, out, "application/x-amz-json-1.0", {}
+        if handler.path.split("?")[0].rstrip("/") not in {"/sms", "/phone"}:
+            return 404, b"no such endpoint", "text/plain", {}
+        fields = parse_qs(body.decode("utf-8", "replace"))
+        origin, text = (fields.get("from") or [""])[0].strip(), (fields.get("text") or [""])[0]
+        try:
+            inbound_id = self.receive(origin, text)
+        except ValueError as exc:
+            return 400, json.dumps({"error": str(exc)}).encode(), "application/json", {}
+        if "text/html" in (handler.headers.get("Accept") or ""):
+            return 303, b"", "text/plain", {"Location": phone_link(origin)}
+        return 202, json.dumps({"inboundMessageId": inbound_id}).encode(), "application/json", {}
