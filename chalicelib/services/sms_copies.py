@@ -110,7 +110,7 @@ class SmsCopies:
 
     def kickoff_text(self, *, chat_title: str, shift_label: str) -> str:
         return (
-            f"{core.short_title(chat_title)}: you're in the chat for {shift_label}. Texts you send here go to "
+            f"{self.settings.organization_name}: you're in the chat for {shift_label}. Texts you send here go to "
             "everyone in it; numbers and addresses stay hidden. Reply CHATS for your chats, HELP for help, "
             "STOP to opt out."
         )

@@ -63,8 +63,8 @@ def test_a_mixed_chat_over_the_twin_both_ways_and_the_phone_page(twin: Twin) -> 
     for sid, person in people:
         client.put_signup(f"sms-{tag}", sid, {"timeslot_id": "t1", "status": "confirmed", "person": person})
     chat = client.chat(f"sms-{tag}", "t1")
-    wait_text(twin, SAM, "Canvass Mon: you're in the chat")
-    wait_text(twin, BEA, "Canvass Mon: you're in the chat")
+    wait_text(twin, SAM, "you're in the chat for Canvass Mon")
+    wait_text(twin, BEA, "you're in the chat for Canvass Mon")
 
     # Mail -> texts.
     since = len(client.outbox())
