@@ -284,3 +284,32 @@ def test_a_text_to_a_closed_chat_gets_one_notice_a_day(world: World, texts: SmsB
     text_in(world, SAM, "hello?")
     assert len(world.sent()) == start
     assert len(got(texts, SAM)) == n + 1 and "closed" in got(texts, SAM)[-1]
+
+
+@pytest.mark.parametrize(
+    ("person", "field"),
+    [
+        ({"first_name": "Sam", "channel": "sms"}, "person"),  # no phone
+        ({"first_name": "Sam", "phone": SAM}, "person"),  # email channel without an email
+        ({"first_name": "Sam", "phone": "+1202555014", "channel": "sms"}, "person.phone"),  # too short for +1
+        ({"first_name": "Sam", "phone": "202-555-0143", "channel": "sms"}, "person.phone"),  # not E.164
+        ({"first_name": "Sam", "phone": SAM, "channel": "pager"}, "person.channel"),
+    ],
+)
+def test_people_reachable_by_text_are_validated_strictly(world: World, person: dict[str, Any], field: str) -> None:
+    assert world.put_event("e1", event_body(start_in_hours=10)).status_code == 201
+    r = world.put_signup("e1", "s9", {"timeslot_id": "t1", "status": "registered", "person": person})
+    assert r.status_code == 422, r.body
+    error = json.loads(r.body)["error"]
+    assert error["field"].startswith(field), error
+    assert SAM not in r.body.decode()  # never echoed back
+
+
+def test_a_signup_by_text_reads_back_as_given_and_mail_only_people_are_unchanged(world: World, texts: SmsBackend) -> None:
+    assert world.put_event("e1", event_body(start_in_hours=10)).status_code == 201
+    signup(world, "s2", person(2, "Sam", email=None, phone=SAM, channel="sms"))
+    view = json.loads(world.call("GET", "/events/e1/signups/s2").body)
+    assert view["person"] == {"first_name": "Sam", "last_name": "Smith", "email": None, "phone": SAM, "channel": "sms"}
+    signup(world, "s1", {"first_name": "Abe", "email": "ann1@people.example"})
+    view = json.loads(world.call("GET", "/events/e1/signups/s1").body)
+    assert view["person"]["channel"] == "email" and view["person"]["phone"] is None
