@@ -47,7 +47,7 @@ def _page(title: str, body: str) -> bytes:
     return (
         "<!doctype html><html><head><meta charset='utf-8'>"
         f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>"
-        "<header><a href='/'><b>Muster local twin</b> &middot; outbox</a></header>"
+        "<header><a href='/'><b>Muster local twin</b> &middot; outbox</a> &middot; <a href='/phone'>phone</a></header>"
         f"<main>{body}</main></body></html>"
     ).encode()
 
