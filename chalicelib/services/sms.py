@@ -199,7 +199,8 @@ class SmsInboundService:
         # The way this text goes is decided once and kept (a duplicate goes the same way).
         target, text = self._route(inbound.text, chats, record)
         if target is None:
-            self._reply(inbound.origin, f"There is no chat {text}. " + self._list_text(chats))
+            if first:  # a duplicate delivery answers nothing twice
+                self._reply(inbound.origin, f"There is no chat {text}. " + self._list_text(chats))
             return "unknown_chat"
         if first or record.action == "new":
             answer = _bot_answer(target.chat.chat_id, target.record.participant_key, text)
