@@ -313,3 +313,23 @@ def test_a_signup_by_text_reads_back_as_given_and_mail_only_people_are_unchanged
     signup(world, "s1", {"first_name": "Abe", "email": "ann1@people.example"})
     view = json.loads(world.call("GET", "/events/e1/signups/s1").body)
     assert view["person"]["channel"] == "email" and view["person"]["phone"] is None
+
+
+def test_an_attachment_becomes_a_photo_link_that_downloads(world: World, texts: SmsBackend) -> None:
+    mixed_chat(world)
+    chat = world.chat("e1", "t1")
+    m = EmailMessage()
+    m["From"] = "ann1@people.example"
+    m["To"] = chat["address"]
+    m["Subject"] = "Map"
+    m["Message-ID"] = f"<{uuid.uuid4().hex}@people.example>"
+    m.set_content("Here is the map")
+    m.add_attachment(b"\x89PNG\r\n\x1a\n" + b"\x00" * 64, maintype="image", subtype="png", filename="map.png")
+    world.receive(m.as_bytes(), sender="ann1@people.example", to=[chat["address"]])
+    world.drain()
+    text = got(texts, SAM)[-1]
+    link = re.search(r"^Abe S\. \(Canvass\): Here is the map \(photo: (\S+)\)$", text)
+    assert link is not None, text
+    path = "/" + link.group(1).split("://", 1)[1].split("/", 1)[1]
+    response = world.client.http.get(path)
+    assert response.status_code == 302 and "files/" in response.headers["Location"]
