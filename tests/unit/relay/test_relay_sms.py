@@ -13,12 +13,11 @@ from chalicelib.relay.scrub import scrubber_for
 from chalicelib.relay.sms import (
     chat_reference,
     count_segments,
-    html_text,
     keyword,
     render_text,
     source_of,
-    trim_reply,
 )
+from chalicelib.relay.trim import html_text, trim_reply
 
 # Real clients' replies (talon's test corpus, shared by the project).
 CORPUS = Path(__file__).parents[2] / "fixtures" / "real-clients"
