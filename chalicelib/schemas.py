@@ -134,12 +134,16 @@ Phone = Annotated[
 Channel = Literal["email", "sms", "both"]
 # JSON Schema's spelling of Person's rule: an email unless the channel is sms,
 # a phone when the channel is sms or both.
+# (present and not null: "required" alone admits null).
 _CHANNEL_RULES: dict[str, Any] = {
     "allOf": [
-        {"if": {"properties": {"channel": {"const": "sms"}}, "required": ["channel"]}, "else": {"required": ["email"]}},
+        {
+            "if": {"properties": {"channel": {"const": "sms"}}, "required": ["channel"]},
+            "else": {"required": ["email"], "properties": {"email": {"type": "string"}}},
+        },
         {
             "if": {"properties": {"channel": {"enum": ["sms", "both"]}}, "required": ["channel"]},
-            "then": {"required": ["phone"]},
+            "then": {"required": ["phone"], "properties": {"phone": {"type": "string"}}},
         },
     ]
 }
