@@ -15,6 +15,7 @@ from chalicelib.blueprints.mute import mute_bp
 from chalicelib.blueprints.nextsteps import nextsteps_bp
 from chalicelib.blueprints.private import private_bp
 from chalicelib.blueprints.scheduling import scheduling
+from chalicelib.blueprints.sms import sms_bp
 from chalicelib.blueprints.stewardship_api import stewardship_api
 from chalicelib.blueprints.suppressions import suppressions_bp
 from chalicelib.observability import logger, metrics
@@ -36,3 +37,4 @@ app.register_blueprint(private_bp)
 app.register_blueprint(files_bp)
 app.register_blueprint(nextsteps_bp)
 app.register_blueprint(announcements_bp)
+app.register_blueprint(sms_bp)

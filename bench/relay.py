@@ -83,6 +83,7 @@ from chalicelib.relay import anonymize  # noqa: E402
 from chalicelib.relay.parse import parse_inbound  # noqa: E402
 from chalicelib.relay.threadheaders import header_block, reader_headers  # noqa: E402
 from chalicelib.relay.tokens import sign_token  # noqa: E402
+from chalicelib.schemas import Person as PersonBody  # noqa: E402
 from chalicelib.services.events import EventService  # noqa: E402
 from chalicelib.services.fanout import FanOut  # noqa: E402
 from chalicelib.services.links import MUTE_DAYS  # noqa: E402
@@ -358,7 +359,13 @@ def open_chat(world: World, signups: int) -> str:
     with Participant.batch_write() as batch:
         for n in range(signups):
             batch.save(
-                svc._person(chat_pk, f"s-s{n}", "attendee", "registered", f"Ann{n}", "Attendee", f"ann{n}@people.example")
+                svc._person(
+                    chat_pk,
+                    f"s-s{n}",
+                    "attendee",
+                    "registered",
+                    PersonBody(first_name=f"Ann{n}", last_name="Attendee", email=f"ann{n}@people.example"),
+                )
             )
     world.advance(40)
     (schedule,) = [s for s in world.schedules() if "-open-" in s["Name"]]

@@ -189,6 +189,9 @@ PUBLIC_ROUTES: list[tuple[str, str, str, dict[str, str], dict[str, Any]]] = [
     ("get", "/files/{token}", "Download a large attachment a copy links to: 302 to a short-lived S3 URL",
      {"302": "Location: a presigned S3 URL, valid for 5 minutes", "403": "Tampered link",
       "410": "Expired link, or the file is gone"}, {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}),
+    ("get", "/t/{token}", "A text message's short link: the whole chat message (a page), or 302 to one attachment",
+     {"200": "The whole message (no address or number)", "302": "Location: a presigned S3 URL of the attachment",
+      "403": "Tampered link", "410": "Expired link, or the message or file is gone"}, _HTML),
 ]
 PUBLIC_RESPONSES = {
     "/files/{token}": {

@@ -69,6 +69,17 @@ class AddressIndex(GlobalSecondaryIndex["Participant"]):
     pk = UnicodeAttribute(range_key=True)
 
 
+class PhoneIndex(GlobalSecondaryIndex["Participant"]):
+    """Participant records by phone hash (sparse): inbound texts, STOP, SMS bounces."""
+
+    class Meta:
+        index_name = "phone"
+        projection = KeysOnlyProjection()
+
+    phone_hash = UnicodeAttribute(hash_key=True)
+    pk = UnicodeAttribute(range_key=True)
+
+
 class SesIdIndex(GlobalSecondaryIndex["Delivery"]):
     """Delivered copies by SES MessageId: SES rewrites Message-ID, replies cite it."""
 
@@ -180,6 +191,12 @@ class Participant(Base):
     trusted = BooleanAttribute(null=True)  # had a post relayed (first_post moderation)
     updated_at = UTCDateTimeAttribute()
     address_index = AddressIndex()
+    # SMS (issue 12): the number is stored here only, like the address; found by its hash.
+    phone = UnicodeAttribute(null=True)  # E.164
+    phone_hash = UnicodeAttribute(null=True)
+    channel = UnicodeAttribute(null=True)  # email (null) | sms | both
+    sms_stopped = BooleanAttribute(null=True)  # the number opted out (STOP) or failed for good
+    phone_index = PhoneIndex()
 
 
 class MessageLog(Base):
@@ -294,7 +311,7 @@ def _index(name: str, keys: tuple[tuple[str, str], ...], projection: str) -> dic
 TABLE_SCHEMA: dict[str, Any] = {
     "AttributeDefinitions": [
         {"AttributeName": name, "AttributeType": "S"}
-        for name in ("pk", "sk", "due_bucket", "due_at", "address_hash", "ses_message_id")
+        for name in ("pk", "sk", "due_bucket", "due_at", "address_hash", "ses_message_id", "phone_hash")
     ],
     "KeySchema": [
         {"AttributeName": "pk", "KeyType": "HASH"},
@@ -305,6 +322,7 @@ TABLE_SCHEMA: dict[str, Any] = {
         _index("due", (("due_bucket", "HASH"), ("due_at", "RANGE")), "KEYS_ONLY"),
         _index("address", (("address_hash", "HASH"), ("pk", "RANGE")), "KEYS_ONLY"),
         _index("ses_id", (("ses_message_id", "HASH"),), "ALL"),
+        _index("phone", (("phone_hash", "HASH"), ("pk", "RANGE")), "KEYS_ONLY"),
     ],
 }
 
@@ -583,6 +601,8 @@ class RideEntry(Base):
 
 
 ALL_MODELS = (*ALL_MODELS, RideEntry)
+
+
 # -- next steps, announcements (issue 11) ----------------------------------------------
 
 
@@ -607,3 +627,54 @@ class Announcement(Base):
 
 
 ALL_MODELS = (*ALL_MODELS, ClickCount, Announcement)
+
+
+# -- SMS (issue 12): ``SMS#<phone hash>`` and ``SMSIN#<inbound id>`` partitions ----------
+
+
+class SmsCopy(Base):
+    """``MSG#<message id>``/``SMS#<participant key>``: one text message copy (R8),
+    claimed before the send like :class:`Delivery` (a ``both`` person has both)."""
+
+    chat_id = UnicodeAttribute()
+    participant_key = UnicodeAttribute()
+    status = UnicodeAttribute()  # sending | sent | failed
+    batch = UnicodeAttribute(null=True)
+    sms_message_id = UnicodeAttribute(null=True)
+    segments = NumberAttribute(default=0)
+    encoding = UnicodeAttribute(null=True)
+    cost = NumberAttribute(default=0)
+    reason = UnicodeAttribute(null=True)
+    at = UTCDateTimeAttribute()
+    expires = TTLAttribute(null=True)
+
+
+class SmsOptOut(Base):
+    """``SMS#<phone hash>``/``STOP``: exists while the number opted out (STOP) or
+    its texts fail permanently; texts stop from every chat, mail goes on."""
+
+    reason = UnicodeAttribute()  # stop | permanent_failure
+    at = UTCDateTimeAttribute()
+
+
+class SmsInbound(Base):
+    """``SMSIN#<inbound message id>``/``META``: an inbound text seen (R8) and where
+    it was routed, so a duplicate SNS delivery takes the same way once more."""
+
+    phone_hash = UnicodeAttribute()
+    action = UnicodeAttribute()  # relay | keyword | notice | ignored
+    chat_id = UnicodeAttribute(null=True)
+    at = UTCDateTimeAttribute()
+    expires = TTLAttribute(null=True)
+
+
+class SmsSent(Base):
+    """``SMSOUT#<sms message id>``/``META``: which copy a delivery event is about."""
+
+    phone_hash = UnicodeAttribute()
+    message_id = UnicodeAttribute(null=True)
+    participant_key = UnicodeAttribute(null=True)
+    expires = TTLAttribute(null=True)
+
+
+ALL_MODELS = (*ALL_MODELS, SmsCopy, SmsOptOut, SmsInbound, SmsSent)

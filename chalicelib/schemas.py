@@ -107,6 +107,49 @@ Email = Annotated[
 
 
 
+PHONE_PATTERN = r"^\+[1-9][0-9]{6,14}$"
+PHONE_RULES = (
+    "A mobile number in E.164 form (+, country code, number; no spaces). It must also be a valid number "
+    "for its country (libphonenumber's metadata); refused with 422 otherwise."
+)
+
+
+def _valid_phone(value: str) -> str:
+    import phonenumbers  # on first use: cold starts
+
+    try:
+        number = phonenumbers.parse(value, None)
+    except phonenumbers.NumberParseException:
+        raise ValueError("not a valid phone number") from None
+    if not phonenumbers.is_valid_number(number):
+        raise ValueError("not a valid phone number for its country")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+Phone = Annotated[
+    str,
+    StringConstraints(max_length=16, pattern=PHONE_PATTERN),
+    AfterValidator(_valid_phone),
+    Field(description=PHONE_RULES),
+]
+Channel = Literal["email", "sms", "both"]
+# JSON Schema's spelling of Person's rule: an email unless the channel is sms,
+# a phone when the channel is sms or both.
+# (present and not null: "required" alone admits null).
+_CHANNEL_RULES: dict[str, Any] = {
+    "allOf": [
+        {
+            "if": {"properties": {"channel": {"const": "sms"}}, "required": ["channel"]},
+            "else": {"required": ["email"], "properties": {"email": {"type": "string"}}},
+        },
+        {
+            "if": {"properties": {"channel": {"enum": ["sms", "both"]}}, "required": ["channel"]},
+            "then": {"required": ["phone"], "properties": {"phone": {"type": "string"}}},
+        },
+    ]
+}
+
+
 def _email(value: str) -> str:
     """One address checked as the API checks it (for query parameters); ValueError if not."""
     from pydantic import TypeAdapter
@@ -259,9 +302,29 @@ class ChatLimits(Strict):
 
 
 class Person(Strict):
+    """``email`` is required unless ``channel`` is ``sms``; ``phone`` is required
+    when ``channel`` is ``sms`` or ``both`` (refused with 422 otherwise)."""
+
+    model_config = ConfigDict(json_schema_extra=_CHANNEL_RULES)
+
     first_name: Name = Field(description="At most 100 characters, at least one of them visible; stored trimmed.")
     last_name: LastName | None = Field(default=None, description="At most 100 characters; stored trimmed.")
-    email: Email
+    email: Email | None = Field(default=None, description=EMAIL_RULES + " Required unless channel is 'sms'.")
+    phone: Phone | None = Field(
+        default=None, description=PHONE_RULES + " Required when channel is 'sms' or 'both'; stored only on the record."
+    )
+    channel: Channel = Field(
+        default="email",
+        description="How they follow the chat: 'email' (default), 'sms' (text messages) or 'both'.",
+    )
+
+    @model_validator(mode="after")
+    def _reachable(self) -> Person:
+        if self.channel != "sms" and self.email is None:
+            raise ValueError("email is required unless channel is 'sms'")
+        if self.channel in {"sms", "both"} and self.phone is None:
+            raise ValueError("phone is required when channel is 'sms' or 'both'")
+        return self
 
 
 class Organizer(Person):

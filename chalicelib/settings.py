@@ -135,6 +135,15 @@ class Settings:
     # Next-step clicks (issue 11) are counted per chat and link; only when this is
     # on do the links name the reader (their signup id reaches NextStepClicked).
     attribute_clicks: bool = False
+    # SMS (issue 12): End User Messaging SMS. The origination identity is the
+    # deployment's number (or pool) and the configuration set routes delivery
+    # events to SNS; the endpoint is empty in AWS (the twin points it at itself).
+    sms_origination_identity: str = ""
+    sms_configuration_set: str = ""
+    sms_endpoint_url: str = ""
+    sms_max_segments: int = 3
+    sms_price_per_segment: float = 0.00581  # USD, US 10DLC base price; carrier fees come on top
+    organization_name: str = "Muster"
 
     @property
     def deployment(self) -> str:
@@ -200,6 +209,12 @@ class Settings:
                 e.get("MUSTER_ATTACHMENT_LINK_ABOVE", str(5 * 1024 * 1024)), "MUSTER_ATTACHMENT_LINK_ABOVE"
             ),
             attribute_clicks=_bool(e.get("MUSTER_ATTRIBUTE_CLICKS", "false")),
+            sms_origination_identity=e.get("MUSTER_SMS_ORIGINATION_IDENTITY", ""),
+            sms_configuration_set=e.get("MUSTER_SMS_CONFIGURATION_SET", ""),
+            sms_endpoint_url=e.get("MUSTER_SMS_ENDPOINT_URL", ""),
+            sms_max_segments=max(1, _non_negative_int(e.get("MUSTER_SMS_MAX_SEGMENTS", "3"), "MUSTER_SMS_MAX_SEGMENTS")),
+            sms_price_per_segment=float(e.get("MUSTER_SMS_PRICE_PER_SEGMENT", "0.00581")),
+            organization_name=e.get("MUSTER_ORGANIZATION_NAME", "Muster"),
         )
 
 

@@ -22,6 +22,12 @@ def feedback(event: SNSEvent) -> list[str]:
     except ValueError:
         logger.warning("feedback message is not JSON; ignored")
         return []
+    if isinstance(notification, dict) and str(notification.get("eventType", "")).startswith("TEXT_"):
+        # An SMS delivery event (issue 12): a permanent failure opts the number out.
+        from chalicelib.services.sms_optout import handle_delivery_event
+        from chalicelib.settings import get_settings
+
+        return handle_delivery_event(notification, get_settings().secret)
     # Imported on first use (people -> digest): every function imports app.py.
     from chalicelib.services.bounces import handle_feedback
 

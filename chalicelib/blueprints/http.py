@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from chalicelib.schemas import Strict
 
 MAX_BODY = 256 * 1024
-PUBLIC_PREFIXES = ("/openapi.json", "/mute/", "/c/", "/files/", "/n/")
+PUBLIC_PREFIXES = ("/openapi.json", "/mute/", "/c/", "/files/", "/n/", "/t/")
 JSON = {"Content-Type": "application/json"}
 
 M = TypeVar("M", bound="Strict")

@@ -165,7 +165,9 @@ def render(
     """:func:`anonymize`, and with ``files`` the largest attachments over
     ``files.limit`` replaced by notes with their links (issue 14)."""
     scrubber = scrubber_for(
-        [(p.display_name, p.addresses) for p in (*people, author)], keep_domain=chat.relay_domain
+        [(p.display_name, p.addresses) for p in (*people, author)],
+        keep_domain=chat.relay_domain,
+        phones=[(p.display_name, p.phones) for p in (*people, author)],
     )
     seed = hashlib.sha256(message_id.encode("utf-8", "surrogatepass")).hexdigest()[:16]
     state = RenderState(

@@ -16,6 +16,7 @@ class Person:
     key: str
     display_name: str
     addresses: tuple[str, ...]
+    phones: tuple[str, ...] = ()  # E.164, only used to scrub (issue 12)
 
 
 @dataclass(frozen=True)

@@ -99,10 +99,49 @@ class _KnownIndex:
         return False
 
 
+# Phone numbers (R5, issue 12): a run of digits with the separators people type
+# (spaces, dots, dashes, slashes, parentheses), optionally after "+".
+_PHONE_RE = re.compile(r"(?<![\w+])\+?\(?\d[\d \t.()/\u00a0-]{5,28}\d(?![\w])")
+_PHONE_TAIL = 7  # digits every spelling of a number ends with
+
+
+class _Phones:
+    """Known participants' numbers (E.164) and the spellings that name them:
+    the international form (``+1…``, ``001…``, ``0111…``) and a national one
+    (the number without a country code of up to 3 digits, after an optional
+    trunk ``0`` or ``1``)."""
+
+    def __init__(self, numbers: Mapping[str, str]) -> None:
+        self.names: dict[str, str] = {}
+        self.by_tail: dict[str, list[str]] = {}
+        for number, name in numbers.items():
+            digits = re.sub(r"\D", "", number)
+            if len(digits) >= _PHONE_TAIL:
+                self.names[digits] = name
+                self.by_tail.setdefault(digits[-_PHONE_TAIL:], []).append(digits)
+
+    def name(self, token: str) -> str | None:
+        digits = re.sub(r"\D", "", token)
+        tries = [digits]
+        for prefix in ("00", "011", "0", "1"):
+            if digits.startswith(prefix):
+                tries.append(digits[len(prefix) :])
+        for d in tries:
+            if len(d) < _PHONE_TAIL:
+                continue
+            for known in self.by_tail.get(d[-_PHONE_TAIL:], ()):
+                if known.endswith(d) and len(known) - len(d) <= 3:
+                    return self.names[known]
+        return None
+
+
 class Scrubber:
     """Replaces addresses in text; build once per message, use for every part."""
 
-    def __init__(self, names: Mapping[str, str], keep_domain: str) -> None:
+    def __init__(self, names: Mapping[str, str], keep_domain: str, phones: Mapping[str, str] | None = None) -> None:
+        self._phones = _Phones(
+            {n: strip_placeholders(name).strip() or FALLBACK_NAME for n, name in (phones or {}).items()}
+        )
         self._names = {
             addr.lower(): strip_placeholders(name).strip() or FALLBACK_NAME
             for addr, name in names.items()
@@ -154,7 +193,32 @@ class Scrubber:
         text = self._scrub_view(text, tags=False, is_html=is_html)
         if is_html:
             text = self._scrub_view(text, tags=True, is_html=is_html)
+        if self._phones.names:
+            text = self._scrub_phones(text, tags=False, is_html=is_html)
+            if is_html:
+                text = self._scrub_phones(text, tags=True, is_html=is_html)
         return text
+
+    def _scrub_phones(self, text: str, *, tags: bool, is_html: bool) -> str:
+        """Participants' phone numbers, in any common spelling, become their names."""
+        view = View(text, tags=tags)
+        out: list[str] = []
+        last = 0
+        for m in _PHONE_RE.finditer(view.text):
+            name = self._phones.name(m.group(0))
+            if name is None:
+                continue
+            o_start = view.to_original(m.start(), is_end=False)
+            o_end = view.to_original(m.end(), is_end=True)
+            if o_start < last:
+                continue
+            out.append(text[last:o_start])
+            out.append(html.escape(name, quote=True) if is_html else name)
+            last = o_end
+        if not out:
+            return text
+        out.append(text[last:])
+        return "".join(out)
 
     def _render(self, token: str, is_html: bool) -> str | None:
         new = self.replacement(token)
@@ -211,11 +275,16 @@ class Scrubber:
 
 
 def scrubber_for(
-    people: Iterable[tuple[str, Iterable[str]]], *, keep_domain: str
+    people: Iterable[tuple[str, Iterable[str]]],
+    *,
+    keep_domain: str,
+    phones: Iterable[tuple[str, Iterable[str]]] = (),
 ) -> Scrubber:
-    """A scrubber mapping each (display name, addresses) pair's addresses to the name."""
+    """A scrubber mapping each (display name, addresses) pair's addresses to the
+    name, and each (display name, E.164 numbers) pair's numbers too."""
     names: dict[str, str] = {}
     for name, addresses in people:
         for addr in addresses:
             names[addr.strip().lower()] = name
-    return Scrubber(names, keep_domain)
+    numbers = {number: name for name, numbers_ in phones for number in numbers_}
+    return Scrubber(names, keep_domain, numbers)

@@ -49,6 +49,7 @@ class Job:
     headers: list[dict[str, str]]
     timestamp: str = ""  # SES's receipt time (ISO 8601)
     headers_truncated: bool = False
+    sms: bool = False  # a text message made into mail (services/sms.py): notices go back by text
 
     @property
     def received_at(self) -> datetime:

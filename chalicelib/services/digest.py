@@ -67,7 +67,7 @@ from chalicelib.relay.addresses import transport_address
 from chalicelib.relay.digest import DigestMessage, render_digest
 from chalicelib.services.links import mute_url
 from chalicelib.services.pacing import SendPacer
-from chalicelib.services.roster import reachable
+from chalicelib.services.roster import email_reachable, reachable
 from chalicelib.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -413,7 +413,7 @@ class DigestService:
             )
         except DoesNotExist:
             person = None
-        if chat is None or person is None or not reachable(person):
+        if chat is None or person is None or not reachable(person) or not email_reachable(person):
             # Muted, left, suppressed or no longer signed up: owed nothing (R3).
             pending = self._pending(pk)
             self._mark(pk, (e.message_id for e in pending), "skipped")

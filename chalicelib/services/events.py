@@ -7,6 +7,7 @@ integration paths cannot behave differently.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from pynamodb.exceptions import DoesNotExist, UpdateError
 
@@ -15,6 +16,7 @@ from chalicelib.errors import NotFound, Unprocessable
 from chalicelib.models import Block, Chat, Delivery, Event, Participant, SignupRef, Suppression, TimeslotMap
 from chalicelib.relay.addresses import address_hash
 from chalicelib.relay.names import display_name
+from chalicelib.relay.sms import phone_hash, pseudo_address
 from chalicelib.schemas import (
     ChatLimits,
     ChatSettings,
@@ -30,12 +32,24 @@ from chalicelib.schemas import (
     SignupView,
     TimeslotView,
 )
-from chalicelib.services import suppressions
+from chalicelib.schemas import Person as PersonBody
+from chalicelib.services import sms_optout, suppressions
 from chalicelib.services.chats import ChatService, chat_id_for, relay_local, window_for
 from chalicelib.services.debrief import debrief_at
 from chalicelib.services.nextsteps import dump_steps, steps_of
 from chalicelib.services.roster import is_active, participants, relay_address
 from chalicelib.settings import Settings, get_settings
+
+
+def _person_fields(p: Participant) -> dict[str, Any]:
+    """A record's person as the integration gave it (its own data, R5)."""
+    return {
+        "first_name": p.first_name,
+        "last_name": p.last_name,
+        "email": p.email or None,
+        "phone": p.phone,
+        "channel": p.channel or "email",
+    }
 
 
 def _event_key(integration: str, event_id: str) -> str:
@@ -68,17 +82,24 @@ class EventService:
     def _chat_id(self, integration: str, event_id: str, timeslot_id: str) -> str:
         return chat_id_for(integration, event_id, timeslot_id, self.settings.secret)
 
-    def _person(self, pk: str, key: str, role: str, status: str, first: str, last: str | None, email: str) -> Participant:
+    def _person(self, pk: str, key: str, role: str, status: str, who: PersonBody | Participant) -> Participant:
+        # Someone reached by SMS alone has no address: their number stands for it
+        # in the address-keyed paths (one record per person, sender lookup).
+        identity = who.email or pseudo_address(who.phone or "")
+        channel = who.channel if who.channel in {"sms", "both"} else None
         return Participant(
             pk,
             f"P#{key}",
             participant_key=key,
             role=role,
             status=status,
-            first_name=first,
-            last_name=last,
-            email=email,
-            address_hash=address_hash(self.settings.secret, email),
+            first_name=who.first_name,
+            last_name=who.last_name,
+            email=who.email or "",
+            address_hash=address_hash(self.settings.secret, identity),
+            phone=who.phone,
+            phone_hash=phone_hash(self.settings.secret, who.phone) if who.phone else None,
+            channel=channel,
             updated_at=clock.now(),
         )
 
@@ -130,7 +151,7 @@ class EventService:
                     person.trusted = before.trusted if same_person else None
                     same = all(
                         getattr(before, a) == getattr(person, a)
-                        for a in ("role", "status", "first_name", "last_name", "email")
+                        for a in ("role", "status", "first_name", "last_name", "email", "phone", "channel")
                     )
                     if same:
                         continue
@@ -139,6 +160,7 @@ class EventService:
                     if person.suppressed:
                         found_suppressed.append(person)
                 person.blocked = self._blocked(person.address_hash) or None
+                person.sms_stopped = (sms_optout.opted_out(person.phone_hash) or None) if person.phone_hash else None
                 if is_active(person) and not person.left and (before is None or not is_active(before)):
                     became_active.append(person.participant_key)
                 batch.save(person)
@@ -188,7 +210,7 @@ class EventService:
         )
         event.save()
         organizers = [
-            self._person(key, f"o-{o.id}", "organizer", "organizer", o.first_name, o.last_name, o.email)
+            self._person(key, f"o-{o.id}", "organizer", "organizer", o)
             for o in body.organizers
         ]
         self._write_people(key, organizers, Participant.query(key, Participant.sk.startswith("P#o-")), "o-")
@@ -204,7 +226,7 @@ class EventService:
         chat_id = self._chat_id(event.integration, event.event_id, slot.id)
         pk = f"CH#{chat_id}"
         copies = [
-            self._person(pk, o.participant_key, "organizer", "organizer", o.first_name, o.last_name, o.email)
+            self._person(pk, o.participant_key, "organizer", "organizer", o)
             for o in organizers
         ]
         current = Participant.query(pk, Participant.sk.startswith("P#o-"), consistent_read=True)
@@ -303,7 +325,7 @@ class EventService:
             limits=_limits_view(event),
             keywords=dict(event.keywords) if event.keywords else None,
             organizers=[
-                Organizer(id=str(oid), first_name=p.first_name, last_name=p.last_name, email=p.email)
+                Organizer(id=str(oid), **_person_fields(p))
                 for oid in event.organizer_ids
                 if (p := people.get(f"o-{oid}")) is not None
             ],
@@ -374,9 +396,7 @@ class EventService:
         ).save()
         chat_id = self._chat_id(integration, event_id, body.timeslot_id)
         pk = f"CH#{chat_id}"
-        person = self._person(
-            pk, pkey, "attendee", body.status, body.person.first_name, body.person.last_name, body.person.email
-        )
+        person = self._person(pk, pkey, "attendee", body.status, body.person)
         try:
             existing = [Participant.get(pk, f"P#{pkey}", consistent_read=True)]
         except DoesNotExist:
@@ -429,7 +449,7 @@ class EventService:
             event_id=event_id,
             timeslot_id=ref.timeslot_id,
             status=ref.status,  # type: ignore[arg-type]
-            person={"first_name": p.first_name, "last_name": p.last_name, "email": p.email},  # type: ignore[arg-type]
+            person=PersonBody(**_person_fields(p)),
             referred_by=ref.referred_by,
             delivery=p.delivery,  # type: ignore[arg-type]
             muted=p.muted,

@@ -65,7 +65,15 @@ from chalicelib.services import nextsteps
 from chalicelib.services.digest import DigestService, wants_digest
 from chalicelib.services.links import CONTROL_DAYS, copy_controls, mute_url
 from chalicelib.services.pacing import SendPacer
-from chalicelib.services.roster import canonical, participants, recipients, relay_address
+from chalicelib.services.roster import (
+    canonical,
+    email_reachable,
+    participants,
+    recipients,
+    relay_address,
+    sms_reachable,
+)
+from chalicelib.services.sms_copies import SmsCopies
 from chalicelib.settings import Settings, get_settings
 
 # A crashed invocation cannot outlive its Lambda timeout; after that its lease lapses.
@@ -448,6 +456,55 @@ class FanOut:
                 held.setdefault(meta.author_key, {})[meta.pk.removeprefix("MSG#")] = meta.client_message_id
         return held
 
+    # -- SMS readers (issue 12): services/sms_copies.py ------------------------------
+
+    @cached_property
+    def texts(self) -> SmsCopies:
+        return SmsCopies(self.settings, store=self.store)
+
+    @staticmethod
+    def _texts(body: dict[str, Any]) -> bool:
+        """Chat messages and kickoffs go by text too; private threads stay mail."""
+        return body["kind"] in {"relay", "kickoff"} and not body.get("private")
+
+    def _send_texts(
+        self,
+        body: dict[str, Any],
+        chat: Chat,
+        readers: list[Participant],
+        author_name: str | None,
+        now: datetime,
+        deadline: float | None,
+        result: BatchResult,
+    ) -> list[str]:
+        """The batch's texts; returns the readers left for a continuation."""
+        message_id = body["message_id"]
+        if body["kind"] == "relay":
+            text = self.texts.relay_text(
+                _rendered(self.store.bucket, body["object"]),
+                message_id=message_id,
+                author=author_name or "Someone",
+                chat_title=chat.title,
+                now=now,
+            )
+        else:
+            text = self.texts.kickoff_text(chat_title=chat.title, shift_label=chat_label(chat))
+        sms = self.texts.deliver(
+            message_id=message_id,
+            batch=body["batch"],
+            chat_id=chat.chat_id,
+            readers=readers,
+            text=text,
+            now=now,
+            deadline=deadline,
+        )
+        result.sent += sms.sent
+        result.failed += sms.failed
+        result.skipped += sms.skipped
+        result.retry.extend(sms.retry)
+        result.halted = result.halted or sms.halted
+        return sms.left
+
     def deliver(self, body: dict[str, Any], *, deadline: float | None = None) -> BatchResult:
         """Deliver one batch; start no send after ``deadline`` (epoch seconds)."""
         with traced("deliver") as annotate:
@@ -485,6 +542,9 @@ class FanOut:
         keys: list[str] = list(dict.fromkeys(body["recipients"]))
         targets = [wanted[k] for k in keys if k in wanted]
         result.skipped = len(keys) - len(targets)
+        # SMS (issue 12): who gets a text (sms, both); mail only for who follows by mail.
+        texted = [p for p in targets if sms_reachable(p)] if self._texts(body) else []
+        targets = [p for p in targets if email_reachable(p)]
         if body["kind"] == "relay" and not body.get("private") and not body.get("announcement"):
             # Digest readers get this message in their next daily digest instead
             # (the chat's size counts everyone, as the settings page does).
@@ -721,9 +781,12 @@ class FanOut:
             if group:
                 flush(group)
 
-        if work and not result.halted:
+        texts_left: list[str] = []
+        if texted and not result.halted:
+            texts_left = self._send_texts(body, chat, texted, author_name, now, deadline, result)
+        if (work or texts_left) and not result.halted:
             # Out of time: the untouched rest goes on in a batch of its own.
-            result.continued = [p.participant_key for p in work]
+            result.continued = list(dict.fromkeys([p.participant_key for p in work] + texts_left))
             rest = {**body, "batch": f"{batch}+{len(targets) - len(work)}", "recipients": result.continued}
             self.queue.send_all([rest])
             metrics.add_metric(name="BatchesContinued", unit="Count", value=1)

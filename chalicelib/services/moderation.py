@@ -41,7 +41,7 @@ from chalicelib.relay.addresses import transport_address
 from chalicelib.relay.names import display_name
 from chalicelib.services.fanout import chat_context
 from chalicelib.services.links import control_url
-from chalicelib.services.roster import recipients
+from chalicelib.services.roster import email_reachable, recipients
 from chalicelib.settings import Settings, get_settings
 
 HELD_BUCKET = "held"
@@ -134,7 +134,7 @@ class Moderation:
         ctx = chat_context(chat, self.settings)
         sent = 0
         expiry = int(held.expires_at.timestamp())
-        for organizer in (p for p in recipients(people) if p.role == "organizer"):
+        for organizer in (p for p in recipients(people) if p.role == "organizer" and email_reachable(p)):
             links = [
                 (label, control_url(self.settings, action=action, chat_id=chat.chat_id, actor=organizer.participant_key,
                                     target=target, expires_at=expiry if action in ("approve", "reject") else None))
@@ -197,7 +197,7 @@ class Moderation:
     def tell_author(self, chat: Chat, held: HeldMessage, author: Participant | None, *, expired: bool) -> bool:
         """Tell the author, once, that their held message was not shared. They
         passed R6's authentication when it was held, and the notice quotes nothing."""
-        if author is None or author.suppressed:
+        if author is None or author.suppressed or not author.email:  # by text: no mail to send (issue 12)
             return False
         ctx = chat_context(chat, self.settings)
         why = (

@@ -263,7 +263,7 @@ class RelayService(Admission):
             )
             log.save()
         else:
-            if outcome.may_bounce:
+            if outcome.may_bounce and not job.sms:  # a text's notice goes back by text (services/sms.py)
                 log.bounced = self.notices.send(
                     outcome,
                     verdicts=verdicts_from_ses(job.receipt),
@@ -364,7 +364,8 @@ class RelayService(Admission):
             return anonymize.Person(
                 key=p.participant_key,
                 display_name=display_name(p.first_name, p.last_name, organizer=p.role == "organizer"),
-                addresses=(p.email,),
+                addresses=(p.email,) if p.email else (),
+                phones=(p.phone,) if p.phone else (),
             )
 
         return anonymize.render(

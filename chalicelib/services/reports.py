@@ -21,7 +21,7 @@ from chalicelib.relay import stewardmail
 from chalicelib.services.fanout import chat_context
 from chalicelib.services.links import control_url
 from chalicelib.services.moderation import name_of
-from chalicelib.services.roster import participants, recipients
+from chalicelib.services.roster import email_reachable, participants, recipients
 from chalicelib.services.steward_base import REASON_CHARS, Result, StewardBase, _digest
 
 
@@ -106,7 +106,7 @@ class Reports(StewardBase):
         ctx = chat_context(chat, self.settings)
         sent = 0
         people = participants(chat.chat_id)
-        for organizer in (p for p in recipients(people) if p.role == "organizer"):
+        for organizer in (p for p in recipients(people) if p.role == "organizer" and email_reachable(p)):
             links = []
             if author is not None and author.role != "organizer":
                 links = [

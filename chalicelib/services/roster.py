@@ -59,9 +59,19 @@ def canonical(people: Iterable[Participant]) -> dict[str, Participant]:
     return chosen
 
 
+def email_reachable(p: Participant) -> bool:
+    """Follows by mail (``email`` or ``both``) and the address is not suppressed."""
+    return p.channel != "sms" and bool(p.email) and not p.suppressed
+
+
+def sms_reachable(p: Participant) -> bool:
+    """Follows by text (``sms`` or ``both``) and the number did not opt out (STOP)."""
+    return p.channel in {"sms", "both"} and bool(p.phone) and not p.sms_stopped
+
+
 def reachable(p: Participant) -> bool:
-    """Active, not muted, not suppressed: this record may receive chat mail."""
-    return is_active(p) and not p.muted and not p.suppressed
+    """Active, not muted, and reachable on a channel: this record may receive chat messages."""
+    return is_active(p) and not p.muted and (email_reachable(p) or sms_reachable(p))
 
 
 def recipients(people: Iterable[Participant], *, exclude_hash: str | None = None) -> list[Participant]:

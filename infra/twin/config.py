@@ -158,6 +158,9 @@ class TwinConfig:
             MUSTER_ACCOUNT_ID=ACCOUNT,
             # moto has no SES v2 GetAccount: the twin's "account" sends 200/s.
             MUSTER_MAX_SEND_RATE="200",
+            # moto has no End User Messaging SMS: the twin serves it on the mailbox's port.
+            MUSTER_SMS_ENDPOINT_URL=f"{self.mailbox_url}/sms-api",
+            MUSTER_SMS_ORIGINATION_IDENTITY="+15550100000",
             POWERTOOLS_TRACE_DISABLED="1",
             POWERTOOLS_METRICS_NAMESPACE="Muster",
         )

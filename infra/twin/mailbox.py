@@ -21,6 +21,7 @@ from email.parser import BytesParser
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, unquote
 
 log = logging.getLogger("twin.mailbox")
@@ -46,7 +47,7 @@ def _page(title: str, body: str) -> bytes:
     return (
         "<!doctype html><html><head><meta charset='utf-8'>"
         f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>"
-        "<header><a href='/'><b>Muster local twin</b> &middot; outbox</a></header>"
+        "<header><a href='/'><b>Muster local twin</b> &middot; outbox</a> &middot; <a href='/phone'>phone</a></header>"
         f"<main>{body}</main></body></html>"
     ).encode()
 
@@ -170,6 +171,7 @@ class Mailbox:
 
 class _Handler(BaseHTTPRequestHandler):
     mailbox: Mailbox
+    sms: Any = None  # infra.twin.sms.TwinSms: the phone page, POST /sms, the SMS API
     server_version = "MusterTwinMailbox/1"
 
     def log_message(self, format: str, *args: object) -> None:
@@ -207,6 +209,11 @@ class _Handler(BaseHTTPRequestHandler):
             elif parts[0] == "m" and len(parts) == 3:
                 body = self.mailbox.show(parts[1], parts[2], images=images)
                 csp = CSP_IMAGES_SHOWN if images else CSP
+            elif parts[0] == "phone" and len(parts) == 1 and self.sms is not None:
+                from infra.twin.sms import phone_page
+
+                body = _page("Phone", phone_page(self.sms.backend))
+                csp = CSP.replace("form-action 'none'", "form-action 'self'")  # its form sends a text
             elif parts[0] == "raw" and len(parts) == 3:
                 body = self.mailbox.raw(parts[1], parts[2])
                 content_type = "text/plain; charset=utf-8"
@@ -222,9 +229,26 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(HTTPStatus.OK, body, content_type, csp)
 
 
+    def do_POST(self) -> None:
+        """The twin's SMS service (issue 12): infra/twin/sms.py."""
+        if self.sms is None:
+            self._send(HTTPStatus.NOT_FOUND, _page("Not found", "<p>No such page.</p>"))
+            return
+        try:
+            status, body, content_type, extra = self.sms.post(self)
+        except Exception:
+            log.exception("SMS request failed")
+            status, body, content_type, extra = 500, b"error", "text/plain", {}
+        self.send_response(status)
+        for name, value in {"Content-Type": content_type, "Content-Length": str(len(body)), **extra}.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+
 class MailboxServer:
-    def __init__(self, outbox: Path, host: str, port: int) -> None:
-        handler = type("MailboxHandler", (_Handler,), {"mailbox": Mailbox(outbox)})
+    def __init__(self, outbox: Path, host: str, port: int, sms: Any = None) -> None:
+        handler = type("MailboxHandler", (_Handler,), {"mailbox": Mailbox(outbox), "sms": sms})
         self.httpd = ThreadingHTTPServer((host, port), handler)
         self.httpd.daemon_threads = True
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="twin-mailbox", daemon=True)

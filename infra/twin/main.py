@@ -217,7 +217,18 @@ def main() -> int:
         smtp.start()
         stops.append(smtp.stop)
 
-        mailbox = MailboxServer(config.outbox, config.host, config.mailbox_port)
+        from infra.twin.sms import SmsBackend, TwinSms  # issue 12: texts out and in
+
+        publish_text = None
+        inbound_topic = topology.topics.get("sms_inbound")
+        if inbound_topic:
+            sms_sns = aws.client("sns")
+
+            def publish_text(message: dict[str, Any]) -> None:
+                sms_sns.publish(TopicArn=inbound_topic, Message=json.dumps(message))
+
+        sms = TwinSms(SmsBackend(config.state_dir / "sms", publish_event=publish), publish_text)
+        mailbox = MailboxServer(config.outbox, config.host, config.mailbox_port, sms=sms)
         mailbox.start()
         stops.append(mailbox.stop)
 

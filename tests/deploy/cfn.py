@@ -35,6 +35,7 @@ NAME_PROPERTY = {
     "AWS::SNS::Topic": "TopicName",
     "AWS::SES::ReceiptRuleSet": "RuleSetName",
     "AWS::SES::ConfigurationSet": "Name",
+    "AWS::SMSVOICE::ConfigurationSet": "ConfigurationSetName",
     "AWS::Scheduler::ScheduleGroup": "Name",
     "AWS::Scheduler::Schedule": "Name",
     "AWS::CloudWatch::Alarm": "AlarmName",

@@ -13,7 +13,7 @@ or not, over real HTTP to Chalice's local server, must get a response that
 
 JSON Schema cannot state five of the API's rules, so the spec states them in
 words (unique ids in a list, a shift ending after it starts, a domain with an
-IDNA form, a signup's shift existing in its event, an event's keywords being
+IDNA form, a phone number valid for its country, a signup's shift existing in its event, an event's keywords being
 none of the reserved words and each once whatever its case). A schema-valid request the
 server refuses for one of those is excused from ``positive_data_acceptance`` only
 (every other check still runs) and only when this test confirms, on its own,
@@ -167,6 +167,15 @@ def _documented_query_refusal(case: schemathesis.Case, error: dict[str, Any]) ->
     return None
 
 
+def _valid_phone(number: str) -> bool:
+    import phonenumbers
+
+    try:
+        return bool(phonenumbers.is_valid_number(phonenumbers.parse(number, None)))
+    except phonenumbers.NumberParseException:
+        return False
+
+
 def documented_refusal(case: schemathesis.Case, response: Any, twin: Twin) -> str | None:
     """Which documented, JSON-Schema-inexpressible rule this 422 enforces, if the
     request really breaks it; else None (and the refusal counts as a failure)."""
@@ -193,6 +202,10 @@ def documented_refusal(case: schemathesis.Case, response: Any, twin: Twin) -> st
                 return "the address's domain has an IDNA form"
         if code == "validation_error" and field == "keywords" and _keywords_refused(body.get("keywords")):
             return "keywords: none reserved, each once whatever its case"
+        if code == "validation_error" and (field == "phone" or field.endswith(".phone")):
+            number = _at(body, field)
+            if isinstance(number, str) and not _valid_phone(number):
+                return "the number is valid for its country (libphonenumber)"
         if code == "unknown_timeslot" and field == "timeslot_id" and _shift_missing(case, twin):
             return "a signup's shift exists in its event"
     except (KeyError, IndexError, TypeError, ValueError):

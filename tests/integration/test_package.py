@@ -40,6 +40,7 @@ FUNCTIONS = {
     "InboundEmail": "inbound_email",
     "Feedback": "feedback",
     "Digest": "digest",
+    "SmsInbound": "sms_inbound",
 }
 # The AWS services each function's code calls, and nothing more.
 SERVICES = {
@@ -48,10 +49,11 @@ SERVICES = {
     "OpenChat": {"logs", "xray", "dynamodb", "sqs", "scheduler", "iam"},
     "CloseChat": {"logs", "xray", "dynamodb", "sqs", "scheduler", "iam"},
     "Sweeper": {"logs", "xray", "dynamodb", "sqs", "scheduler", "iam", "ses", "s3"},  # + expiring held messages
-    "Deliver": {"logs", "xray", "dynamodb", "sqs", "ses", "s3"},
+    "Deliver": {"logs", "xray", "dynamodb", "sqs", "ses", "s3", "sms-voice"},  # + texts (issue 12)
     "InboundEmail": {"logs", "xray", "dynamodb", "sqs", "ses", "s3"},
     "Feedback": {"logs", "xray", "dynamodb"},
     "Digest": {"logs", "xray", "dynamodb", "ses", "s3"},
+    "SmsInbound": {"logs", "xray", "dynamodb", "sqs", "ses", "s3", "sms-voice"},  # texts in: the relay's path
 }
 # Actions AWS only authorizes on Resource "*".
 # Actions AWS offers no resource-level permissions for.
@@ -214,10 +216,13 @@ def test_ses_feedback_reaches_the_feedback_function(dev: Stack) -> None:
     identity = dev.resolve(dev.props("EmailIdentity"))
     assert identity["EmailIdentity"] == RELAY_DOMAINS["dev"]
     assert identity["ConfigurationSetAttributes"]["ConfigurationSetName"] == "muster-dev"
-    (policy,) = dev.of_type("AWS::SNS::TopicPolicy").values()
-    (statement,) = dev.resolve(policy["Properties"]["PolicyDocument"]["Statement"])
+    policy = dev.of_type("AWS::SNS::TopicPolicy")["FeedbackTopicPolicy"]
+    statement, sms = dev.resolve(policy["Properties"]["PolicyDocument"]["Statement"])
     assert statement["Principal"] == {"Service": "ses.amazonaws.com"} and statement["Action"] == "sns:Publish"
     assert statement["Condition"]["StringEquals"]["aws:SourceAccount"] == ACCOUNT
+    # SMS delivery events (issue 12) come from this account's End User Messaging SMS.
+    assert sms["Principal"] == {"Service": "sms-voice.amazonaws.com"} and sms["Action"] == "sns:Publish"
+    assert sms["Condition"]["StringEquals"]["aws:SourceAccount"] == ACCOUNT
 
 
 def test_both_topics_are_encrypted_with_one_rotating_key_only_ses_and_cloudwatch_use(stacks: dict[str, Stack]) -> None:
@@ -228,7 +233,7 @@ def test_both_topics_are_encrypted_with_one_rotating_key_only_ses_and_cloudwatch
         (alias,) = (stack.resolve(a["Properties"]) for a in stack.of_type("AWS::KMS::Alias").values())
         assert alias == {"AliasName": f"alias/muster-{stage}-topics", "TargetKeyId": f"<{key_id}>"}
         topics = stack.of_type("AWS::SNS::Topic")
-        assert set(topics) == {"FeedbackTopic", "AlarmTopic"}
+        assert set(topics) == {"FeedbackTopic", "AlarmTopic", "SmsInboundTopic"}
         for topic in topics.values():
             assert topic["Properties"]["KmsMasterKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]}
 
@@ -238,16 +243,18 @@ def test_both_topics_are_encrypted_with_one_rotating_key_only_ses_and_cloudwatch
         root = json.dumps({"AWS": f"arn:aws:iam::{ACCOUNT}:root"})
         ses = json.dumps({"Service": "ses.amazonaws.com"})
         cloudwatch = json.dumps({"Service": "cloudwatch.amazonaws.com"})
-        assert set(by_principal) == {root, ses, cloudwatch} and len(statements) == 3
+        sms = json.dumps({"Service": "sms-voice.amazonaws.com"})
+        assert set(by_principal) == {root, ses, cloudwatch, sms} and len(statements) == 4
         # The account administers the key (IAM decides who may) but cannot read with it.
         admin = set(as_list(by_principal[root]["Action"]))
         assert {"kms:PutKeyPolicy", "kms:EnableKeyRotation", "kms:ScheduleKeyDeletion", "kms:DescribeKey"} <= admin
         assert not {a for a in admin if "*" in a or a in {"kms:Decrypt", "kms:Encrypt", "kms:CreateGrant"}}
         assert not {a for a in admin if a.startswith(("kms:GenerateDataKey", "kms:ReEncrypt"))}
         # The publishers encrypt; SNS decrypts for the Lambda subscriber, which needs no key access.
-        for principal in (ses, cloudwatch):
+        for principal in (ses, cloudwatch, sms):
             assert set(as_list(by_principal[principal]["Action"])) == {"kms:GenerateDataKey*", "kms:Decrypt"}
         assert by_principal[ses]["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT}}
+        assert by_principal[sms]["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT}}
         for logical in FUNCTIONS:
             assert not any(a.startswith("kms:") for a, _ in grants(stack, role_of(stack, logical))), logical
 
@@ -417,7 +424,7 @@ def test_no_policy_grants_a_wildcard_action(stacks: dict[str, Stack], stage: str
             assert set(as_list(statement["Action"])) <= STAR_RESOURCE_ACTIONS, f"{logical}: {statement}"
 
 
-ASYNC = {"InboundEmail", "IntegrationEvents"}
+ASYNC = {"InboundEmail", "IntegrationEvents", "SmsInbound"}
 
 
 def test_async_functions_park_failures_instead_of_dropping_them(dev: Stack) -> None:
@@ -467,7 +474,7 @@ def test_each_function_has_its_own_role_with_only_what_its_code_calls(dev: Stack
         if ("dynamodb:DeleteItem", table) in pairs:  # only the upsert paths drop participants
             assert logical in {"APIHandler", "IntegrationEvents"}
         idempotency = dev.getatt("IdempotencyTable", "Arn")
-        assert (logical == "InboundEmail") == any(r == idempotency for _, r in pairs), logical
+        assert (logical in {"InboundEmail", "SmsInbound"}) == any(r == idempotency for _, r in pairs), logical
         if logical == "Deliver":
             assert {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"} <= actions
             # Only to queue the rest of a batch that ran out of time (checked above:
@@ -498,7 +505,9 @@ def test_mail_objects_are_split_by_prefix(dev: Stack) -> None:
         ("s3:PutObject", "/held/*"),  # held messages' jobs (R15)
         ("s3:PutObject", "/outbound/*"),
     ]
-    assert s3["Deliver"] == [("s3:GetObject", "/outbound/*")]
+    assert s3["Deliver"] == [("s3:GetObject", "/outbound/*"), ("s3:PutObject", "/files/*")]  # + texts' attachments
+    # A text becomes a small message at inbound/sms-<id>, then takes InboundEmail's path.
+    assert s3["SmsInbound"] == sorted([*s3["InboundEmail"], ("s3:PutObject", "/inbound/sms-*")])
     assert s3["Digest"] == [("s3:GetObject", "/outbound/*")]  # the stored copies a digest embeds
     # An approval relays a held message (its job, the raw mail, a fresh render and
     # its linked files); a report quotes the rendered copy; the download route
@@ -508,7 +517,7 @@ def test_mail_objects_are_split_by_prefix(dev: Stack) -> None:
         ("s3:GetObject", "/outbound/*"), ("s3:PutObject", "/files/*"), ("s3:PutObject", "/outbound/*"),
     ]
     assert s3["Sweeper"] == [("s3:GetObject", "/held/*")]
-    assert all(not v for k, v in s3.items() if k not in ("InboundEmail", "Deliver", "Digest", "APIHandler", "Sweeper"))
+    assert all(not v for k, v in s3.items() if k not in ("InboundEmail", "Deliver", "Digest", "APIHandler", "Sweeper", "SmsInbound"))
 
 
 # -- data -------------------------------------------------------------------------------
@@ -545,7 +554,7 @@ def test_mail_bucket_is_private_encrypted_expiring_and_only_ses_from_this_accoun
         for a, r in grants(dev, role_of(dev, logical))
         if a == "s3:PutObject"
     }
-    assert written <= prefixes, "every prefix the app writes must expire"
+    assert all(any(w.startswith(p) for p in prefixes) for w in written), "every prefix the app writes must expire"
     policy = dev.resolve(dev.props("MailBucketPolicy"))
     ses = [s for s in policy["PolicyDocument"]["Statement"] if s.get("Principal") == {"Service": "ses.amazonaws.com"}]
     (statement,) = ses
@@ -582,7 +591,11 @@ def test_names_match_config_and_settings(stacks: dict[str, Stack], stage: str) -
         assert env["MUSTER_FEEDBACK_TOPIC"] == stack.name("FeedbackTopic")
         # The HMAC key comes from Secrets Manager, never from config.json.
         assert env["MUSTER_SECRET"] == "{{resolve:secretsmanager:<RelaySecret>:SecretString}}"
-    for logical in ("Deliver", "InboundEmail", "Digest"):
+    for logical in ("Deliver", "SmsInbound"):
+        env = stack.resolve(stack.props(logical)["Environment"]["Variables"])
+        assert env["MUSTER_SMS_CONFIGURATION_SET"] == stack.name("SmsConfigurationSet")
+        assert env["MUSTER_SMS_INBOUND_TOPIC"] == stack.name("SmsInboundTopic")
+    for logical in ("Deliver", "InboundEmail", "Digest", "SmsInbound"):
         env = stack.resolve(stack.props(logical)["Environment"]["Variables"])
         assert env["MUSTER_PUBLIC_URL"] == f"https://<RestAPI>.execute-api.{REGION}.amazonaws.com/api"
 
@@ -614,3 +627,28 @@ def test_two_stages_share_no_physical_name(stacks: dict[str, Stack]) -> None:
         for name in names:
             if not name.startswith("AWS::SES::EmailIdentity"):  # the relay domain is a parameter
                 assert f"muster-{stage}" in name, name
+
+
+def test_texts_go_out_through_the_sms_configuration_set_and_come_in_through_their_topic(dev: Stack) -> None:
+    """Issue 12: texts are sent only by Deliver and SmsInbound, only through the
+    deployment's number (or pool) and its configuration set, whose permanent
+    failures reach the feedback function; two-way SMS publishes to its own topic."""
+    (event,) = dev.props("SmsInbound")["Events"].values()
+    assert event["Type"] == "SNS" and dev.resolve(event["Properties"]["Topic"]) == dev.ref("SmsInboundTopic")
+    policy = dev.resolve(dev.props("SmsInboundTopicPolicy")["PolicyDocument"]["Statement"])
+    assert [s["Principal"] for s in policy] == [{"Service": "sms-voice.amazonaws.com"}]
+    config = dev.resolve(dev.props("SmsConfigurationSet"))
+    (destination,) = config["EventDestinations"]
+    assert destination["SnsDestination"]["TopicArn"] == dev.ref("FeedbackTopic")
+    assert set(destination["MatchingEventTypes"]) == {"TEXT_INVALID", "TEXT_BLOCKED", "TEXT_CARRIER_BLOCKED"}
+    for logical in FUNCTIONS:
+        sends = [r for a, r in grants(dev, role_of(dev, logical)) if a.startswith("sms-voice:")]
+        if logical not in {"Deliver", "SmsInbound"}:
+            assert not sends, logical
+            continue
+        assert {a for a, _ in grants(dev, role_of(dev, logical)) if a.startswith("sms-voice:")} == {"sms-voice:SendTextMessage"}
+        assert set(sends) == {
+            f"arn:aws:sms-voice:{REGION}:{ACCOUNT}:configuration-set/muster-dev-sms",
+            f"arn:aws:sms-voice:{REGION}:{ACCOUNT}:phone-number/*",
+            f"arn:aws:sms-voice:{REGION}:{ACCOUNT}:pool/*",
+        }
