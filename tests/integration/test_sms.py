@@ -333,3 +333,24 @@ def test_an_attachment_becomes_a_photo_link_that_downloads(world: World, texts: 
     path = "/" + link.group(1).split("://", 1)[1].split("/", 1)[1]
     response = world.client.http.get(path)
     assert response.status_code == 302 and "files/" in response.headers["Location"]
+
+
+def test_a_keyword_by_text_is_answered_privately_by_text_and_never_relayed(world: World, texts: SmsBackend) -> None:
+    body = event_body(start_in_hours=10)
+    body["keywords"] = {"WHERE": "Meet at the library steps"}
+    assert world.put_event("e1", body).status_code in (200, 201)
+    signup(world, "s0", person(0, "Ann", email="ann0@people.example", phone=PAT))
+    signup(world, "s2", person(2, "Sam", email=None, phone=SAM, channel="sms"))
+    world.drain()
+    before_mail, before_sam = len(world.sent()), len(got(texts, SAM))
+
+    inbound_id = uuid.uuid4().hex
+    text_in(world, SAM, "where?", inbound_id)
+    answers = got(texts, SAM)[before_sam:]
+    assert len(answers) == 1 and "Meet at the library steps" in answers[0]
+    assert len(world.sent()) == before_mail  # nobody else hears the question
+    assert_no_leaks(answers[0])
+
+    text_in(world, SAM, "where?", inbound_id)  # SNS delivers it again
+    assert len(got(texts, SAM)) == before_sam + 1
+    assert len(world.sent()) == before_mail
