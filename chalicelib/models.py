@@ -107,6 +107,7 @@ class Event(Base):
     report_threshold = NumberAttribute(null=True)  # distinct reporters that hold an author; null: the deployment's
     sender_messages_per_hour = NumberAttribute(null=True)  # R12 per-chat limits; null: the deployment's
     chat_copies_per_hour = NumberAttribute(null=True)
+    invite_url = UnicodeAttribute(null=True)  # Bring a Friend: an https template with {ref} (issue 11)
     cancelled = BooleanAttribute(default=False)
     created_at = UTCDateTimeAttribute()
     updated_at = UTCDateTimeAttribute()
@@ -118,6 +119,7 @@ class SignupRef(Base):
     timeslot_id = UnicodeAttribute()
     status = UnicodeAttribute()
     referred_by = UnicodeAttribute(null=True)
+    referrer = UnicodeAttribute(null=True)  # the referring signup's id, when referred_by was a valid ref
     created_at = UTCDateTimeAttribute()
     updated_at = UTCDateTimeAttribute()
 
@@ -149,6 +151,7 @@ class Chat(Base):
     report_threshold = NumberAttribute(null=True)  # from the event; null: the deployment's
     sender_messages_per_hour = NumberAttribute(null=True)  # R12, from the event; null: the deployment's
     chat_copies_per_hour = NumberAttribute(null=True)
+    invite_url = UnicodeAttribute(null=True)  # from the event (Bring a Friend)
     version = VersionAttribute()
     due_index = DueIndex()
 
@@ -550,3 +553,61 @@ class PrivateThread(Base):
 
 
 ALL_MODELS = (*ALL_MODELS, PrivateThread)
+# -- insight (issue 11): KPIs kept on write, the outbox of integration events ------
+
+
+class ChatKpi(Base):
+    """``CH#<chat>``/``KPI``: one chat's product counters, updated atomically
+    (ADD) where each fact happens. Sets hold participant keys (never
+    addresses), so adding a key twice counts it once."""
+
+    integration = UnicodeAttribute(null=True)
+    event_id = UnicodeAttribute(null=True)
+    timeslot_id = UnicodeAttribute(null=True)
+    opened_at = UTCDateTimeAttribute(null=True)  # the first opening (kept on a reopen)
+    ends_at = UTCDateTimeAttribute(null=True)
+    messages = NumberAttribute(null=True)
+    after_event = NumberAttribute(null=True)
+    first_message_at = UTCDateTimeAttribute(null=True)
+    posters = UnicodeSetAttribute(null=True)
+    members = UnicodeSetAttribute(null=True)  # everyone who was sent the kickoff
+    muted = UnicodeSetAttribute(null=True)
+    left = UnicodeSetAttribute(null=True)
+    referred = UnicodeSetAttribute(null=True)  # signups attributed to a referrer
+
+
+class KpiDay(Base):
+    """``KPI#<integration>``/``D#<yyyy-mm-dd>#CH#<chat>``: the chat, listed under
+    the day it first opened. ``GET /kpis`` is one Query of this partition."""
+
+    chat_id = UnicodeAttribute()
+    event_id = UnicodeAttribute()
+    timeslot_id = UnicodeAttribute()
+
+
+class SignalDueIndex(GlobalSecondaryIndex["Signal"]):
+    """The sparse ``due`` index, bucket ``signals``: integration events to put."""
+
+    class Meta:
+        index_name = "due"
+        projection = KeysOnlyProjection()
+
+    due_bucket = UnicodeAttribute(hash_key=True)
+    due_at = UTCDateTimeAttribute(range_key=True)
+
+
+class Signal(Base):
+    """``SIG#<idempotency key>``/``OUT``: one integration event waiting for
+    EventBridge (the outbox). Keyed by its idempotency key, so the same fact
+    written twice is one item."""
+
+    detail_type = UnicodeAttribute()
+    detail = UnicodeAttribute()  # JSON
+    attempts = NumberAttribute(default=0)
+    due_bucket = UnicodeAttribute(null=True)  # "signals" while owed, "signals-dead" after MAX_ATTEMPTS
+    due_at = UTCDateTimeAttribute(null=True)
+    expires = TTLAttribute(null=True)
+    due_index = SignalDueIndex()
+
+
+ALL_MODELS = (*ALL_MODELS, ChatKpi, KpiDay, Signal)

@@ -132,6 +132,8 @@ class Settings:
     # Attachments may total this many bytes inline in each copy; above it the
     # largest are stored once and each copy carries a signed link instead.
     attachment_link_above: int = 5 * 1024 * 1024
+    # Integration events out (issue 11): the EventBridge bus (name or ARN).
+    event_bus: str = "default"
 
     @property
     def deployment(self) -> str:
@@ -196,6 +198,7 @@ class Settings:
             attachment_link_above=_non_negative_int(
                 e.get("MUSTER_ATTACHMENT_LINK_ABOVE", str(5 * 1024 * 1024)), "MUSTER_ATTACHMENT_LINK_ABOVE"
             ),
+            event_bus=e.get("MUSTER_EVENT_BUS", "").strip() or "default",
         )
 
 

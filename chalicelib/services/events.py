@@ -28,7 +28,7 @@ from chalicelib.schemas import (
     SignupView,
     TimeslotView,
 )
-from chalicelib.services import suppressions
+from chalicelib.services import referrals, suppressions
 from chalicelib.services.chats import ChatService, chat_id_for, relay_local, window_for
 from chalicelib.services.roster import is_active, participants, relay_address
 from chalicelib.settings import Settings, get_settings
@@ -174,6 +174,7 @@ class EventService:
             report_threshold=body.chat.report_threshold,
             sender_messages_per_hour=body.limits.sender_messages_per_hour if body.limits else None,
             chat_copies_per_hour=body.limits.chat_copies_per_hour if body.limits else None,
+            invite_url=body.invite_url,
             cancelled=False,
             created_at=previous.created_at if previous else now,
             updated_at=now,
@@ -214,6 +215,7 @@ class EventService:
             chat.report_threshold = event.report_threshold
             chat.sender_messages_per_hour = event.sender_messages_per_hour  # R12 per-chat limits
             chat.chat_copies_per_hour = event.chat_copies_per_hour
+            chat.invite_url = event.invite_url
             if chat.closed_reason in {"cancelled", "removed"}:
                 chat.closed_reason = None  # the event or shift is back
             return window.enabled
@@ -238,6 +240,7 @@ class EventService:
                 report_threshold=event.report_threshold,
                 sender_messages_per_hour=event.sender_messages_per_hour,
                 chat_copies_per_hour=event.chat_copies_per_hour,
+                invite_url=event.invite_url,
             )
 
         chat = self.chats.update(chat_id, apply, create=create)
@@ -297,6 +300,7 @@ class EventService:
                 if (p := people.get(f"o-{oid}")) is not None
             ],
             timeslots=slots,
+            invite_url=event.invite_url,
         )
 
     def _chat_view(self, chat: Chat, people: list[Participant] | None) -> ChatView:
@@ -348,12 +352,14 @@ class EventService:
         if ref is not None and ref.timeslot_id != body.timeslot_id:
             old_chat = self._chat_id(integration, event_id, ref.timeslot_id)
             Participant(f"CH#{old_chat}", f"P#{pkey}").delete()
+        referrer = referrals.referrer_of(self.settings, integration, event_id, signup_id, body.referred_by)
         SignupRef(
             key,
             f"S#{signup_id}",
             timeslot_id=body.timeslot_id,
             status=body.status,
             referred_by=body.referred_by,
+            referrer=referrer,
             created_at=ref.created_at if ref else now,
             updated_at=now,
         ).save()
@@ -367,6 +373,8 @@ class EventService:
         except DoesNotExist:
             existing = []
         became_active = self._write_people(pk, [person], existing, pkey)
+        if referrer is not None:  # Bring a Friend (issue 11): on every PUT, idempotently
+            referrals.attributed(Chat.get(pk, "META", consistent_read=True), signup_id, referrer, now)
         # Someone who left the chat gets no kickoff, however often they sign up again.
         if is_active(person) and not person.left and (became_active or not self._kickoff_sent(chat_id, pkey)):
             # Also when a retried PUT finds the signup unchanged: the first try
@@ -419,6 +427,7 @@ class EventService:
             delivery=p.delivery,  # type: ignore[arg-type]
             muted=p.muted,
             left=p.left,
+            referrer=ref.referrer,
         )
 
 

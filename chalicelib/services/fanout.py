@@ -52,9 +52,11 @@ from chalicelib.relay import anonymize, compose
 from chalicelib.relay.addresses import transport_address
 from chalicelib.relay.names import display_name
 from chalicelib.relay.threadheaders import header_block, reader_headers, ses_id_domain
+from chalicelib.services import kpis
 from chalicelib.services.digest import DigestService, wants_digest
 from chalicelib.services.links import CONTROL_DAYS, copy_controls, mute_url
 from chalicelib.services.pacing import SendPacer
+from chalicelib.services.referrals import invite_link
 from chalicelib.services.roster import canonical, participants, recipients, relay_address
 from chalicelib.settings import Settings, get_settings
 
@@ -75,7 +77,18 @@ MIN_BATCH = 10
 LOOKUP_ANCESTORS = 5
 # Fields of a Chat that delivery needs; they travel in the SQS body (no PII), so
 # a batch doesn't read the chat item.
-CHAT_FIELDS = ("chat_id", "title", "timezone", "relay_local", "starts_at", "ends_at", "default_delivery")
+CHAT_FIELDS = (
+    "chat_id",
+    "title",
+    "timezone",
+    "relay_local",
+    "starts_at",
+    "ends_at",
+    "default_delivery",
+    "integration",  # with event_id and invite_url: the kickoff's Bring a Friend link (issue 11)
+    "event_id",
+    "invite_url",
+)
 
 
 class BatchNotDone(Exception):
@@ -184,6 +197,7 @@ class FanOut:
         else:
             self._enqueue(base, recipients, batch)
         metrics.add_metric(name="KickoffsQueued", unit="Count", value=len(recipients))
+        kpis.joined(chat.chat_id, recipients)  # issue 11: the chat's members (a set: once each)
 
     def relay(
         self,
@@ -451,6 +465,11 @@ class FanOut:
                 message_id=f"<{message_id}.{p.participant_key}@{self.settings.relay_domain}>",
                 date=now,
                 members=members,
+                invite_url=invite_link(
+                    self.settings, chat.invite_url, chat.integration or "", chat.event_id or "", p.participant_key
+                )
+                if chat.integration and chat.event_id
+                else None,
             )
             return anonymize.personalize(kickoff, mute_url=link, list_unsubscribe_headers=headers)
 
