@@ -17,6 +17,7 @@ import logging
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -41,7 +42,10 @@ def schedule_time(schedule: dict[str, Any]) -> datetime | None:
 
 
 class Dispatcher:
-    def __init__(self, lambdas: Lambdas, topology: Topology, settings: Settings) -> None:
+    def __init__(
+        self, lambdas: Lambdas, topology: Topology, settings: Settings, events_log: Path | None = None
+    ) -> None:
+        self.events_log = events_log
         self.lambdas = lambdas
         self.topology = topology
         self.settings = settings
@@ -55,6 +59,8 @@ class Dispatcher:
 
     def start(self) -> None:
         self._spawn("scheduler", self._schedule_loop)
+        if self.topology.events_out_url:
+            self._spawn("signals", self._signals_loop)
         for consumer in self.topology.consumers:
             self._spawn(f"consume-{consumer.handler}", self._consume_loop, consumer)
 
@@ -68,6 +74,32 @@ class Dispatcher:
         deadline = time.monotonic() + timeout
         for thread in self.threads:
             thread.join(max(0.0, deadline - time.monotonic()))
+
+    # -- integration events out (issue 11) ----------------------------------------------
+
+    def _signals_loop(self) -> None:
+        """Put the outbox on the bus every second (the sweeper does it every 5 minutes in
+        AWS), and append what the CRM rule's queue received to ``events.jsonl``."""
+        from chalicelib.services import signals
+
+        sqs = boto3.client("sqs")
+        while not self.stopping.is_set():
+            try:
+                signals.drain()
+                self.log_events(sqs)
+            except Exception:
+                log.exception("integration events tick failed (will retry)")
+            self.stopping.wait(1.0)
+
+    def log_events(self, sqs: Any) -> int:
+        got = sqs.receive_message(QueueUrl=self.topology.events_out_url, MaxNumberOfMessages=10).get("Messages", [])
+        if got and self.events_log is not None:
+            with self.events_log.open("a", encoding="utf-8") as fh:
+                for m in got:
+                    fh.write(json.dumps(json.loads(m["Body"]), sort_keys=True) + "\n")
+        for m in got:
+            sqs.delete_message(QueueUrl=self.topology.events_out_url, ReceiptHandle=m["ReceiptHandle"])
+        return len(got)
 
     # -- Scheduler and scheduled rules -------------------------------------------------
 

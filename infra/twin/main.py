@@ -149,7 +149,7 @@ def main() -> int:
         outbox.start()
         stops.append(outbox.stop)
 
-        dispatcher = Dispatcher(lambdas, topology, settings)
+        dispatcher = Dispatcher(lambdas, topology, settings, events_log=config.state_dir / "events.jsonl")
         dispatcher.start()
         stops.append(dispatcher.stop)
 
