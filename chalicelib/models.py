@@ -604,6 +604,7 @@ class Signal(Base):
     detail_type = UnicodeAttribute()
     detail = UnicodeAttribute()  # JSON
     attempts = NumberAttribute(default=0)
+    put_at = UTCDateTimeAttribute(null=True)  # when EventBridge took it (then off the index until the TTL)
     due_bucket = UnicodeAttribute(null=True)  # "signals" while owed, "signals-dead" after MAX_ATTEMPTS
     due_at = UTCDateTimeAttribute(null=True)
     expires = TTLAttribute(null=True)

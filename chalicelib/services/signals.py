@@ -10,8 +10,9 @@ item is written in the same transaction that finishes the message
 (:func:`item`), so it exists exactly when the message counts as relayed.
 
 :func:`drain` (the sweeper, every 5 minutes; the twin's loop) queries the
-bucket, puts the events on the bus in batches of ten (adapters/bus.py), deletes
-what EventBridge took and backs off what it refused; after ``MAX_ATTEMPTS`` an
+bucket, puts the events on the bus in batches of ten (adapters/bus.py), takes
+what EventBridge took off the index (the item stays until its TTL, with
+``put_at``) and backs off what it refused; after ``MAX_ATTEMPTS`` an
 item moves to bucket ``signals-dead`` (metric ``SignalsDead``, alarmed).
 
 Nothing here raises into the work that emitted: a failed flush is logged (detail
@@ -161,7 +162,8 @@ def drain(bus: EventBus | None = None, *, now: datetime | None = None, limit: in
             refused = {e.ref for e in entries}
         for s in items:
             if s.pk not in refused:
-                s.delete()  # an absent item deletes without error
+                # Off the index; the item stays (its TTL removes it) as a record of what went out.
+                s.update(actions=[Signal.due_bucket.remove(), Signal.due_at.remove(), Signal.put_at.set(now)])
                 result.put += 1
                 continue
             attempts = int(s.attempts or 0) + 1
