@@ -24,6 +24,7 @@ item, and a consumer dedupes whatever the bus delivers twice.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -43,17 +44,31 @@ MAX_ATTEMPTS = 12  # with the backoff below: about a day of retries
 KEEP_DAYS = 14  # an outbox item nobody could put disappears after this (TTL)
 
 _buffer: dict[str, tuple[str, str]] = {}  # idempotency key -> (detail type, JSON)
+_lock = threading.Lock()  # the twin runs handlers in threads; Lambda does not
 
 
-def _encode(detail: Detail) -> tuple[str, str, str]:
+@dataclass(frozen=True)
+class Raw:
+    """A detail built without pydantic (the relay's hot path keeps it out of the
+    inbound function's cold start); tests validate it against the model."""
+
+    detail_type: str
+    idempotency: str
+    body: dict[str, Any]
+
+
+def _encode(detail: Detail | Raw) -> tuple[str, str, str]:
+    if isinstance(detail, Raw):
+        return detail.detail_type, detail.idempotency, json.dumps(detail.body, separators=(",", ":"))
     return type(detail).__name__, detail.idempotency, detail.model_dump_json()
 
 
-def emit(detail: Detail) -> None:
+def emit(detail: Detail | Raw) -> None:
     """Owe ``detail`` to the bus. Cheap (memory only) and never raises."""
     try:
         kind, key, body = _encode(detail)
-        _buffer[key] = (kind, body)
+        with _lock:
+            _buffer[key] = (kind, body)
     except Exception:  # an emission never fails the work that emitted it
         logger.exception("integration event not encoded", extra={"detail_type": type(detail).__name__})
         metrics.add_metric(name="SignalsFlushFailed", unit="Count", value=1)
@@ -63,7 +78,7 @@ def pending() -> int:
     return len(_buffer)
 
 
-def item(detail: Detail, now: datetime | None = None) -> Signal:
+def item(detail: Detail | Raw, now: datetime | None = None) -> Signal:
     """The outbox item for ``detail``, for a caller that writes it in its own transaction."""
     from chalicelib.models import Signal
 
@@ -83,10 +98,11 @@ def item(detail: Detail, now: datetime | None = None) -> Signal:
 
 def flush() -> int:
     """Write the buffer to the outbox; never raises. Returns how many were written."""
-    if not _buffer:
-        return 0
-    owed = dict(_buffer)
-    _buffer.clear()
+    with _lock:
+        if not _buffer:
+            return 0
+        owed = dict(_buffer)
+        _buffer.clear()
     from chalicelib.models import Signal
 
     now = clock.now()
@@ -210,26 +226,28 @@ def _key(*parts: object) -> str:
     return f"{parts[0]}:{hashlib.sha256(raw.encode()).hexdigest()[:32]}"
 
 
-def relayed(log: Any, chat: Any, now: datetime, *, private: bool) -> Detail:
-    from chalicelib.schemas_insight import MessageRelayed
-
+def relayed(log: Any, chat: Any, now: datetime, *, private: bool) -> Raw:
+    """``MessageRelayed`` (schemas_insight.MessageRelayed), built as plain JSON."""
     kind, author_id = _person(log.author_key or "")
-    return MessageRelayed(
-        idempotency=_key("MessageRelayed", log.message_id),
-        integration=chat.integration,
-        chat_id=chat.chat_id,
-        event_id=chat.event_id,
-        timeslot_id=chat.timeslot_id,
-        at=now,
-        message_id=log.message_id,
-        author_kind=kind,  # type: ignore[arg-type]
-        author_id=author_id,
-        size=int(log.size or 0),
-        rendered_size=int(log.rendered_size or 0),
-        recipients=int(log.recipients or 0),
-        after_event=now > chat.ends_at,
-        private=private,
-    )
+    key = _key("MessageRelayed", log.message_id)
+    body = {
+        "version": 1,
+        "idempotency": key,
+        "integration": chat.integration,
+        "chat_id": chat.chat_id,
+        "event_id": chat.event_id,
+        "timeslot_id": chat.timeslot_id,
+        "at": now.isoformat().replace("+00:00", "Z"),
+        "message_id": log.message_id,
+        "author_kind": kind,
+        "author_id": author_id,
+        "size": int(log.size or 0),
+        "rendered_size": int(log.rendered_size or 0),
+        "recipients": int(log.recipients or 0),
+        "after_event": now > chat.ends_at,
+        "private": private,
+    }
+    return Raw("MessageRelayed", key, body)
 
 
 def _chat_ids(chat: Any) -> dict[str, Any]:
