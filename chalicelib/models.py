@@ -577,7 +577,7 @@ class ChatKpi(Base):
 
 
 class KpiDay(Base):
-    """``KPI#<integration>``/``D#<yyyy-mm-dd>#CH#<chat>``: the chat, listed under
+    """``KPI#<integration>``/``OPEN#<yyyy-mm-dd>#CH#<chat>``: the chat, listed under
     the day it first opened. ``GET /kpis`` is one Query of this partition."""
 
     chat_id = UnicodeAttribute()

@@ -6,7 +6,7 @@ of the threads went on after the event. Each chat has one counter item,
 where each fact happens:
 
 - the chat opens (``chats._after_open``): ids, ``opened_at`` (the first opening;
-  ``if_not_exists``), and its listing ``KPI#<integration>``/``D#<day>#CH#<chat>``
+  ``if_not_exists``), and its listing ``KPI#<integration>``/``OPEN#<day>#CH#<chat>``
   (:class:`~chalicelib.models.KpiDay`) under the day it first opened;
 - a kickoff is queued (``fanout.kickoff``): the people in ``members``;
 - a message is relayed (``relay._finish``): ``ADD messages 1``, the author in
@@ -39,6 +39,9 @@ from pynamodb.expressions.update import Action
 from chalicelib.models import Chat, ChatKpi, KpiDay
 
 MAX_DAYS = 366
+# The listing's sort key prefix. The partition also holds the next-steps click counters
+# (``D#<day>#CH#<chat>#L#<step>``, services/nextsteps.py): a prefix of its own keeps them apart.
+OPEN = "OPEN#"
 
 
 def _item(chat_id: str) -> ChatKpi:
@@ -63,7 +66,7 @@ def opened(chat: Chat, now: datetime) -> datetime:
     first = item.opened_at or now
     KpiDay(
         f"KPI#{chat.integration}",
-        f"D#{first:%Y-%m-%d}#CH#{chat.chat_id}",
+        f"{OPEN}{first:%Y-%m-%d}#CH#{chat.chat_id}",
         chat_id=chat.chat_id,
         event_id=chat.event_id,
         timeslot_id=chat.timeslot_id,
@@ -267,7 +270,7 @@ def _row(day: KpiDay, item: ChatKpi | None, clicks: dict[str, int]) -> ChatRow:
         chat_id=day.chat_id,
         event_id=day.event_id,
         timeslot_id=day.timeslot_id,
-        opened_on=day.sk[2:12],
+        opened_on=day.sk[len(OPEN) : len(OPEN) + 10],
         opened_at=opened_at,
         messages=int(item.messages or 0) if item else 0,
         after_event=int(item.after_event or 0) if item else 0,
@@ -288,7 +291,7 @@ def kpis(integration: str, start: date, end: date, event_id: str | None = None) 
     days = list(
         KpiDay.query(
             f"KPI#{integration}",
-            KpiDay.sk.between(f"D#{start.isoformat()}", f"D#{end.isoformat()}#\uffff"),
+            KpiDay.sk.between(f"{OPEN}{start.isoformat()}", f"{OPEN}{end.isoformat()}#\uffff"),
             filter_condition=condition,
         )
     )

@@ -299,3 +299,23 @@ def test_bad_ranges_are_r13_errors(world: World, query: str, field: str) -> None
 def test_a_full_year_is_allowed(world: World) -> None:
     assert world.call("GET", "/kpis?from=2024-01-01&to=2024-12-31").status_code == 200  # 366 days
     assert world.call("GET", "/kpis?from=2023-01-01&to=2024-01-02").status_code == 400  # 367 days
+
+
+def test_click_counters_in_the_same_partition_are_not_chats(world: World, frozen: Clock) -> None:
+    """The next-steps service counts clicks under ``KPI#<integration>``/``D#<day>#CH#<chat>#L#<step>``."""
+    import boto3
+
+    seed(world, frozen, [Plan(c=0, event="e1", slot="t0", opened=T0, messages=[(40.0, 1)])])
+    boto3.client("dynamodb").put_item(
+        TableName=world.settings.table_name,
+        Item={
+            "pk": {"S": "KPI#acme"},
+            "sk": {"S": "D#2026-12-10#CH#someotherchat#L#volunteer"},
+            "clicks": {"N": "3"},
+            "event_id": {"S": "e1"},
+        },
+    )
+    body = get(world, "?from=2026-12-10&to=2026-12-10")
+    assert body["chats_opened"] == 1 and body["messages_per_chat"]["median"] == 1.0
+    rows = json.loads(world.call("GET", "/kpis/chats?from=2026-12-10&to=2026-12-10").body)["chats"]
+    assert [r["timeslot_id"] for r in rows] == ["t0"] and rows[0]["opened_on"] == "2026-12-10"
