@@ -87,9 +87,10 @@ deploy: package
 	@echo "Next: add the MX and DKIM records (unless HOSTED_ZONE_ID was given), then activate the rule set:"
 	@echo "  $(AWS) ses set-active-receipt-rule-set --rule-set-name muster-$(STAGE)-inbound   (only ONE set is active per region)"
 
-## R14's product KPIs for a stage (uses your AWS credentials): make kpis STAGE=prod
+## R14's product KPIs of one integration, as GET /kpis gives them (uses your AWS credentials):
+##   make kpis INTEGRATION=mobilize [FROM=2026-11-01] [TO=2026-11-30] [EVENT_ID=e1] [STAGE=prod]
 kpis: venv
-	$(PY) -m chalicelib.cli kpis --stage $(STAGE)
+	$(PY) -m chalicelib.cli kpis $(INTEGRATION) --stage $(STAGE) $(if $(FROM),--from $(FROM)) $(if $(TO),--to $(TO)) $(if $(EVENT_ID),--event-id $(EVENT_ID))
 
 bench: venv
 	$(PY) bench/cold_start.py

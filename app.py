@@ -11,6 +11,7 @@ from chalicelib.blueprints.feedback import feedback_bp
 from chalicelib.blueprints.files import files_bp
 from chalicelib.blueprints.inbound import inbound
 from chalicelib.blueprints.integration import integration
+from chalicelib.blueprints.kpis_api import kpis_bp
 from chalicelib.blueprints.mute import mute_bp
 from chalicelib.blueprints.nextsteps import nextsteps_bp
 from chalicelib.blueprints.private import private_bp
@@ -19,10 +20,12 @@ from chalicelib.blueprints.sms import sms_bp
 from chalicelib.blueprints.stewardship_api import stewardship_api
 from chalicelib.blueprints.suppressions import suppressions_bp
 from chalicelib.observability import logger, metrics
+from chalicelib.services import signals
 
 app = Chalice(app_name="muster")
 app.register_middleware(ConvertToMiddleware(logger.inject_lambda_context(clear_state=True)))
 app.register_middleware(ConvertToMiddleware(metrics.log_metrics))
+app.register_middleware(signals.middleware)  # integration events: to the outbox after the work (issue 11)
 app.register_blueprint(api)
 app.register_blueprint(integration)
 app.register_blueprint(scheduling)
@@ -38,3 +41,4 @@ app.register_blueprint(files_bp)
 app.register_blueprint(nextsteps_bp)
 app.register_blueprint(announcements_bp)
 app.register_blueprint(sms_bp)
+app.register_blueprint(kpis_bp)

@@ -33,7 +33,12 @@ def main(argv: list[str] | None = None) -> int:
     revoke = sub.add_parser("revoke-key", help="revoke an API key (requests with it get 401 at once)")
     revoke.add_argument("key")
     revoke.add_argument("--stage", default=os.environ.get("STAGE", "dev"))
-    report = sub.add_parser("kpis", help="share of opened chats with messages, and with messages after the event")
+    report = sub.add_parser("kpis", help="an integration's KPIs (the figures GET /kpis returns)")
+    report.add_argument("integration")
+    report.add_argument("--from", dest="start", default=None, help="YYYY-MM-DD (default: 29 days before --to)")
+    report.add_argument("--to", dest="end", default=None, help="YYYY-MM-DD (default: today, UTC)")
+    report.add_argument("--event-id", default=None)
+    report.add_argument("--json", action="store_true", help="print GET /kpis' JSON body")
     report.add_argument("--stage", default=os.environ.get("STAGE", "dev"))
     args = parser.parse_args(argv)
 
@@ -48,14 +53,16 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write("revoked\n")
         return 0
     if args.command == "kpis":
-        from chalicelib.services.kpis import kpis
+        from chalicelib import clock
+        from chalicelib.services import kpis
 
-        k = kpis()
-        sys.stdout.write(
-            f"chats opened: {k.chats_opened}\n"
-            f"with at least one message: {k.with_messages} ({k.share_with_messages:.0%})\n"
-            f"with messages after the event: {k.after_event} ({k.share_after_event:.0%})\n"
-        )
+        try:
+            start, end = kpis.parse_range(args.start, args.end, clock.now().date())
+        except kpis.RangeError as err:
+            sys.stderr.write(f"{err}\n")
+            return 2
+        k = kpis.kpis(args.integration, start, end, args.event_id)
+        sys.stdout.write(json.dumps(kpis.report(k), indent=2) + "\n" if args.json else kpis.text(k))
         return 0
     key = keys.create_key(args.integration, args.name)
     sys.stdout.write(f"API key for integration '{args.integration}' (shown once; stored hashed):\n{key}\n")

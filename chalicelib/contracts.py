@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from chalicelib import schemas
+from chalicelib import schemas_insight as insight
 from chalicelib import schemas_stewardship as stewardship
 from chalicelib.vocab import EVENT_SOURCE, EXTERNAL_ID
 
@@ -113,12 +114,37 @@ def _suppression_paths() -> dict[str, dict[str, Any]]:
                 "200": ok,
                 **{
                     code: {"description": text, "content": {"application/json": {"schema": _ref(schemas.ErrorBody)}}}
-                    for code, text in SUPPRESSION_ERRORS.items()
+                    for code, text in (KPI_ERRORS if path.startswith("/kpis") else SUPPRESSION_ERRORS).items()
                 },
             },
         }
     return paths
 
+
+# ---- KPIs (issue 11) -------------------------------------------------------------
+_KPI_Q = [
+    ("from", False, "First UTC day a chat opened, YYYY-MM-DD (default: 29 days before 'to')"),
+    ("to", False, "Last UTC day, YYYY-MM-DD (default: today); at most 366 days after 'from'"),
+    ("event_id", False, "Only this event's chats"),
+]
+SUPPRESSION_ROUTES += [
+    ("get", "/kpis", "Your KPIs over the chats that opened in the range: shares, spreads, rates, referrals, "
+     "next-step clicks", _KPI_Q, insight.KpiReport),
+    ("get", "/kpis/chats", "The same range, one row per chat", _KPI_Q, insight.KpiChats),
+]
+QUERY_SCHEMAS.update(
+    {
+        "from": {"type": "string", "format": "date", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"},
+        "to": {"type": "string", "format": "date", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"},
+        "event_id": {"type": "string", "pattern": EXTERNAL_ID.pattern},
+    }
+)
+EVENTS_OUT_DIR = EVENTS_DIR / "out"
+KPI_ERRORS = {
+    "400": "A date that is not YYYY-MM-DD, 'from' after 'to', a range over 366 days, an invalid event id or an "
+    "unknown query parameter",
+    "401": "Missing or invalid bearer API key",
+}
 
 # Private two-person threads (issue 10): 201 when opened, 200 when it existed.
 ROUTES.append(
@@ -210,6 +236,7 @@ def build_openapi() -> dict[str, Any]:
     models = {m for _, _, _, req, res, _ in ROUTES for m in (req, res) if m is not None}
     models.add(schemas.ErrorBody)
     models.update({schemas.SuppressionPage, schemas.SuppressionState})  # suppressions (issue 10)
+    models.update({insight.KpiReport, insight.KpiChats})  # KPIs (issue 11)
     ordered = sorted(models, key=lambda m: m.__name__)
     _, defs = models_json_schema(
         [(m, "validation") for m in ordered], ref_template="#/components/schemas/{model}"
@@ -276,6 +303,22 @@ def build_event_schemas() -> dict[str, dict[str, Any]]:
     return out
 
 
+def build_out_schemas() -> dict[str, dict[str, Any]]:
+    """The integration events Muster puts on the bus (source 'muster'), issue 11."""
+    out: dict[str, dict[str, Any]] = {}
+    for detail_type, model in insight.OUT_EVENTS.items():
+        schema = model.model_json_schema(mode="serialization")
+        schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+        schema["$id"] = f"https://muster.example/events_schema/out/{detail_type}.json"
+        schema["title"] = detail_type
+        schema["description"] = (
+            f"The `detail` of an event Muster puts on its EventBridge bus with source '{insight.SOURCE}' and "
+            f"detail-type '{detail_type}'. Dedupe on `idempotency`."
+        )
+        out[f"{detail_type}.json"] = schema
+    return out
+
+
 def dump(data: dict[str, Any]) -> str:
     return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
@@ -286,6 +329,11 @@ def write_all() -> list[Path]:
     EVENTS_DIR.mkdir(exist_ok=True)
     for name, schema in build_event_schemas().items():
         path = EVENTS_DIR / name
+        path.write_text(dump(schema))
+        written.append(path)
+    EVENTS_OUT_DIR.mkdir(exist_ok=True)
+    for name, schema in build_out_schemas().items():
+        path = EVENTS_OUT_DIR / name
         path.write_text(dump(schema))
         written.append(path)
     return written

@@ -120,6 +120,7 @@ class Event(Base):
     sender_messages_per_hour = NumberAttribute(null=True)  # R12 per-chat limits; null: the deployment's
     chat_copies_per_hour = NumberAttribute(null=True)
     keywords = JSONAttribute(null=True)  # issue 12: {"WHERE": "Meet at the library steps", ...} (keys upper case)
+    invite_url = UnicodeAttribute(null=True)  # Bring a Friend: an https template with {ref} (issue 11)
     cancelled = BooleanAttribute(default=False)
     created_at = UTCDateTimeAttribute()
     updated_at = UTCDateTimeAttribute()
@@ -134,6 +135,7 @@ class SignupRef(Base):
     timeslot_id = UnicodeAttribute()
     status = UnicodeAttribute()
     referred_by = UnicodeAttribute(null=True)
+    referrer = UnicodeAttribute(null=True)  # the referring signup's id, when referred_by was a valid ref
     created_at = UTCDateTimeAttribute()
     updated_at = UTCDateTimeAttribute()
 
@@ -169,6 +171,7 @@ class Chat(Base):
     scheduled_debrief_at = UTCDateTimeAttribute(null=True)
     debrief_state = UnicodeAttribute(null=True)  # posted | skipped_<why>: set once, with the claim
     debrief_pending = BooleanAttribute(null=True)  # claimed, not yet queued
+    invite_url = UnicodeAttribute(null=True)  # from the event (Bring a Friend)
     version = VersionAttribute()
     due_index = DueIndex()
 
@@ -678,3 +681,62 @@ class SmsSent(Base):
 
 
 ALL_MODELS = (*ALL_MODELS, SmsCopy, SmsOptOut, SmsInbound, SmsSent)
+# -- insight (issue 11): KPIs kept on write, the outbox of integration events ------
+
+
+class ChatKpi(Base):
+    """``CH#<chat>``/``KPI``: one chat's product counters, updated atomically
+    (ADD) where each fact happens. Sets hold participant keys (never
+    addresses), so adding a key twice counts it once."""
+
+    integration = UnicodeAttribute(null=True)
+    event_id = UnicodeAttribute(null=True)
+    timeslot_id = UnicodeAttribute(null=True)
+    opened_at = UTCDateTimeAttribute(null=True)  # the first opening (kept on a reopen)
+    ends_at = UTCDateTimeAttribute(null=True)
+    messages = NumberAttribute(null=True)
+    after_event = NumberAttribute(null=True)
+    first_message_at = UTCDateTimeAttribute(null=True)
+    posters = UnicodeSetAttribute(null=True)
+    members = UnicodeSetAttribute(null=True)  # everyone who was sent the kickoff
+    muted = UnicodeSetAttribute(null=True)
+    left = UnicodeSetAttribute(null=True)
+    referred = UnicodeSetAttribute(null=True)  # signups attributed to a referrer
+
+
+class KpiDay(Base):
+    """``KPI#<integration>``/``OPEN#<yyyy-mm-dd>#CH#<chat>``: the chat, listed under
+    the day it first opened. ``GET /kpis`` is one Query of this partition."""
+
+    chat_id = UnicodeAttribute()
+    event_id = UnicodeAttribute()
+    timeslot_id = UnicodeAttribute()
+
+
+class SignalDueIndex(GlobalSecondaryIndex["Signal"]):
+    """The sparse ``due`` index, bucket ``signals``: integration events to put."""
+
+    class Meta:
+        index_name = "due"
+        projection = KeysOnlyProjection()
+
+    due_bucket = UnicodeAttribute(hash_key=True)
+    due_at = UTCDateTimeAttribute(range_key=True)
+
+
+class Signal(Base):
+    """``SIG#<idempotency key>``/``OUT``: one integration event waiting for
+    EventBridge (the outbox). Keyed by its idempotency key, so the same fact
+    written twice is one item."""
+
+    detail_type = UnicodeAttribute()
+    detail = UnicodeAttribute()  # JSON
+    attempts = NumberAttribute(default=0)
+    put_at = UTCDateTimeAttribute(null=True)  # when EventBridge took it (then off the index until the TTL)
+    due_bucket = UnicodeAttribute(null=True)  # "signals" while owed, "signals-dead" after MAX_ATTEMPTS
+    due_at = UTCDateTimeAttribute(null=True)
+    expires = TTLAttribute(null=True)
+    due_index = SignalDueIndex()
+
+
+ALL_MODELS = (*ALL_MODELS, ChatKpi, KpiDay, Signal)

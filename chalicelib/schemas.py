@@ -75,6 +75,20 @@ Name = Annotated[str, StringConstraints(max_length=100, pattern=VISIBLE), AfterV
 Title = Annotated[str, StringConstraints(max_length=200, pattern=VISIBLE), AfterValidator(str.strip)]
 LastName = Annotated[str, StringConstraints(max_length=100), AfterValidator(str.strip)]
 Reference = Annotated[str, StringConstraints(max_length=200)]
+# Bring a Friend (issue 11): an https URL template with exactly one {ref}, no
+# whitespace, quotes or angle brackets (it is printed in mail as is).
+INVITE_URL_PATTERN = r"^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[^\s<>\"'{}]*)?(\{ref\}[^\s<>\"'{}]*)$"
+
+
+def _invite_url(value: str) -> str:
+    if value.count("{ref}") != 1:
+        raise ValueError("invite_url must contain {ref} exactly once")
+    return value
+
+
+InviteUrl = Annotated[
+    str, StringConstraints(max_length=500, pattern=INVITE_URL_PATTERN), AfterValidator(_invite_url)
+]
 
 # An address: one @, a local part without spaces, controls or the RFC 5322
 # specials, and a dotted domain whose labels are ASCII letters, digits and hyphens,
@@ -452,6 +466,12 @@ class EventBody(Strict):
     @classmethod
     def _check_keywords(cls, value: dict[str, str] | None) -> dict[str, str] | None:
         return _keywords(value)
+    invite_url: InviteUrl | None = Field(
+        default=None,
+        description="Bring a Friend: an https URL (at most 500 characters) with {ref} exactly once, for example "
+        "your signup page. Each participant's kickoff and digest carry it with {ref} replaced by their own signed "
+        "referral code; a signup sent back with that code as referred_by is attributed to them.",
+    )
 
     @field_validator("organizers", "timeslots")
     @classmethod
@@ -552,6 +572,7 @@ class EventView(BaseModel):
     timeslots: list[TimeslotView]
     next_steps: list[NextStep] = Field(default_factory=list)
     debrief: Debrief | None = None
+    invite_url: str | None = None
 
 
 class SignupView(SignupBody):
@@ -562,6 +583,11 @@ class SignupView(SignupBody):
     )
     muted: bool = False
     left: bool = Field(default=False, description="Left the chat (muted; no kickoff on a new signup).")
+    referrer: str | None = Field(
+        default=None,
+        description="The signup id whose Bring a Friend code referred_by was (null: no code, or not a valid one "
+        "for this event).",
+    )
 
 
 class ErrorDetail(BaseModel):

@@ -144,6 +144,8 @@ class Settings:
     sms_max_segments: int = 3
     sms_price_per_segment: float = 0.00581  # USD, US 10DLC base price; carrier fees come on top
     organization_name: str = "Muster"
+    # Integration events out (issue 11): the EventBridge bus (name or ARN).
+    event_bus: str = "default"
 
     @property
     def deployment(self) -> str:
@@ -215,6 +217,7 @@ class Settings:
             sms_max_segments=max(1, _non_negative_int(e.get("MUSTER_SMS_MAX_SEGMENTS", "3"), "MUSTER_SMS_MAX_SEGMENTS")),
             sms_price_per_segment=float(e.get("MUSTER_SMS_PRICE_PER_SEGMENT", "0.00581")),
             organization_name=e.get("MUSTER_ORGANIZATION_NAME", "Muster"),
+            event_bus=e.get("MUSTER_EVENT_BUS", "").strip() or "default",
         )
 
 

@@ -45,7 +45,20 @@ def sweeper(event: CloudWatchEvent) -> int:
 
     swept = chats().sweep()
     Stewardship().expire_due()
+    _drain_signals()
     return swept
+
+
+def _drain_signals() -> None:
+    """Put the owed integration events on the bus (issue 11). Never fails the sweep:
+    what EventBridge refuses stays owed for the next run."""
+    from chalicelib.observability import logger
+    from chalicelib.services import signals
+
+    try:
+        signals.drain()
+    except Exception:
+        logger.exception("draining integration events failed; they stay owed")
 
 
 # Stop starting digests this long before Lambda would stop the invocation

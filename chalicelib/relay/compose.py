@@ -163,6 +163,14 @@ def _html_mail(paragraphs: Sequence[str], steps: Sequence[tuple[str, str]], note
     )
 
 
+def invite_line(invite_url: str | None) -> str:
+    """Bring a Friend (issue 11): the reader's personal invite link, or nothing.
+    The URL was validated (https, no spaces or quotes) and carries only a code."""
+    if not invite_url or any(c.isspace() for c in invite_url):
+        return ""
+    return f"Bring a friend: {invite_url}\n\n"
+
+
 def render_kickoff(
     *,
     chat: ChatContext,
@@ -174,6 +182,7 @@ def render_kickoff(
     members: Sequence[str] = (),
     next_steps: Sequence[tuple[str, str]] = (),
     steps_note: str = "",
+    invite_url: str | None = None,
 ) -> bytes:
     """The welcome mail that opens a chat for one recipient (R1).
 
@@ -206,6 +215,7 @@ def render_kickoff(
         "To post, reply to this email or write to the chat address. Everyone in the "
         "chat receives your message.",
         role.strip(),
+        invite_line(invite_url).strip(),
         "How you follow the chat is up to you: the link below (it is at the end of every "
         "chat message too) lets you get a daily digest instead of each message, mute "
         "the chat, or leave it.",

@@ -169,6 +169,7 @@ def _listing(
     part: int,
     digest_hour: int,
     mute_url: str,
+    invite_url: str | None = None,
 ) -> str:
     count = len(summaries)
     noun = "message" if count == 1 else "messages"
@@ -186,6 +187,7 @@ def _listing(
         "message to answer it in its thread; everyone in the chat receives your reply.",
         f"To start a new topic, write to {chat.relay_address}",
         "",
+        *([f"Bring a friend: {invite_url}", ""] if invite_url and not any(c.isspace() for c in invite_url) else []),
         "-- ",
         f"You get this chat as a daily digest: one email a day, after {digest_hour:02d}:00.",
         "Email addresses are hidden: people appear by first name and last initial.",
@@ -207,6 +209,7 @@ def render_digest(
     sent_at: datetime,
     digest_hour: int,
     part: int = 1,
+    invite_url: str | None = None,
 ) -> bytes:
     """One reader's digest of ``messages`` (oldest first) for ``day`` (R5, R10, R11).
 
@@ -221,7 +224,16 @@ def render_digest(
 
     text = MIMEPart(policy=OUTPUT_POLICY)
     text.set_content(
-        _listing(summaries, chat=chat, zone=zone, day=day, part=part, digest_hour=digest_hour, mute_url=mute_url),
+        _listing(
+            summaries,
+            chat=chat,
+            zone=zone,
+            day=day,
+            part=part,
+            digest_hour=digest_hour,
+            mute_url=mute_url,
+            invite_url=invite_url,
+        ),
         charset="utf-8",
         cte="quoted-printable",
     )

@@ -129,4 +129,9 @@ def handle_feedback(notification: dict[str, Any], settings: Settings | None = No
             if address:
                 suppressions.suppress_hash(address_hash(s.secret, address), "complaint")
                 results.append("complaint")
+    # The dashboard's bounce and complaint rates (per CopiesSent); infra/template.json.
+    if "hard_bounce" in results:
+        metrics.add_metric(name="HardBounces", unit="Count", value=results.count("hard_bounce"))
+    if "complaint" in results:
+        metrics.add_metric(name="Complaints", unit="Count", value=results.count("complaint"))
     return results

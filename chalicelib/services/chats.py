@@ -23,7 +23,7 @@ from chalicelib import clock
 from chalicelib.adapters.scheduler import ChatScheduler
 from chalicelib.models import Chat, Event, TimeslotMap
 from chalicelib.observability import logger, metrics
-from chalicelib.services import debrief
+from chalicelib.services import debrief, kpis, signals
 from chalicelib.services.fanout import FanOut
 from chalicelib.services.roster import participants, recipients
 from chalicelib.settings import Settings, get_settings
@@ -167,6 +167,8 @@ class ChatService:
                 if exc.cause_response_code == "ConditionalCheckFailedException":
                     continue
                 raise
+            if state != previous:
+                signals.chat_changed(chat, previous)
             if state == "open" and chat.kickoff_pending:
                 self._after_open(chat, first=previous != "open")
             if chat.debrief_pending:
@@ -209,6 +211,8 @@ class ChatService:
             logger.info("chat opened", extra={"chat_id": chat.chat_id})
         people = [p.participant_key for p in recipients(participants(chat.chat_id))]
         self.kickoff.kickoff(chat, people, batch="open")
+        # Issue 11: counted and announced on every try (both are idempotent).
+        signals.chat_opened(chat, kpis.opened(chat, chat.opened_at or clock.now()), len(people))
 
         def queued(c: Chat) -> None:
             c.kickoff_pending = None

@@ -67,6 +67,7 @@ from chalicelib.relay.addresses import transport_address
 from chalicelib.relay.digest import DigestMessage, render_digest
 from chalicelib.services.links import mute_url
 from chalicelib.services.pacing import SendPacer
+from chalicelib.services.referrals import invite_link
 from chalicelib.services.roster import email_reachable, reachable
 from chalicelib.settings import Settings, get_settings
 
@@ -506,6 +507,9 @@ class DigestService:
             sent_at=clock.now(),
             digest_hour=self.settings.digest_hour,
             part=part,
+            invite_url=invite_link(
+                self.settings, chat.invite_url, chat.integration, chat.event_id, person.participant_key
+            ),
         )
         if not self.pacer.acquire(r.deadline):
             self._release(pk, sk, lease)

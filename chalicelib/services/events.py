@@ -33,7 +33,7 @@ from chalicelib.schemas import (
     TimeslotView,
 )
 from chalicelib.schemas import Person as PersonBody
-from chalicelib.services import sms_optout, suppressions
+from chalicelib.services import referrals, sms_optout, suppressions
 from chalicelib.services.chats import ChatService, chat_id_for, relay_local, window_for
 from chalicelib.services.debrief import debrief_at
 from chalicelib.services.nextsteps import dump_steps, steps_of
@@ -201,6 +201,7 @@ class EventService:
             sender_messages_per_hour=body.limits.sender_messages_per_hour if body.limits else None,
             chat_copies_per_hour=body.limits.chat_copies_per_hour if body.limits else None,
             keywords=body.keywords or None,  # issue 12: the keyword bot's answers
+            invite_url=body.invite_url,
             cancelled=False,
             next_steps_json=dump_steps([step.model_dump() for step in body.next_steps]),  # issue 11
             debrief_after_hours=body.debrief.after_hours if body.debrief else None,
@@ -245,6 +246,7 @@ class EventService:
             chat.sender_messages_per_hour = event.sender_messages_per_hour  # R12 per-chat limits
             chat.chat_copies_per_hour = event.chat_copies_per_hour
             chat.debrief_at = debrief_at(event, slot)  # issue 11: moves with the shift
+            chat.invite_url = event.invite_url
             if chat.closed_reason in {"cancelled", "removed"}:
                 chat.closed_reason = None  # the event or shift is back
             return window.enabled
@@ -270,6 +272,7 @@ class EventService:
                 sender_messages_per_hour=event.sender_messages_per_hour,
                 chat_copies_per_hour=event.chat_copies_per_hour,
                 debrief_at=debrief_at(event, slot),
+                invite_url=event.invite_url,
             )
 
         chat = self.chats.update(chat_id, apply, create=create)
@@ -334,6 +337,7 @@ class EventService:
             debrief=Debrief(after_hours=float(event.debrief_after_hours), text=event.debrief_text)
             if event.debrief_after_hours is not None and event.debrief_text
             else None,
+            invite_url=event.invite_url,
         )
 
     def _chat_view(self, chat: Chat, people: list[Participant] | None) -> ChatView:
@@ -385,12 +389,14 @@ class EventService:
         if ref is not None and ref.timeslot_id != body.timeslot_id:
             old_chat = self._chat_id(integration, event_id, ref.timeslot_id)
             Participant(f"CH#{old_chat}", f"P#{pkey}").delete()
+        referrer = referrals.referrer_of(self.settings, integration, event_id, signup_id, body.referred_by)
         SignupRef(
             key,
             f"S#{signup_id}",
             timeslot_id=body.timeslot_id,
             status=body.status,
             referred_by=body.referred_by,
+            referrer=referrer,
             created_at=ref.created_at if ref else now,
             updated_at=now,
         ).save()
@@ -402,6 +408,8 @@ class EventService:
         except DoesNotExist:
             existing = []
         became_active = self._write_people(pk, [person], existing, pkey)
+        if referrer is not None:  # Bring a Friend (issue 11): on every PUT, idempotently
+            referrals.attributed(Chat.get(pk, "META", consistent_read=True), signup_id, referrer, now)
         # Someone who left the chat gets no kickoff, however often they sign up again.
         if is_active(person) and not person.left and (became_active or not self._kickoff_sent(chat_id, pkey)):
             # Also when a retried PUT finds the signup unchanged: the first try
@@ -454,6 +462,7 @@ class EventService:
             delivery=p.delivery,  # type: ignore[arg-type]
             muted=p.muted,
             left=p.left,
+            referrer=ref.referrer,
         )
 
 

@@ -61,10 +61,11 @@ from chalicelib.relay import anonymize, compose
 from chalicelib.relay.addresses import transport_address
 from chalicelib.relay.names import display_name
 from chalicelib.relay.threadheaders import header_block, reader_headers, ses_id_domain
-from chalicelib.services import nextsteps
+from chalicelib.services import kpis, nextsteps
 from chalicelib.services.digest import DigestService, wants_digest
 from chalicelib.services.links import CONTROL_DAYS, copy_controls, mute_url
 from chalicelib.services.pacing import SendPacer
+from chalicelib.services.referrals import invite_link
 from chalicelib.services.roster import (
     canonical,
     email_reachable,
@@ -95,7 +96,18 @@ CLAIM_CHUNK = 25
 LOOKUP_ANCESTORS = 5
 # Fields of a Chat that delivery needs; they travel in the SQS body (no PII), so
 # a batch doesn't read the chat item.
-CHAT_FIELDS = ("chat_id", "title", "timezone", "relay_local", "starts_at", "ends_at", "default_delivery")
+CHAT_FIELDS = (
+    "chat_id",
+    "title",
+    "timezone",
+    "relay_local",
+    "starts_at",
+    "ends_at",
+    "default_delivery",
+    "integration",  # with event_id and invite_url: the kickoff's Bring a Friend link (issue 11)
+    "event_id",
+    "invite_url",
+)
 
 
 class BatchNotDone(Exception):
@@ -207,6 +219,7 @@ class FanOut:
         else:
             self._enqueue(base, recipients, batch)
         metrics.add_metric(name="KickoffsQueued", unit="Count", value=len(recipients))
+        kpis.joined(chat.chat_id, recipients)  # issue 11: the chat's members (a set: once each)
 
     def debrief(self, chat: Chat, recipients: list[str], *, text: str, steps: list[dict[str, str]]) -> None:
         """Queue the post-shift debrief (issue 11) for ``recipients`` (once per person)."""
@@ -624,6 +637,11 @@ class FanOut:
                 members=members,
                 next_steps=steps_for(p),
                 steps_note=nextsteps.footer_note(self.settings),
+                invite_url=invite_link(
+                    self.settings, chat.invite_url, chat.integration or "", chat.event_id or "", p.participant_key
+                )
+                if chat.integration and chat.event_id
+                else None,
             )
             return anonymize.personalize(kickoff, mute_url=link, list_unsubscribe_headers=headers)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import html
 import json
+import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -25,6 +26,7 @@ from chalicelib import clock
 from chalicelib.models import Chat, ClickCount, Event
 from chalicelib.observability import logger, metrics
 from chalicelib.relay.steptokens import read_step, sign_step
+from chalicelib.services import signals
 from chalicelib.settings import Settings, get_settings
 
 ATTRIBUTION_NOTE = "Clicks on these links are counted per person for the organizers."
@@ -138,7 +140,14 @@ def count_click(resolved: Resolved, now: datetime | None = None) -> None:
     ClickCount(f"KPI#{chat.integration}", _sk(now.date(), chat.chat_id, resolved.step.id)).update(
         actions=[ClickCount.clicks.add(1), ClickCount.event_id.set(chat.event_id)]
     )
-    # NextStepClicked is emitted here when merging with the integration events (issue 11 item 1).
+    reader = resolved.reader or ""
+    signals.next_step_clicked(
+        chat,
+        resolved.step.id,
+        click_id=uuid.uuid4().hex,  # each click is a fact of its own; the count above is not retried
+        at=now,
+        signup_id=reader[2:] if reader.startswith("s-") else None,  # only when clicks are attributed
+    )
     metrics.add_metric(name="NextStepClicks", unit="Count", value=1)
     logger.info("next step clicked", extra={"chat_id": chat.chat_id, "step_id": resolved.step.id})
 

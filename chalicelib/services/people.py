@@ -11,14 +11,16 @@ upserts and stops the late kickoff a new signup for the shift would send
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 from pynamodb.exceptions import DoesNotExist, UpdateError
 from pynamodb.expressions.update import Action
 
 from chalicelib import clock
-from chalicelib.models import Chat, Participant
+from chalicelib.models import Chat, ChatKpi, Participant
 from chalicelib.observability import logger, metrics
 from chalicelib.relay.tokens import TokenClaims
+from chalicelib.services import kpis, signals
 from chalicelib.services.bounces import handle_feedback  # noqa: F401  (moved there; kept for callers)
 from chalicelib.services.digest import DELIVERY_MODES, Delivery, effective_delivery
 from chalicelib.services.links import read_mute_token  # noqa: F401  (the settings page reads it here)
@@ -38,7 +40,31 @@ def _change(claims: TokenClaims, actions: list[Action], metric: str, what: str) 
         raise
     metrics.add_metric(name=metric, unit="Count", value=1)
     logger.info(what, extra={"chat_id": claims.chat_id, "participant": claims.participant_key})
+    _signal(metric, claims)
     return True
+
+
+def _signal(metric: str, claims: TokenClaims) -> None:
+    """Issue 11: the KPI sets (mute, leave) and the integration event. A failure
+    here is logged and counted, never the person's problem: their change is made."""
+    what = {"Muted": "mute", "Unmuted": "unmute", "Left": "leave"}.get(metric)
+    if what is None:
+        return
+    try:
+        ids: Chat | ChatKpi
+        if what == "unmute":
+            ids = Chat.get(f"CH#{claims.chat_id}", "META")
+        else:
+            ids = (kpis.left if what == "leave" else kpis.muted)(claims.chat_id, claims.participant_key)
+            if ids.integration is None:  # a chat from before issue 11
+                ids = Chat.get(f"CH#{claims.chat_id}", "META")
+        chat = SimpleNamespace(
+            integration=ids.integration, chat_id=claims.chat_id, event_id=ids.event_id, timeslot_id=ids.timeslot_id
+        )
+        signals.participant(what, chat, claims.participant_key)
+    except Exception:
+        logger.exception("participant change not counted", extra={"chat_id": claims.chat_id})
+        metrics.add_metric(name="KpiWriteFailed", unit="Count", value=1)
 
 
 def mute(claims: TokenClaims) -> bool:

@@ -63,7 +63,7 @@ from chalicelib.relay.addresses import normalize_address, relay_local_part
 from chalicelib.relay.names import display_name
 from chalicelib.relay.outcomes import Outcome
 from chalicelib.relay.parse import verdicts_from_ses
-from chalicelib.services import files
+from chalicelib.services import files, kpis, signals
 from chalicelib.services.admission import Admission, Decision, Job
 from chalicelib.services.bot import Bot
 from chalicelib.services.fanout import FanOut, chat_context
@@ -246,7 +246,7 @@ class RelayService(Admission):
             if not self._save_log(log, approved):
                 return Outcome.HELD  # another approval is relaying it
             self._fan_out(job, chat, decision.author.participant_key, people, len(rendered.message), ancestors, pair)
-            self._finish(log, chat, now)
+            self._finish(log, chat, now, private=pair is not None)
             self._trust(chat, decision.author)
             metrics.add_metric(name="FanOutSize", unit="Count", value=len(people))
         elif outcome is Outcome.HELD:
@@ -448,7 +448,7 @@ class RelayService(Admission):
         except DoesNotExist:
             ancestors = []
         self._fan_out(job, chat, log.author_key or "", targets, int(log.rendered_size or 0), ancestors, pair)
-        self._finish(log, chat, log.received_at)
+        self._finish(log, chat, log.received_at, private=pair is not None)
         metrics.add_metric(name="RelaysResumed", unit="Count", value=1)
 
     @cached_property
@@ -457,7 +457,7 @@ class RelayService(Admission):
         botocore client costs ~0.1 s: never per message)."""
         return Connection(region=self.settings.region)
 
-    def _finish(self, log: MessageLog, chat: Chat, now: datetime) -> None:
+    def _finish(self, log: MessageLog, chat: Chat, now: datetime, *, private: bool = False) -> None:
         """Mark the log entry relayed and count it in the chat's stats: one
         transaction, conditional on the entry still relaying, so a retry that
         gets here again counts nothing twice."""
@@ -476,6 +476,11 @@ class RelayService(Admission):
                     condition=MessageLog.state == "relaying",
                 )
                 tx.update(ChatStats(f"CH#{chat.chat_id}", "STATS"), actions=actions)
+                # Issue 11: the KPIs and the MessageRelayed event, exactly once with the fact.
+                if not private:
+                    tx.update(kpis.relayed_item(chat.chat_id), actions=kpis.relayed_actions(
+                        log.author_key or "", now, after_event=now > chat.ends_at))
+                tx.save(signals.item(signals.relayed(log, chat, now, private=private), now))
         except TransactWriteError as exc:
             reasons = [r.code for r in (exc.cancellation_reasons or []) if r]
             if "ConditionalCheckFailed" not in reasons:

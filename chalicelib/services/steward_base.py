@@ -25,6 +25,7 @@ from chalicelib.models import (
     Participant,
 )
 from chalicelib.observability import logger, metrics
+from chalicelib.services import signals
 from chalicelib.services.chats import ChatService
 from chalicelib.services.moderation import Moderation
 from chalicelib.services.relay import RelayService
@@ -125,9 +126,11 @@ class StewardBase:
         detail: str | None = None,
     ) -> None:
         now = clock.now()
+        record_key = f"{now.isoformat()}#{_digest(action, target or '', actor, now.isoformat())}"
+        signals.steward(action, integration=integration, chat=chat, target=target, via=via, record_key=record_key, at=now)
         ActionRecord(
             f"ACT#{integration}",
-            f"{now.isoformat()}#{_digest(action, target or '', actor, now.isoformat())}",
+            record_key,
             action=action,
             chat_id=chat.chat_id if chat else None,
             event_id=chat.event_id if chat else None,

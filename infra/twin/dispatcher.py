@@ -21,6 +21,7 @@ import logging
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -47,9 +48,18 @@ def schedule_time(schedule: dict[str, Any]) -> datetime | None:
 
 class Dispatcher:
     def __init__(
-        self, lambdas: Any, topology: Topology, settings: Settings, *, pollers: int = 1, duplicates: bool = False
+        self,
+        lambdas: Any,
+        topology: Topology,
+        settings: Settings,
+        *,
+        pollers: int = 1,
+        duplicates: bool = False,
+        events_log: Path | None = None,
     ) -> None:
-        """``lambdas`` runs handlers (``infra.twin.workers.WorkerPool``)."""
+        """``lambdas`` runs handlers (``infra.twin.workers.WorkerPool``); the
+        integration events Muster puts on the bus are appended to ``events_log``."""
+        self.events_log = events_log
         self.lambdas = lambdas
         self.pollers = max(1, pollers)
         self.duplicates = duplicates
@@ -65,6 +75,8 @@ class Dispatcher:
 
     def start(self) -> None:
         self._spawn("scheduler", self._schedule_loop)
+        if self.topology.events_out_url:
+            self._spawn("signals", self._signals_loop)
         for consumer in self.topology.consumers:
             for n in range(self.pollers if consumer.kind == "sqs" else 1):
                 self._spawn(f"consume-{consumer.handler}-{n}", self._consume_loop, consumer)
@@ -79,6 +91,32 @@ class Dispatcher:
         deadline = time.monotonic() + timeout
         for thread in self.threads:
             thread.join(max(0.0, deadline - time.monotonic()))
+
+    # -- integration events out (issue 11) ----------------------------------------------
+
+    def _signals_loop(self) -> None:
+        """Put the outbox on the bus every second (the sweeper does it every 5 minutes in
+        AWS), and append what the CRM rule's queue received to ``events.jsonl``."""
+        from chalicelib.services import signals
+
+        sqs = boto3.client("sqs")
+        while not self.stopping.is_set():
+            try:
+                signals.drain()
+                self.log_events(sqs)
+            except Exception:
+                log.exception("integration events tick failed (will retry)")
+            self.stopping.wait(1.0)
+
+    def log_events(self, sqs: Any) -> int:
+        got = sqs.receive_message(QueueUrl=self.topology.events_out_url, MaxNumberOfMessages=10).get("Messages", [])
+        if got and self.events_log is not None:
+            with self.events_log.open("a", encoding="utf-8") as fh:
+                for m in got:
+                    fh.write(json.dumps(json.loads(m["Body"]), sort_keys=True) + "\n")
+        for m in got:
+            sqs.delete_message(QueueUrl=self.topology.events_out_url, ReceiptHandle=m["ReceiptHandle"])
+        return len(got)
 
     # -- Scheduler and scheduled rules -------------------------------------------------
 

@@ -5,6 +5,8 @@ one message: headers, the text part, and the HTML part rendered in a sandboxed
 ``<iframe srcdoc>`` (no scripts, no forms, no same-origin) under a Content
 Security Policy that blocks every remote load. Everything else is escaped.
 
+``/kpis?integration=&from=&to=&event_id=`` draws the KPIs (infra/twin/kpipage.py).
+
 ``/m/...?images=show`` relaxes the policy for images only (``http:``/``https:``),
 as a mail client does when its reader clicks "load remote images": what then
 loads is whatever Muster left loadable in the copy (tests/e2e/test_remote_content.py).
@@ -217,6 +219,12 @@ class _Handler(BaseHTTPRequestHandler):
             elif parts[0] == "raw" and len(parts) == 3:
                 body = self.mailbox.raw(parts[1], parts[2])
                 content_type = "text/plain; charset=utf-8"
+            elif parts == ["kpis"]:  # issue 11: the KPIs as charts (infra/twin/kpipage.py)
+                from infra.twin.kpipage import page
+
+                status, text = page(query)
+                self._send(status, _page("KPIs", text))
+                return
             else:
                 body = None
         except Exception:

@@ -208,7 +208,14 @@ def main() -> int:
             else:
                 pool.invoke_logged("inbound_email", event)
 
-        dispatcher = Dispatcher(pool, topology, settings, pollers=config.pollers, duplicates=config.duplicates)
+        dispatcher = Dispatcher(
+            pool,
+            topology,
+            settings,
+            pollers=config.pollers,
+            duplicates=config.duplicates,
+            events_log=config.state_dir / "events.jsonl",
+        )
         dispatcher.start()
         stops.append(dispatcher.stop)
 

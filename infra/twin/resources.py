@@ -21,6 +21,7 @@ log = logging.getLogger("twin")
 TWIN_QUEUE_VISIBILITY = "2"  # a failed async invocation is retried after this
 DELIVERY_VISIBILITY = "5"  # a failed delivery batch comes back after this
 MAX_RECEIVES = 5  # then the delivery queue's redrive moves it to the DLQ
+EVENTS_OUT_QUEUE = f"muster-{STAGE}-twin-events-out"
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class Topology:
     consumers: list[Consumer] = field(default_factory=list)
     periodic: list[Periodic] = field(default_factory=list)
     topics: dict[str, str] = field(default_factory=dict)  # handler name -> topic ARN
+    events_out_url: str = ""  # integration events Muster put on the bus (issue 11), as a CRM's rule sees them
 
 
 def rate_seconds(expression: str) -> float:
@@ -99,6 +101,11 @@ def create_resources(settings: Settings, app: Chalice) -> Topology:
 
     topology = Topology()
     events = boto3.client("events")
+    # A CRM's rule on the bus: every event Muster puts (source "muster") lands on a twin queue.
+    url, arn = _queue(sqs, EVENTS_OUT_QUEUE, {})
+    events.put_rule(Name=EVENTS_OUT_QUEUE, EventPattern=json.dumps({"source": ["muster"]}), State="ENABLED")
+    events.put_targets(Rule=EVENTS_OUT_QUEUE, Targets=[{"Id": "twin", "Arn": arn}])
+    topology.events_out_url = url
     sns = boto3.client("sns")
     for source in app.event_sources:
         if isinstance(source, SQSEventConfig):

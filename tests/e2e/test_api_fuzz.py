@@ -164,6 +164,24 @@ def _documented_query_refusal(case: schemathesis.Case, error: dict[str, Any]) ->
         return "the address's domain has an IDNA form" if idna_domain(value.rpartition("@")[2]) is None else None
     if error.get("code") == "invalid_cursor" and isinstance(value, str):
         return "a cursor the API gave out"
+    if error.get("code") == "invalid_date_range":  # /kpis (issue 11)
+        return _bad_kpi_range(case.query or {})
+    return None
+
+
+def _bad_kpi_range(query: dict[str, Any]) -> str | None:
+    """A real calendar day; 'from' not after 'to'; at most 366 days (defaults: today, 29 days before)."""
+    from datetime import UTC, date, timedelta
+
+    try:
+        end = date.fromisoformat(query["to"]) if "to" in query else datetime.now(UTC).date()
+        start = date.fromisoformat(query["from"]) if "from" in query else end - timedelta(days=29)
+    except (TypeError, ValueError):
+        return "a real calendar day"
+    if start > end:
+        return "'from' is not after 'to'"
+    if (end - start).days + 1 > 366:
+        return "a range of at most 366 days"
     return None
 
 

@@ -48,7 +48,7 @@ SERVICES = {
     "IntegrationEvents": {"logs", "xray", "dynamodb", "sqs", "scheduler", "iam"},
     "OpenChat": {"logs", "xray", "dynamodb", "sqs", "scheduler", "iam"},
     "CloseChat": {"logs", "xray", "dynamodb", "sqs", "scheduler", "iam"},
-    "Sweeper": {"logs", "xray", "dynamodb", "sqs", "scheduler", "iam", "ses", "s3"},  # + expiring held messages
+    "Sweeper": {"logs", "xray", "dynamodb", "sqs", "scheduler", "iam", "ses", "s3", "events"},  # + expiring held messages, integration events out
     "Deliver": {"logs", "xray", "dynamodb", "sqs", "ses", "s3", "sms-voice"},  # + texts (issue 12)
     "InboundEmail": {"logs", "xray", "dynamodb", "sqs", "ses", "s3"},
     "Feedback": {"logs", "xray", "dynamodb"},

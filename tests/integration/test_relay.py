@@ -332,7 +332,14 @@ def test_kpis_count_messages_per_chat(world: World, chat: dict) -> None:
 
 
 def test_kpis_report_shares_of_opened_chats(world: World, chat: dict) -> None:
-    from chalicelib.services.kpis import kpis
+    from datetime import timedelta
+
+    from chalicelib import clock
+    from chalicelib.services import kpis as service
+
+    def kpis() -> service.Kpis:
+        today = clock.now().date()
+        return service.kpis(world.integration, today - timedelta(days=2), today + timedelta(days=1))
 
     # Given a second shift whose chat opened but stayed silent
     body = event_body(start_in_hours=10)
