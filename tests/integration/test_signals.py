@@ -89,6 +89,7 @@ def test_every_kind_validates_and_carries_no_address_or_name(world: World) -> No
     url = capture(world)
     body = event_body(start_in_hours=10)
     body["invite_url"] = "https://signup.example/join?ref={ref}"
+    body["next_steps"] = [{"id": "petition", "label": "Sign the petition", "url": "https://act.example.org/p"}]
     world.put_event("e1", body)
     people = {}
     for n in range(3):
@@ -115,6 +116,10 @@ def test_every_kind_validates_and_carries_no_address_or_name(world: World) -> No
     settings_link("s-s0", b"List-Unsubscribe=One-Click")
     settings_link("s-s0", b"action=unmute")
     settings_link("s-s1", b"action=leave")
+    from chalicelib.services import nextsteps
+
+    ((_, link),) = nextsteps.step_lines(world.settings, chat_id, body["next_steps"], "s-s0")
+    assert world.client.http.get(link.removeprefix(world.settings.public_url)).status_code == 302
     assert world.call("PUT", "/events/e1/signups/s2/removal").status_code == 200
     assert world.call("POST", "/events/e1/timeslots/t1/chat/close").status_code == 200
     sweep(world)
@@ -127,6 +132,7 @@ def test_every_kind_validates_and_carries_no_address_or_name(world: World) -> No
             "ChatOpened",
             "MessageRelayed",
             "ModerationAction",
+            "NextStepClicked",
             "ParticipantLeft",
             "ParticipantMuted",
             "ParticipantUnmuted",
