@@ -14,8 +14,11 @@ gives ``chalice.test.Client`` users (tests/integration/world.py) the same gatewa
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import threading
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
@@ -23,7 +26,7 @@ from chalice import Chalice
 from chalice.cli.factory import CLIFactory
 from chalice.config import Config
 from chalice.local import ChaliceRequestHandler, LocalChalice, LocalDevServer, LocalGateway, RouteMatcher
-from chalice.test import Client, TestHTTPClient
+from chalice.test import Client, TestHTTPClient, TestLambdaClient
 
 from chalicelib.errors import NotFound
 from infra.twin.config import ROOT, STAGE
@@ -84,20 +87,65 @@ class R13RequestHandler(ChaliceRequestHandler):
         super()._send_http_response_with_body(code, headers, body)
 
 
-class _R13TestHTTPClient(TestHTTPClient):
+class _SharedEnvironment:
+    """``chalice.test`` swaps ``os.environ`` for a copy with the stage's variables
+    around each invocation and puts the saved one back afterwards. Two invocations
+    at once (tests run handlers concurrently, as Lambda does) interleave those swaps,
+    and the later "restore" can leave the stage's copy in place for good. Here the
+    first invocation in swaps, the last one out restores; the ones in between add
+    the same stage's variables to the swapped copy."""
+
+    _lock = threading.Lock()
+    _depth = 0
+    _saved: Any = None
+
+    @contextlib.contextmanager
+    def _patched_env_vars(self, environment_variables: dict[str, str]) -> Iterator[None]:
+        cls = _SharedEnvironment
+        with cls._lock:
+            if cls._depth == 0:
+                cls._saved = os.environ
+                patched = os.environ.copy()
+                patched.update(environment_variables)
+                os.environ = patched  # type: ignore[assignment]  # noqa: B003 - as chalice.test does: a copy, swapped in
+            else:
+                os.environ.update(environment_variables)
+            cls._depth += 1
+        try:
+            yield
+        finally:
+            with cls._lock:
+                cls._depth -= 1
+                if cls._depth == 0:
+                    os.environ = cls._saved  # noqa: B003 - the saved one back
+                    cls._saved = None
+
+
+class _R13TestHTTPClient(_SharedEnvironment, TestHTTPClient):
     def __init__(self, app: Chalice, config: Config) -> None:
         super().__init__(app, config)
         self._local_gateway = R13Gateway(app, config)
 
 
+class _TestLambdaClient(_SharedEnvironment, TestLambdaClient):
+    pass
+
+
 class ApiTestClient(Client):
-    """``chalice.test.Client`` whose HTTP side uses :class:`R13Gateway`."""
+    """``chalice.test.Client`` whose HTTP side uses :class:`R13Gateway`, and whose
+    HTTP and Lambda sides may be called from several threads at once."""
 
     @property
     def http(self) -> TestHTTPClient:
         if self._http_client is None:
             self._http_client = _R13TestHTTPClient(self._app, self._chalice_config)
         return self._http_client
+
+    @property
+    def lambda_(self) -> TestLambdaClient:
+        if self._lambda_client is None:
+            self._lambda_client = _TestLambdaClient(self._app, self._chalice_config)
+        return self._lambda_client
 
 
 class ApiServer:
