@@ -44,7 +44,8 @@ from chalicelib.relay.parse import parse_inbound
 from chalicelib.schemas import AnnouncementBody
 from chalicelib.services import files
 from chalicelib.services.chats import chat_id_for
-from chalicelib.services.fanout import FanOut, chat_context
+from chalicelib.services.copies import chat_context
+from chalicelib.services.fanout import FanOut
 from chalicelib.services.nextsteps import steps_of
 from chalicelib.services.relay import LOG_DAYS, RelayService
 from chalicelib.services.roster import is_active, participants, recipients

@@ -36,7 +36,8 @@ from chalicelib.relay.addresses import transport_address
 from chalicelib.relay.names import display_name
 from chalicelib.relay.parse import InboundMail
 from chalicelib.relay.template import list_unsubscribe_headers, personalize
-from chalicelib.services.fanout import FanOut, chat_context
+from chalicelib.services.copies import chat_context
+from chalicelib.services.fanout import FanOut
 from chalicelib.services.links import mute_url
 from chalicelib.services.rides import RideBoard
 from chalicelib.services.roster import participants

@@ -568,6 +568,6 @@ class DigestService:
 
     def _context(self, chat: Chat) -> ChatContext:
         # Imported here: fan-out imports this module (it defers digest readers).
-        from chalicelib.services.fanout import chat_context
+        from chalicelib.services.copies import chat_context
 
         return chat_context(chat, self.settings)

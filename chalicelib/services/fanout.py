@@ -27,6 +27,10 @@ batch identically and a different one differently. The delivery Lambda, per batc
    untouched rest as a continuation batch;
 5. marks the lease done.
 
+What each reader's copy says is ``services/copies.py``'s business (one
+:class:`~chalicelib.services.copies.BatchCopies` per batch); the texts of SMS
+readers are ``services/sms_copies.py``'s.
+
 Throttles and other transient failures keep their claims; the batch is reported
 failed and SQS redelivers it, so only they are retried. Deployment-wide SES
 errors (permissions, a paused account, the sandbox) stop the batch at once and
@@ -44,7 +48,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
-from functools import cached_property, lru_cache
+from functools import cached_property
 from typing import Any
 
 from pynamodb.connection import Connection
@@ -55,23 +59,18 @@ from chalicelib import clock
 from chalicelib.adapters.blobs import MailStore
 from chalicelib.adapters.mail import Mailer, SendFailed
 from chalicelib.adapters.queue import DeliveryQueue
-from chalicelib.models import BatchClaim, Chat, Delivery, MessageMeta, Participant
+from chalicelib.models import BatchClaim, Chat, Delivery, Participant
 from chalicelib.observability import logger, metrics, traced
-from chalicelib.relay import anonymize, compose
+from chalicelib.relay import anonymize
 from chalicelib.relay.addresses import transport_address
-from chalicelib.relay.names import display_name
-from chalicelib.relay.threadheaders import header_block, reader_headers, ses_id_domain
 from chalicelib.services import kpis, nextsteps
+from chalicelib.services.copies import BatchCopies, chat_label, rendered
 from chalicelib.services.digest import DigestService, wants_digest
-from chalicelib.services.links import CONTROL_DAYS, copy_controls, mute_url
 from chalicelib.services.pacing import SendPacer
-from chalicelib.services.referrals import invite_link
 from chalicelib.services.roster import (
-    canonical,
     email_reachable,
     participants,
     recipients,
-    relay_address,
     sms_reachable,
 )
 from chalicelib.services.sms_copies import SmsCopies
@@ -91,9 +90,6 @@ BATCH_BYTES_BUDGET = 500 * 1024 * 1024
 MIN_BATCH = 10
 # Copies a send thread claims in one TransactWriteItems (the API allows 100).
 CLAIM_CHUNK = 25
-# How many of a reply's nearest ancestors each reader's ids are looked up for;
-# older ones are cited by their Muster id only.
-LOOKUP_ANCESTORS = 5
 # Fields of a Chat that delivery needs; they travel in the SQS body (no PII), so
 # a batch doesn't read the chat item.
 CHAT_FIELDS = (
@@ -129,34 +125,6 @@ class BatchResult:
 def batch_name(prefix: str, n: int, keys: list[str]) -> str:
     digest = hashlib.sha256("\x1f".join(keys).encode()).hexdigest()[:12]
     return f"{prefix}-{n}-{digest}"
-
-
-def chat_label(chat: Chat) -> str:
-    from zoneinfo import ZoneInfo
-
-    tz = ZoneInfo(chat.timezone)
-    start = chat.starts_at.astimezone(tz)
-    end = chat.ends_at.astimezone(tz)
-    return f"{chat.title}, {start:%a %d %b %Y %H:%M}\u2013{end:%H:%M} ({chat.timezone})"
-
-
-def chat_context(chat: Chat, settings: Settings) -> anonymize.ChatContext:
-    from zoneinfo import ZoneInfo
-
-    start = chat.starts_at.astimezone(ZoneInfo(chat.timezone))
-    return anonymize.ChatContext(
-        chat_id=chat.chat_id,
-        relay_address=relay_address(chat, settings),
-        list_name=f"{chat.title} \u2013 {start:%a %d %b %H:%M}",
-        subject_prefix=f"[{chat.title[:40]} {start:%a %H:%M}]",
-        remote_content=settings.remote_content,
-    )
-
-
-@lru_cache(maxsize=2)
-def _rendered(bucket: str, key: str) -> bytes:
-    # One message's batches usually land on the same warm container.
-    return MailStore(bucket=bucket).get(key)
 
 
 class FanOut:
@@ -445,30 +413,6 @@ class FanOut:
         rate = self.settings.max_send_rate or self.mailer.max_send_rate(self.settings.send_rate_fallback)
         return SendPacer(rate)
 
-    def _held_ids(self, ancestors: list[str], readers: list[Participant]) -> dict[str, dict[str, str]]:
-        """For each reader, the Message-IDs under which they hold the nearest
-        ancestors (R10): their copy's SES id, or their own client's id for what
-        they wrote. Bulk reads only: BatchGetItem, 100 keys a call."""
-        lookup = ancestors[-LOOKUP_ANCESTORS:]
-        if not lookup or not readers:
-            return {}
-        domain = ses_id_domain(self.settings.region)
-        held: dict[str, dict[str, str]] = {}
-        keys = [(f"MSG#{a}", f"TO#{p.participant_key}") for a in lookup for p in readers]
-        for copy in Delivery.batch_get(keys):
-            if copy.ses_message_id:
-                held.setdefault(copy.participant_key, {})[copy.pk.removeprefix("MSG#")] = (
-                    f"<{copy.ses_message_id}@{domain}>"
-                )
-        hashes = {p.participant_key: p.address_hash for p in readers}
-        for meta in MessageMeta.batch_get([(f"MSG#{a}", "META") for a in lookup]):
-            # The author's own client id goes back to the author only: the same
-            # record *and* the same address (a signup id reused for someone else
-            # must not receive it).
-            if meta.client_message_id and hashes.get(meta.author_key) == meta.author_hash:
-                held.setdefault(meta.author_key, {})[meta.pk.removeprefix("MSG#")] = meta.client_message_id
-        return held
-
     # -- SMS readers (issue 12): services/sms_copies.py ------------------------------
 
     @cached_property
@@ -494,7 +438,7 @@ class FanOut:
         message_id = body["message_id"]
         if body["kind"] == "relay":
             text = self.texts.relay_text(
-                _rendered(self.store.bucket, body["object"]),
+                rendered(self.store.bucket, body["object"]),
                 message_id=message_id,
                 author=author_name or "Someone",
                 chat_title=chat.title,
@@ -566,128 +510,14 @@ class FanOut:
                 self.digests.defer(chat, message_id, [p for p in targets if p.participant_key in digest])
                 result.deferred = len(digest)
                 targets = [p for p in targets if p.participant_key not in digest]
-        members = (
-            [display_name(p.first_name, p.last_name, organizer=p.role == "organizer") for p in everyone]
-            if body["kind"] == "kickoff"
-            else []
-        )
-
-        ctx = anonymize.ChatContext(**body["context"]) if body.get("context") else chat_context(chat, self.settings)
-        author_person = canonical(people).get(author.address_hash) if author is not None else None
-        author_name = (
-            display_name(author.first_name, author.last_name, organizer=author_person.role == "organizer")
-            if author is not None and author_person is not None
-            else None
-        )
-        template = (
-            anonymize.CopyTemplate.of(_rendered(self.store.bucket, body["object"])) if body["kind"] == "relay" else None
-        )
-        copy_size = sum(map(len, template.pieces)) if template else 64 * 1024
         now = clock.now()
-        controls_expire = int(now.timestamp()) + CONTROL_DAYS * 86400  # once per batch, not per copy
-
-        def copy_for(p: Participant) -> bytes:
-            link = mute_url(self.settings, chat.chat_id, p.participant_key)
-            headers = anonymize.list_unsubscribe_headers(link)
-            if template is not None:
-                controls = ("", "")
-                if template.has_controls:
-                    controls = copy_controls(
-                        self.settings,
-                        chat_id=chat.chat_id,
-                        reader_key=p.participant_key,
-                        reader_is_organizer=p.role == "organizer",
-                        message_id=message_id,
-                        author_key=author.participant_key if author is not None else None,
-                        author_name=author_name,
-                        author_is_organizer=author_person is not None and author_person.role == "organizer",
-                        chat_held=bool(body.get("hold")),
-                        expires_at=controls_expire,
-                        private=bool(body.get("private")),
-                    )
-                if steps:  # an announcement's next steps: this reader's signed links, above the controls
-                    controls = nextsteps.with_next_steps(controls, steps_for(p), nextsteps.footer_note(self.settings))
-                return template.render(
-                    mute_url=link,
-                    list_unsubscribe_headers=headers,
-                    thread_headers=thread_for(p),
-                    controls_text=controls[0],
-                    controls_html=controls[1],
-                )
-            if body["kind"] == "intro":
-                return anonymize.personalize(intro_for(p), mute_url=link, list_unsubscribe_headers=headers)
-            if body["kind"] == "debrief":
-                debrief = compose.render_debrief(
-                    chat=ctx,
-                    shift_label=chat_label(chat),
-                    prompt=str(body["debrief"]),
-                    message_id=f"<{message_id}.{p.participant_key}@{self.settings.relay_domain}>",
-                    date=now,
-                    next_steps=steps_for(p),
-                    steps_note=nextsteps.footer_note(self.settings),
-                )
-                return anonymize.personalize(debrief, mute_url=link, list_unsubscribe_headers=headers)
-            kickoff = compose.render_kickoff(
-                chat=ctx,
-                recipient_name=display_name(p.first_name, p.last_name, organizer=p.role == "organizer"),
-                shift_label=chat_label(chat),
-                organizer=p.role == "organizer",
-                message_id=f"<{message_id}.{p.participant_key}@{self.settings.relay_domain}>",
-                date=now,
-                members=members,
-                next_steps=steps_for(p),
-                steps_note=nextsteps.footer_note(self.settings),
-                invite_url=invite_link(
-                    self.settings, chat.invite_url, chat.integration or "", chat.event_id or "", p.participant_key
-                )
-                if chat.integration and chat.event_id
-                else None,
-            )
-            return anonymize.personalize(kickoff, mute_url=link, list_unsubscribe_headers=headers)
-
-        steps: list[dict[str, str]] = list(body.get("next_steps") or [])
-
-        def steps_for(p: Participant) -> list[tuple[str, str]]:
-            return nextsteps.step_lines(self.settings, chat.chat_id, steps, p.participant_key)
-
-        def intro_for(p: Participant) -> bytes:
-            """A private thread's intro to one of its two members (display names only)."""
-            by_key = {q.participant_key: q for q in people}
-            pair = body["pair"]
-            names = {
-                side: display_name(q.first_name, q.last_name, organizer=q.role == "organizer") if q else "Someone"
-                for side in ("organizer", "participant")
-                for q in [by_key.get(pair[side])]
-            }
-            return compose.render_private_intro(
-                chat=ctx,
-                organizer_name=names["organizer"],
-                participant_name=names["participant"],
-                to_organizer=p.participant_key == pair["organizer"],
-                shift_label=chat_label(chat),
-                message_id=f"<{message_id}.{p.participant_key}@{self.settings.relay_domain}>",
-                date=now,
-                ride_place=pair.get("place") if pair.get("about") == "ride" else None,
-            )
-
-        ancestors: list[str] = list(body.get("ancestors") or [])
-        held = self._held_ids(ancestors, targets) if template is not None else {}
-
-        def thread_for(p: Participant) -> bytes:
-            """This reader's In-Reply-To and References (relayed messages only)."""
-            return header_block(
-                *reader_headers(
-                    own=message_id,
-                    ancestors=ancestors,
-                    reader_ids=held.get(p.participant_key, {}),
-                    relay_domain=self.settings.relay_domain,
-                )
-            )
+        copies = BatchCopies(self.settings, self.store.bucket, body, chat, people, everyone, targets, now)
+        ctx, copy_for = copies.context, copies.copy_for
 
         work = deque(targets)
         lock = threading.Condition()
         pacer = self.pacer
-        workers = max(1, min(self.settings.send_concurrency, len(targets), IN_FLIGHT_BUDGET // (4 * copy_size)))
+        workers = max(1, min(self.settings.send_concurrency, len(targets), IN_FLIGHT_BUDGET // (4 * copies.size)))
         chunk = max(1, min(CLAIM_CHUNK, -(-len(targets) // workers)))
         # Sent or sending copies without their record: never more than `workers`
         # (what a crash can repeat). Records go out in groups of `flush_at`.
@@ -801,7 +631,7 @@ class FanOut:
 
         texts_left: list[str] = []
         if texted and not result.halted:
-            texts_left = self._send_texts(body, chat, texted, author_name, now, deadline, result)
+            texts_left = self._send_texts(body, chat, texted, copies.author_name, now, deadline, result)
         if (work or texts_left) and not result.halted:
             # Out of time: the untouched rest goes on in a batch of its own.
             result.continued = list(dict.fromkeys([p.participant_key for p in work] + texts_left))

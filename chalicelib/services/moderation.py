@@ -39,7 +39,7 @@ from chalicelib.observability import logger, metrics
 from chalicelib.relay import stewardmail
 from chalicelib.relay.addresses import transport_address
 from chalicelib.relay.names import display_name
-from chalicelib.services.fanout import chat_context
+from chalicelib.services.copies import chat_context
 from chalicelib.services.links import control_url
 from chalicelib.services.roster import email_reachable, recipients
 from chalicelib.settings import Settings, get_settings

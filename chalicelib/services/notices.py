@@ -21,7 +21,7 @@ from chalicelib.relay.addresses import address_hash, normalize_address, transpor
 from chalicelib.relay.outcomes import Outcome
 from chalicelib.relay.parse import InboundMail, Verdicts
 from chalicelib.relay.policy import notice_recipient
-from chalicelib.services.fanout import chat_context, chat_label
+from chalicelib.services.copies import chat_context, chat_label
 from chalicelib.settings import Settings
 
 

@@ -66,7 +66,8 @@ from chalicelib.relay.parse import verdicts_from_ses
 from chalicelib.services import files, kpis, signals
 from chalicelib.services.admission import Admission, Decision, Job
 from chalicelib.services.bot import Bot
-from chalicelib.services.fanout import FanOut, chat_context
+from chalicelib.services.copies import chat_context
+from chalicelib.services.fanout import FanOut
 from chalicelib.services.moderation import Moderation, hold_reason
 from chalicelib.services.notices import Notices
 from chalicelib.services.private import (

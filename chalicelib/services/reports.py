@@ -18,7 +18,7 @@ from chalicelib.models import (
     ReportTally,
 )
 from chalicelib.relay import stewardmail
-from chalicelib.services.fanout import chat_context
+from chalicelib.services.copies import chat_context
 from chalicelib.services.links import control_url
 from chalicelib.services.moderation import name_of
 from chalicelib.services.roster import email_reachable, participants, recipients

@@ -103,13 +103,13 @@ class Killed(BaseException):
 def restart(world: World) -> None:
     """After a Killed: stop the injections and start from a cold container (the
     cached services, the rendered-copy cache); everything a retry reads is in AWS."""
-    from chalicelib.services import fanout
+    from chalicelib.services import copies
 
     for p in world._patches:
         p.stop()
     world._patches.clear()
     _forget_services()
-    fanout._rendered.cache_clear()
+    copies.rendered.cache_clear()
 
 
 def client_error(code: str, message: str = "", operation: str = "Op", **extra: Any) -> ClientError:
