@@ -101,7 +101,9 @@ class _KnownIndex:
 
 # Phone numbers (R5, issue 12): a run of digits with the separators people type
 # (spaces, dots, dashes, slashes, parentheses), optionally after "+".
-_PHONE_RE = re.compile(r"(?<![\w+])\+?\(?\d[\d \t.()/\u00a0-]{5,28}\d(?![\w])")
+# A number starts where no word goes on into it, or at its "+" right after a
+# letter: an attachment name loses the ":" of "tel:+1202..." to the name rules.
+_PHONE_RE = re.compile(r"(?:(?<![\w+])|(?<=[^\W\d_])(?=\+))\+?\(?\d[\d \t.()/\u00a0-]{5,28}\d(?![\w])")
 _PHONE_TAIL = 7  # digits every spelling of a number ends with
 
 

@@ -213,3 +213,19 @@ def test_other_numbers_are_left_alone() -> None:
     scrubber = scrubber_for([], keep_domain="relay.example", phones=[("Ann B.", ["+15551234567"])])
     for text in ("We need 12 people at 9:30", "Call 555-987-6543", "Order 2024-06-01, room 1234567"):
         assert scrubber.scrub(text) == text
+
+
+@pytest.mark.parametrize("name", ["contact tel:+15551234567.vcf", "telephone+15551234567.vcf", "card_+1 555 123 4567.vcf"])
+def test_a_number_in_an_attachment_name_is_scrubbed_after_the_name_rules_drop_the_colon(name: str) -> None:
+    # Found by the property test: "tel:+1…" becomes "tel+1…" once ":" is dropped
+    # from a file name, and a number glued to a word was not looked at.
+    from chalicelib.relay.parts import clean_filename
+
+    scrubber = scrubber_for([], keep_domain="relay.example", phones=[("Ann B.", ["+15551234567"])])
+    cleaned = clean_filename(name, scrubber)
+    assert cleaned is not None and "5551234567" not in "".join(c for c in cleaned if c.isdigit())
+
+
+def test_digits_glued_to_a_word_without_a_plus_are_not_a_number() -> None:
+    scrubber = scrubber_for([], keep_domain="relay.example", phones=[("Ann B.", ["+15551234567"])])
+    assert scrubber.scrub("order ref5551234567") == "order ref5551234567"
