@@ -17,7 +17,7 @@ def emitted() -> set[str]:
     for path in (ROOT / "chalicelib").rglob("*.py"):
         names |= set(re.findall(r'add_metric\(name="([A-Za-z_]+)"', path.read_text()))
     # services/relay.py: name = "Relayed" if ... else "Held" if ... else f"Rejected_{outcome.value}"
-    names |= {"Relayed", "Held"} | {f"Rejected_{o.value}" for o in Outcome}
+    names |= {"Relayed", "Held", "BotAnswered"} | {f"Rejected_{o.value}" for o in Outcome}
     return names
 
 
@@ -38,7 +38,9 @@ def test_every_muster_metric_on_the_dashboard_is_emitted_by_the_code() -> None:
     assert drawn - emitted() == set()
     must = {"Relayed", "CopiesSent", "RelayLatency", "FanOutSize", "HardBounces", "SoftBounces", "Complaints"}
     assert must <= drawn
-    assert {f"Rejected_{o.value}" for o in Outcome if o not in (Outcome.RELAYED, Outcome.HELD)} <= drawn
+    # Every refusal reason is drawn; a bot's answer (BotAnswered) is not a refusal.
+    refusals = {o for o in Outcome if o not in (Outcome.RELAYED, Outcome.HELD, Outcome.BOT_ANSWERED)}
+    assert {f"Rejected_{o.value}" for o in refusals} <= drawn
 
 
 def test_the_rates_are_metric_math_over_copies_sent() -> None:
