@@ -18,12 +18,12 @@ person or on another target changes nothing.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import hashlib
 import hmac
 from dataclasses import dataclass
-from functools import lru_cache
+
+from chalicelib.relay.tokens import b64d, b64e, purpose_key
 
 VERSION = "c1"
 SEP = "|"
@@ -55,19 +55,8 @@ class ControlClaims:
     expires_at: int
 
 
-def _b64e(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _b64d(data: str) -> bytes:
-    return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
-
-
-@lru_cache(maxsize=4)
 def _key(secret: bytes) -> bytes:
-    if len(secret) < 16:
-        raise ValueError("control tokens need a secret of at least 16 bytes")
-    return hmac.new(secret, b"muster/control-token/v1", hashlib.sha256).digest()
+    return purpose_key(secret, b"muster/control-token/v1", "control")
 
 
 def sign_control(
@@ -79,7 +68,7 @@ def sign_control(
         if not value or SEP in value or not value.isprintable() or not value.isascii():
             raise ValueError("control token fields must be non-empty printable ASCII without '|'")
     raw = SEP.join((VERSION, deployment, action, chat_id, actor, target, str(int(expires_at)))).encode("ascii")
-    return f"{_b64e(raw)}.{_b64e(hmac.new(_key(secret), raw, hashlib.sha256).digest())}"
+    return f"{b64e(raw)}.{b64e(hmac.new(_key(secret), raw, hashlib.sha256).digest())}"
 
 
 def read_control(secret: bytes, token: str, *, deployment: str, now: int) -> ControlClaims | None:
@@ -90,8 +79,8 @@ def read_control(secret: bytes, token: str, *, deployment: str, now: int) -> Con
         body, dot, sig = token.strip().partition(".")
         if not dot:
             return None
-        raw = _b64d(body)
-        if not hmac.compare_digest(hmac.new(_key(secret), raw, hashlib.sha256).digest(), _b64d(sig)):
+        raw = b64d(body)
+        if not hmac.compare_digest(hmac.new(_key(secret), raw, hashlib.sha256).digest(), b64d(sig)):
             return None
         version, dep, action, chat_id, actor, target, expires = raw.decode("ascii").split(SEP)
         expires_at = int(expires)

@@ -16,12 +16,12 @@ as long as the event lists that step.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import hashlib
 import hmac
 from dataclasses import dataclass
-from functools import lru_cache
+
+from chalicelib.relay.tokens import b64d, b64e, purpose_key
 
 VERSION = "n1"
 SEP = "|"
@@ -37,19 +37,8 @@ class StepClaims:
     reader: str | None  # a participant key, only when clicks are attributed
 
 
-def _b64e(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _b64d(data: str) -> bytes:
-    return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
-
-
-@lru_cache(maxsize=4)
 def _key(secret: bytes) -> bytes:
-    if len(secret) < 16:
-        raise ValueError("step tokens need a secret of at least 16 bytes")
-    return hmac.new(secret, b"muster/next-step-token/v1", hashlib.sha256).digest()
+    return purpose_key(secret, b"muster/next-step-token/v1", "step")
 
 
 def sign_step(secret: bytes, *, deployment: str, chat_id: str, step_id: str, reader: str | None = None) -> str:
@@ -58,7 +47,7 @@ def sign_step(secret: bytes, *, deployment: str, chat_id: str, step_id: str, rea
         if not value or SEP in value or not value.isprintable() or not value.isascii():
             raise ValueError("step token fields must be non-empty printable ASCII without '|'")
     raw = SEP.join((VERSION, *fields)).encode("ascii")
-    return f"{_b64e(raw)}.{_b64e(hmac.new(_key(secret), raw, hashlib.sha256).digest())}"
+    return f"{b64e(raw)}.{b64e(hmac.new(_key(secret), raw, hashlib.sha256).digest())}"
 
 
 def read_step(secret: bytes, token: str, *, deployment: str) -> StepClaims | None:
@@ -69,8 +58,8 @@ def read_step(secret: bytes, token: str, *, deployment: str) -> StepClaims | Non
         body, dot, sig = token.strip().partition(".")
         if not dot:
             return None
-        raw = _b64d(body)
-        if not hmac.compare_digest(hmac.new(_key(secret), raw, hashlib.sha256).digest(), _b64d(sig)):
+        raw = b64d(body)
+        if not hmac.compare_digest(hmac.new(_key(secret), raw, hashlib.sha256).digest(), b64d(sig)):
             return None
         version, dep, chat_id, step_id, reader = raw.decode("ascii").split(SEP)
     except (ValueError, binascii.Error, UnicodeError):

@@ -16,6 +16,7 @@ import binascii
 import hashlib
 import hmac
 from dataclasses import dataclass
+from functools import lru_cache
 
 _VERSION = "v1"
 _SEP = "|"
@@ -30,12 +31,26 @@ class TokenClaims:
     expires_at: int
 
 
-def _b64e(data: bytes) -> str:
+def b64e(data: bytes) -> str:
+    """base64url without padding: what every signed link of Muster carries."""
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
-def _b64d(data: str) -> bytes:
+def b64d(data: str) -> bytes:
     return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
+
+
+_b64e, _b64d = b64e, b64d
+
+
+@lru_cache(maxsize=8)
+def purpose_key(secret: bytes, label: bytes, what: str) -> bytes:
+    """A key for one kind of token only (``label``, e.g. ``b"muster/control-token/v1"``),
+    derived from the deployment secret, so no kind of token passes for another.
+    Derived once per container and kind."""
+    if len(secret) < MIN_KEY_BYTES:
+        raise ValueError(f"{what} tokens need a secret of at least {MIN_KEY_BYTES} bytes")
+    return hmac.new(secret, label, hashlib.sha256).digest()
 
 
 def _mac(key: bytes, payload: bytes) -> bytes:
