@@ -17,7 +17,8 @@ from chalicelib.services.chats import chat_id_for
 from tests.integration.steps_helpers import STEPS, TARGETS, click, open_with_steps, step_links, texts
 from tests.integration.world import World, event_body
 
-CORPUS = Path("/work/shared/corpus/real-clients")
+# The real-client corpus (../shared/corpus/real-clients), as the repository keeps it.
+CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "real-clients"
 
 
 def chat_id(world: World, timeslot: str = "t1") -> str:
