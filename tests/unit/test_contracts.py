@@ -92,3 +92,15 @@ def test_the_deployed_tuning_is_what_the_code_is_sized_for() -> None:
     for key, field in bounce.items():
         if key in env:
             assert float(env[key]) == getattr(defaults, field), key
+
+
+def test_outbound_event_schemas_are_committed_and_match_the_models() -> None:
+    """Every integration event Muster puts on the bus has its schema in the
+    repository (events_schema/out/), equal to what the models generate, and no
+    other file is there."""
+    built = contracts.build_out_schemas()
+    assert built, "no outbound events"
+    on_disk = {p.name for p in contracts.EVENTS_OUT_DIR.glob("*.json")}
+    assert on_disk == set(built), "run `make contracts` and commit events_schema/out/"
+    for name, schema in built.items():
+        assert json.loads((contracts.EVENTS_OUT_DIR / name).read_text()) == json.loads(contracts.dump(schema))
