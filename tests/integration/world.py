@@ -4,6 +4,7 @@ triggers AWS would fire (SQS drain, Scheduler) done by hand."""
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -36,6 +37,26 @@ class Sent:
         return BytesParser(policy=policy.default).parsebytes(self.raw)  # type: ignore[return-value]
 
 
+_AWS_CALL = threading.RLock()
+
+
+def one_call_at_a_time() -> Any:
+    """In-process moto applies a request with no lock, so two threads' conditional
+    writes (or transactions) to one item can both pass their condition. DynamoDB
+    applies each write atomically, and the race tests rely on that: every AWS
+    call of the process is applied one at a time, as the twin's moto server does.
+    Threads still interleave between calls, where AWS lets them."""
+    from botocore.client import BaseClient
+
+    real = BaseClient._make_api_call
+
+    def call(self: Any, operation_name: str, params: dict[str, Any]) -> Any:
+        with _AWS_CALL:
+            return real(self, operation_name, params)
+
+    return mock.patch.object(BaseClient, "_make_api_call", call)
+
+
 @dataclass
 class World:
     settings: Settings
@@ -45,11 +66,15 @@ class World:
     last_ses_event: dict[str, Any] = field(default_factory=dict)
     kickoffs: int = 0  # copies sent before the chat's first post (see open_chat)
     _patches: list[Any] = field(default_factory=list)
+    _serial: Any = None
 
     @classmethod
     def create(cls) -> World:
         import os
         import tempfile
+
+        serial = one_call_at_a_time()
+        serial.start()
 
         clock_file = tempfile.NamedTemporaryFile(prefix="muster-clock-", delete=False)  # noqa: SIM115
         clock_file.close()
@@ -89,13 +114,15 @@ class World:
         _forget_services()
         from app import app
 
-        return cls(settings=settings, client=Client(app), api_key=keys.create_key("acme"))
+        return cls(settings=settings, client=Client(app), api_key=keys.create_key("acme"), _serial=serial)
 
     def close(self) -> None:
         import os
 
         for p in self._patches:
             p.stop()
+        if self._serial is not None:
+            self._serial.stop()
         os.unlink(os.environ.pop("MUSTER_CLOCK_FILE"))
 
     @contextmanager
