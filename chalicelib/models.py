@@ -22,6 +22,7 @@ holds ``address_hash``.
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from pynamodb.attributes import (
@@ -36,6 +37,7 @@ from pynamodb.attributes import (
     UTCDateTimeAttribute,
     VersionAttribute,
 )
+from pynamodb.connection import Connection
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
@@ -235,6 +237,26 @@ class Delivery(Base):
     ses_index = SesIdIndex()
 
 
+def claim_condition(model: Any, batch: str) -> Any:
+    """A copy record (:class:`Delivery`, :class:`SmsCopy`) may be claimed by
+    ``batch`` when nobody has it, or a crash of this very batch left its claim."""
+    return model.pk.does_not_exist() | ((model.status == "sending") & (model.batch == batch))
+
+
+def claim_once(record: Any, batch: str) -> bool:
+    """Save ``record`` (status ``sending``, ``batch``) under :func:`claim_condition`:
+    True if it is now ours, False if it is someone else's or done (R8)."""
+    from pynamodb.exceptions import PutError
+
+    try:
+        record.save(condition=claim_condition(type(record), batch))
+        return True
+    except PutError as exc:
+        if exc.cause_response_code == "ConditionalCheckFailedException":
+            return False
+        raise
+
+
 class BatchClaim(Base):
     """Lease on one SQS recipient batch; a duplicate delivery finds it and stops."""
 
@@ -286,6 +308,13 @@ class ThreadRef(Base):
 
 
 
+@cache
+def transactions() -> Connection:
+    """The PynamoDB connection for transactions (TransactWrite needs one outside a
+    model): one per container, as building its botocore client costs ~0.1 s."""
+    return Connection(region=_Meta.region)
+
+
 def bind(table_name: str | None = None, region: str | None = None) -> None:
     """Point every model at the configured table (and drop cached connections).
 
@@ -295,6 +324,7 @@ def bind(table_name: str | None = None, region: str | None = None) -> None:
     settings = get_settings()
     _Meta.table_name = table_name or settings.table_name
     _Meta.region = region or settings.region
+    transactions.cache_clear()
     for model in ALL_MODELS:
         model._connection = None
         for index in model._indexes.values():

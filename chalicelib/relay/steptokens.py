@@ -16,12 +16,10 @@ as long as the event lists that step.
 
 from __future__ import annotations
 
-import binascii
-import hashlib
 import hmac
 from dataclasses import dataclass
 
-from chalicelib.relay.tokens import b64d, b64e, purpose_key
+from chalicelib.relay.tokens import purpose_key, seal, unseal
 
 VERSION = "n1"
 SEP = "|"
@@ -42,28 +40,16 @@ def _key(secret: bytes) -> bytes:
 
 
 def sign_step(secret: bytes, *, deployment: str, chat_id: str, step_id: str, reader: str | None = None) -> str:
-    fields = (deployment, chat_id, step_id, reader or NO_READER)
-    for value in fields:
-        if not value or SEP in value or not value.isprintable() or not value.isascii():
-            raise ValueError("step token fields must be non-empty printable ASCII without '|'")
-    raw = SEP.join((VERSION, *fields)).encode("ascii")
-    return f"{b64e(raw)}.{b64e(hmac.new(_key(secret), raw, hashlib.sha256).digest())}"
+    fields = (VERSION, deployment, chat_id, step_id, reader or NO_READER)
+    return seal(_key(secret), fields, what="step", sep=SEP)
 
 
 def read_step(secret: bytes, token: str, *, deployment: str) -> StepClaims | None:
     """The claims of a genuine token of this deployment; None for anything else."""
-    if not token or len(token) > MAX_TOKEN_LENGTH or not token.isascii():
+    fields = unseal(_key(secret), token, max_length=MAX_TOKEN_LENGTH, sep=SEP)
+    if fields is None or len(fields) != 5:
         return None
-    try:
-        body, dot, sig = token.strip().partition(".")
-        if not dot:
-            return None
-        raw = b64d(body)
-        if not hmac.compare_digest(hmac.new(_key(secret), raw, hashlib.sha256).digest(), b64d(sig)):
-            return None
-        version, dep, chat_id, step_id, reader = raw.decode("ascii").split(SEP)
-    except (ValueError, binascii.Error, UnicodeError):
-        return None
+    version, dep, chat_id, step_id, reader = fields
     if version != VERSION or not hmac.compare_digest(dep.encode(), deployment.encode()):
         return None
     return StepClaims(dep, chat_id, step_id, None if reader == NO_READER else reader)

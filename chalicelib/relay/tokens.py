@@ -15,6 +15,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -51,6 +52,33 @@ def purpose_key(secret: bytes, label: bytes, what: str) -> bytes:
     if len(secret) < MIN_KEY_BYTES:
         raise ValueError(f"{what} tokens need a secret of at least {MIN_KEY_BYTES} bytes")
     return hmac.new(secret, label, hashlib.sha256).digest()
+
+
+def seal(key: bytes, fields: Sequence[str], *, what: str, sep: str = "|") -> str:
+    """``base64url(fields joined by sep) "." base64url(HMAC-SHA256(key, ...))``: the
+    shape of the control and next-step links. Each field non-empty printable
+    ASCII without ``sep``."""
+    for value in fields:
+        if not value or sep in value or not value.isprintable() or not value.isascii():
+            raise ValueError(f"{what} token fields must be non-empty printable ASCII without {sep!r}")
+    raw = sep.join(fields).encode("ascii")
+    return f"{b64e(raw)}.{b64e(hmac.new(key, raw, hashlib.sha256).digest())}"
+
+
+def unseal(key: bytes, token: str, *, max_length: int, sep: str = "|") -> list[str] | None:
+    """The fields of a genuine :func:`seal` token (MAC compared in constant time); None for anything else."""
+    if not token or len(token) > max_length or not token.isascii():
+        return None
+    try:
+        body, dot, sig = token.strip().partition(".")
+        if not dot:
+            return None
+        raw = b64d(body)
+        if not hmac.compare_digest(hmac.new(key, raw, hashlib.sha256).digest(), b64d(sig)):
+            return None
+        return raw.decode("ascii").split(sep)
+    except (ValueError, binascii.Error, UnicodeError):
+        return None
 
 
 def _mac(key: bytes, payload: bytes) -> bytes:

@@ -59,7 +59,7 @@ from chalicelib import clock
 from chalicelib.adapters.blobs import MailStore
 from chalicelib.adapters.mail import Mailer, SendFailed
 from chalicelib.adapters.queue import DeliveryQueue
-from chalicelib.models import BatchClaim, Chat, Delivery, Participant
+from chalicelib.models import BatchClaim, Chat, Delivery, Participant, claim_condition, claim_once, transactions
 from chalicelib.observability import logger, metrics, traced
 from chalicelib.relay import anonymize
 from chalicelib.relay.addresses import transport_address
@@ -319,24 +319,16 @@ class FanOut:
 
     @staticmethod
     def _claim_condition(batch: str) -> Any:
-        # Nobody has it, or a crash of this very batch left its claim.
-        return Delivery.pk.does_not_exist() | ((Delivery.status == "sending") & (Delivery.batch == batch))
+        return claim_condition(Delivery, batch)
 
     @classmethod
     def _claim_copy(cls, message_id: str, batch: str, p: Participant, chat_id: str, now: datetime) -> bool:
         """Claim one (message, recipient) pair; False if it is someone else's or done."""
-        try:
-            cls._claim_record(message_id, batch, p, chat_id, now).save(condition=cls._claim_condition(batch))
-            return True
-        except PutError as exc:
-            if exc.cause_response_code == "ConditionalCheckFailedException":
-                return False
-            raise
+        return claim_once(cls._claim_record(message_id, batch, p, chat_id, now), batch)
 
-    @cached_property
+    @property
     def _transactions(self) -> Connection:
-        """One PynamoDB connection for transactions per container."""
-        return Connection(region=self.settings.region)
+        return transactions()
 
     def _claim_copies(
         self, message_id: str, batch: str, people: list[Participant], chat_id: str, now: datetime

@@ -56,7 +56,7 @@ from chalicelib import clock
 from chalicelib.adapters import aws
 from chalicelib.adapters.blobs import MailStore
 from chalicelib.adapters.mail import Mailer
-from chalicelib.models import Chat, ChatStats, MessageLog, MessageMeta, Participant, PrivateThread
+from chalicelib.models import Chat, ChatStats, MessageLog, MessageMeta, Participant, PrivateThread, transactions
 from chalicelib.observability import logger, metrics, traced
 from chalicelib.relay import anonymize
 from chalicelib.relay.addresses import normalize_address, relay_local_part
@@ -452,11 +452,9 @@ class RelayService(Admission):
         self._finish(log, chat, log.received_at, private=pair is not None)
         metrics.add_metric(name="RelaysResumed", unit="Count", value=1)
 
-    @cached_property
+    @property
     def _transactions(self) -> Connection:
-        """One PynamoDB connection for transactions per container (building its
-        botocore client costs ~0.1 s: never per message)."""
-        return Connection(region=self.settings.region)
+        return transactions()
 
     def _finish(self, log: MessageLog, chat: Chat, now: datetime, *, private: bool = False) -> None:
         """Mark the log entry relayed and count it in the chat's stats: one

@@ -26,13 +26,12 @@ from __future__ import annotations
 from collections import Counter as Tally
 from datetime import timedelta
 
-from pynamodb.connection import Connection
 from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
 from chalicelib import clock
 from chalicelib.errors import ApiError
-from chalicelib.models import Chat, Participant, RideEntry
+from chalicelib.models import Chat, Participant, RideEntry, transactions
 from chalicelib.observability import logger, metrics
 from chalicelib.relay import bot as words
 from chalicelib.relay.names import display_name
@@ -48,7 +47,6 @@ class RideBoard:
     def __init__(self, settings: Settings, fanout: FanOut | None = None) -> None:
         self.settings = settings
         self.fanout = fanout
-        self._connection: Connection | None = None
 
     # -- commands ----------------------------------------------------------------
 
@@ -151,10 +149,8 @@ class RideBoard:
 
     def _pair(self, *, offer: RideEntry, need: RideEntry) -> str:
         """One match as one transaction: "matched", "offer_full" or "need_taken"."""
-        if self._connection is None:
-            self._connection = Connection(region=self.settings.region)
         try:
-            with TransactWrite(connection=self._connection) as tx:
+            with TransactWrite(connection=transactions()) as tx:
                 tx.update(
                     RideEntry(offer.pk, offer.sk),
                     actions=[RideEntry.seats_left.add(-1), RideEntry.matched.add({need.participant_key})],

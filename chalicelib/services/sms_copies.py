@@ -24,13 +24,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
 
-from pynamodb.exceptions import PutError
 from pynamodb.expressions.update import Action
 
 from chalicelib.adapters.blobs import MailStore
 from chalicelib.adapters.mail import SendFailed
 from chalicelib.adapters.sms import Texter
-from chalicelib.models import Participant, SmsCopy, SmsSent
+from chalicelib.models import Participant, SmsCopy, SmsSent, claim_once
 from chalicelib.observability import logger, metrics
 from chalicelib.relay import sms as core
 from chalicelib.services import files, sms_optout
@@ -129,15 +128,7 @@ class SmsCopies:
             at=now,
             expires=timedelta(days=RECORD_DAYS),
         )
-        try:
-            record.save(
-                condition=SmsCopy.pk.does_not_exist() | ((SmsCopy.status == "sending") & (SmsCopy.batch == batch))
-            )
-            return True
-        except PutError as exc:
-            if exc.cause_response_code == "ConditionalCheckFailedException":
-                return False
-            raise
+        return claim_once(record, batch)
 
     def deliver(
         self,
