@@ -19,7 +19,6 @@ from chalice import Blueprint, Response
 from chalicelib.blueprints.pages import page
 from chalicelib.errors import ApiError
 from chalicelib.observability import metrics
-from chalicelib.services import files
 
 files_bp = Blueprint(__name__)
 NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex"}
@@ -46,6 +45,8 @@ def download_file(token: str) -> Response:
     request = files_bp.current_request
     accept = request.headers.get("accept", "") if request is not None else ""
     try:
+        from chalicelib.services import files
+
         url = files.download(token)
     except ApiError as err:
         metrics.add_metric(name=f"FileLinkRefused_{err.code}", unit="Count", value=1)

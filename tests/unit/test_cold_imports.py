@@ -34,6 +34,12 @@ DEFERRED = [
     "aws_xray_sdk",
     "email.policy",
     "aws_lambda_powertools.utilities.batch",
+    "chalicelib.services.keys",
+    "chalicelib.services.files",
+    "chalicelib.models",
+    "pynamodb",
+    "botocore.session",
+    "boto3",
 ]
 
 
