@@ -164,7 +164,8 @@ def main() -> int:
         print(f"start-up: bare moto server {out['moto_start_s']:.2f} s; twin {out['twin_start_s']:.2f} s "
               f"(x{out['twin_start_s'] / out['moto_start_s']:.1f}); in the twin's main() {out['twin_start_inner_s']:.2f} s")
 
-        twin = start_twin(tmp / "load", duplicates=False)
+        stats_base = tmp / "moto-stats"
+        twin = start_twin(tmp / "load", duplicates=False, MUSTER_MOTO_STATS=str(stats_base))
         try:
             client = twin.client
             organizer = {"id": "o0", "first_name": "Olga", "last_name": "Owner", "email": "owner@bench.example"}
@@ -237,6 +238,7 @@ def main() -> int:
         finally:
             code = stop_twin(twin)
             out["twin_exit_code"] = code
+        moto_stats = {path.suffix[1:]: json.loads(path.read_text()) for path in tmp.glob("moto-stats.*")}
 
     print(f"idle: {args.idle} messages one at a time, {copies} copies each: p50 {out['idle_p50_ms']:.0f} ms "
           f"(x{out['idle_p50_ms'] / out['ses_floor_ms']:.1f} the {out['ses_floor_ms']:.0f} ms of {copies} bare SES sends)")
@@ -245,6 +247,12 @@ def main() -> int:
           f"accept -> last copy p50 {out['load_p50_s']:.2f} s, p95 {out['load_p95_s']:.2f} s")
     print(f"ses floor: {copies} SendEmail calls (8 threads) {out['ses_floor_ms']:.0f} ms -> at most "
           f"{1000 / out['ses_floor_ms']:.1f} messages/s; the twin reaches {out['messages_per_s'] * out['ses_floor_ms'] / 10:.0f}% of it")
+    for port, ops in sorted(moto_stats.items()):
+        busy = sum(seconds for _, seconds in ops.values())
+        calls = sum(count for count, _ in ops.values())
+        top = sorted(ops.items(), key=lambda kv: -kv[1][1])[:8]
+        print(f"moto :{port}: {calls} requests, {busy:.1f} s inside its one-at-a-time lock; most time: "
+              + ", ".join(f"{op} {count}x {seconds / count * 1000:.1f} ms" for op, (count, seconds) in top))
     if peer:
         out["mailman_copies_per_s"] = float(peer["copies_per_s"])
         out["mailman_p95_s"] = float(peer["p95_latency_s"])

@@ -247,7 +247,9 @@ def main() -> int:
         raise
 
     ready_seconds = time.monotonic() - started
-    (config.state_dir / "twin.json").write_text(
+    # Written whole, then renamed: whoever waits for twin.json never reads half of it.
+    ready_file = config.state_dir / "twin.json"
+    ready_file.with_suffix(".tmp").write_text(
         json.dumps(
             {
                 "pid": os.getpid(),
@@ -267,6 +269,7 @@ def main() -> int:
         ),
         encoding="utf-8",
     )
+    ready_file.with_suffix(".tmp").replace(ready_file)
     sys.stdout.write(banner(config, api_key, missing))
     sys.stdout.flush()
 

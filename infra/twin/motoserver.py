@@ -24,29 +24,54 @@ directory and calling ``isdir`` on each of its ~200 entries, then trying a few
 hundred URL patterns; the answer depends only on the request's host (the twin
 signs every request, so the host is the service's), so it is remembered.
 
+Fifth: moto's ``Table.query`` sorts every item of the table on every Query (to
+pick out the one partition it names), and scans the whole table for an index
+Query: O(table) per call, where DynamoDB reads only the partition. As the chat
+partitions filled with delivery records, each roster read cost more (the soak's
+latency grew x2.75 first-to-last). The twin's moto hands ``query`` the named
+partition (or, for an index, the items whose index key matches) and lets moto's
+own code do the rest: the same range conditions, order, paging and filters.
+
+Sixth: moto writes each response by walking the operation's output shape, member by
+member, through an attribute picker; for a DynamoDB item every attribute value is a
+ten-member structure, so a Query answering 50 participants spent 85 % of its time
+there (~30 ms). The twin's moto writes a DynamoDB ``AttributeValue`` (already in
+wire form) straight to JSON, with the same conversions moto applies (strings,
+base64 for binaries, nested maps and lists), and leaves every other shape to moto.
+``tests/unit/test_twin_moto.py`` checks both changes answer exactly as moto does.
+
 Each request is logged only at DEBUG (``MUSTER_TWIN_LOG=DEBUG``).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 
 class Serialized:
-    """WSGI middleware: one request at a time, body consumed under the lock."""
+    """WSGI middleware: one request at a time, body consumed under the lock.
 
-    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+    With ``MUSTER_MOTO_STATS`` set to a path, it counts each operation's requests
+    and the seconds they held the lock, and writes them there as JSON when the
+    server stops (``bench/twin.py`` reads them to say what bounds the twin).
+    """
+
+    def __init__(self, app: Callable[..., Iterable[bytes]], stats: dict[str, list[float]] | None = None) -> None:
         self.app = app
         self.lock = threading.Lock()
+        self.stats = stats
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
         with self.lock:
+            started = time.perf_counter()
             body = self.app(environ, start_response)
             try:
                 return [b"".join(body)]
@@ -54,6 +79,22 @@ class Serialized:
                 close = getattr(body, "close", None)
                 if close is not None:
                     close()
+                if self.stats is not None:
+                    entry = self.stats.setdefault(operation(environ), [0, 0.0])
+                    entry[0] += 1
+                    entry[1] += time.perf_counter() - started
+
+
+def operation(environ: dict[str, Any]) -> str:
+    """``dynamodb Query``, ``sqs ReceiveMessage``, ``s3 PUT``...: what a request asks of which service."""
+    auth = environ.get("HTTP_AUTHORIZATION", "")
+    service = auth.split("Credential=", 1)[1].split("/")[3] if "Credential=" in auth and auth.count("/") >= 4 else "?"
+    target = environ.get("HTTP_X_AMZ_TARGET", "")
+    if target:
+        return f"{service} {target.rsplit('.', 1)[-1]}"
+    if service == "s3":
+        return f"s3 {environ.get('REQUEST_METHOD', '?')}"
+    return f"{service} {environ.get('REQUEST_METHOD', '?')} {environ.get('PATH_INFO', '').split('/')[1:3]}"
 
 
 def stop_tracking_instances() -> None:
@@ -146,6 +187,100 @@ def cheap_transactions() -> None:
     ddb.DynamoDBBackend.transact_write_items = transact  # type: ignore[method-assign]
 
 
+def partition_queries() -> None:
+    """``Table.query`` sorts and filters the partition it names, not the whole table."""
+    import inspect
+
+    from moto.dynamodb.models.table import Table
+
+    original = Table.query
+    signature = inspect.signature(original)
+
+    def candidates(table: Table, arguments: dict[str, Any]) -> list[Any] | None:
+        hash_key, index_name = arguments.get("hash_key"), arguments.get("index_name")
+        if index_name is None:
+            if hash_key is None:
+                return None
+            partition = table.items.get(hash_key)
+            if partition is None:
+                return []
+            return list(partition.values()) if table.range_key_attr else [partition]
+        conditions = arguments.get("hash_key_conditions")
+        if not conditions:
+            return None
+        attr, value = conditions[0]
+        every = (item for part in table.items.values() for item in (part.values() if table.range_key_attr else [part]))
+        return [item for item in every if (key := item.attrs.get(attr)) is not None and key == value]
+
+    def query(self: Table, *args: Any, **kwargs: Any) -> Any:
+        found = candidates(self, signature.bind(self, *args, **kwargs).arguments)
+        if found is None:
+            return original(self, *args, **kwargs)
+        # One request at a time (Serialized), so shadowing the method on the instance is safe.
+        self.all_items = lambda: found  # type: ignore[method-assign]
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            del self.all_items
+
+    Table.query = query  # type: ignore[method-assign]
+
+
+ATTRIBUTE_VALUE_MEMBERS = frozenset({"S", "N", "B", "SS", "NS", "BS", "M", "L", "NULL", "BOOL"})
+
+
+def fast_attribute_values() -> None:
+    """DynamoDB's ``AttributeValue`` is written to JSON directly, not member by member."""
+    import base64
+
+    from moto.core.serialize import BaseJSONSerializer
+
+    original = BaseJSONSerializer._serialize_type_structure
+
+    def blob(value: str | bytes) -> str:
+        return base64.b64encode(value.encode("utf-8") if isinstance(value, str) else value).decode("ascii")
+
+    def wire(value: Any) -> dict[str, Any] | None:
+        """``value`` as moto's serializer would write it, or None when it isn't plainly an AttributeValue."""
+        if not isinstance(value, dict) or not value.keys() <= ATTRIBUTE_VALUE_MEMBERS:
+            return None
+        out: dict[str, Any] = {}
+        for kind, member in value.items():
+            if member is None:
+                continue
+            if kind in ("S", "N"):
+                out[kind] = member if member in ({}, []) else str(member)
+            elif kind == "B":
+                out[kind] = blob(member)
+            elif kind in ("SS", "NS"):
+                out[kind] = [x if x in ({}, []) or x is None else str(x) for x in member]
+            elif kind == "BS":
+                out[kind] = [blob(x) for x in member]
+            elif kind == "M":
+                inner = {name: wire(x) for name, x in member.items()}
+                if any(x is None for x in inner.values()):
+                    return None
+                out[kind] = inner
+            elif kind == "L":
+                items = [wire(x) for x in member]
+                if any(x is None for x in items):
+                    return None
+                out[kind] = items
+            else:
+                out[kind] = member
+        return out
+
+    def serialize_structure(self: BaseJSONSerializer, serialized: Any, value: Any, shape: Any, key: str) -> None:
+        if key and shape.name == "AttributeValue" and self.operation_model.service_model.service_name == "dynamodb":
+            written = wire(value)
+            if written is not None:
+                serialized[self.get_serialized_name(shape, key)] = written
+                return
+        original(self, serialized, value, shape, key)
+
+    BaseJSONSerializer._serialize_type_structure = serialize_structure  # type: ignore[method-assign]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     host, port = args[0], int(args[1])
@@ -159,7 +294,11 @@ def main(argv: list[str] | None = None) -> int:
     stop_tracking_instances()
     remember_backends()
     cheap_transactions()
-    app = Serialized(DomainDispatcherApplication(create_backend_app))
+    partition_queries()
+    fast_attribute_values()
+    stats_path = os.environ.get("MUSTER_MOTO_STATS")
+    stats: dict[str, list[float]] | None = {} if stats_path else None
+    app = Serialized(DomainDispatcherApplication(create_backend_app), stats)
     server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
     server.daemon_threads = True  # type: ignore[attr-defined]
 
@@ -169,6 +308,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the twin stops us (Ctrl-C reaches the whole group)
     server.serve_forever()
+    if stats_path and stats is not None:
+        with open(f"{stats_path}.{port}", "w", encoding="utf-8") as out:
+            json.dump(stats, out)
     return 0
 
 
