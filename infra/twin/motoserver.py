@@ -22,7 +22,8 @@ snapshots only the items a transaction names and restores those on failure.
 Fourth: moto finds the backend of every request by listing its own package
 directory and calling ``isdir`` on each of its ~200 entries, then trying a few
 hundred URL patterns; the answer depends only on the request's host (the twin
-signs every request, so the host is the service's), so it is remembered.
+signs every request, so the host is the service's), so it is remembered, as are the
+method names of each response class (``inspect.getmembers`` on every request).
 
 Fifth: moto's ``Table.query`` sorts every item of the table on every Query (to
 pick out the one partition it names), and scans the whole table for an index
@@ -38,7 +39,13 @@ ten-member structure, so a Query answering 50 participants spent 85 % of its tim
 there (~30 ms). The twin's moto writes a DynamoDB ``AttributeValue`` (already in
 wire form) straight to JSON, with the same conversions moto applies (strings,
 base64 for binaries, nested maps and lists), and leaves every other shape to moto.
-``tests/unit/test_twin_moto.py`` checks both changes answer exactly as moto does.
+Seventh: moto parses a condition expression with a tokenizer in Python up to three
+times per item it writes (to validate it, in the transaction, in the write): 75 % of a
+claim transaction's time. The twin's moto remembers each parsed condition by its
+text, names and values (the tree is only read afterwards) - the same expression
+over the same values, as every copy claim of one batch is.
+
+``tests/unit/test_twin_moto.py`` checks that these changes answer exactly as moto does.
 
 Each request is logged only at DEBUG (``MUSTER_TWIN_LOG=DEBUG``).
 """
@@ -126,6 +133,11 @@ def remember_backends() -> None:
         return None if host is None else by_host(self, host)
 
     DomainDispatcherApplication.get_backend_for_host = get_backend_for_host  # type: ignore[method-assign]
+
+    # Each request also listed its response class's methods with inspect.getmembers.
+    import moto.core.responses as responses
+
+    responses.method_names_from_class = cache(responses.method_names_from_class)  # type: ignore[assignment]
 
 
 def cheap_transactions() -> None:
@@ -281,6 +293,35 @@ def fast_attribute_values() -> None:
     BaseJSONSerializer._serialize_type_structure = serialize_structure  # type: ignore[method-assign]
 
 
+def remember_conditions(size: int = 4096) -> None:
+    """A condition expression is parsed once per (text, names, values), not per use."""
+    from moto.dynamodb.comparisons import ConditionExpressionParser
+
+    original = ConditionExpressionParser.parse
+    parsed: dict[tuple[str, str, str], tuple[Any, list[str], list[str]]] = {}
+
+    def parse(self: ConditionExpressionParser) -> Any:
+        key = (
+            str(self.condition_expression),
+            json.dumps(self.expression_attribute_names, sort_keys=True),
+            json.dumps(self.expression_attribute_values, sort_keys=True, default=repr),
+        )
+        hit = parsed.get(key)
+        if hit is None:
+            tree = original(self)  # a malformed expression raises, and is parsed (and refused) again next time
+            if len(parsed) >= size:
+                parsed.clear()
+            parsed[key] = hit = (tree, list(self.expr_attr_names_found), list(self.expr_attr_values_found))
+            return tree
+        tree, names, values = hit
+        # moto's responses read these after parsing, to refuse unused names and values.
+        self.expr_attr_names_found.extend(names)
+        self.expr_attr_values_found.extend(values)
+        return tree
+
+    ConditionExpressionParser.parse = parse  # type: ignore[method-assign]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     host, port = args[0], int(args[1])
@@ -296,6 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     cheap_transactions()
     partition_queries()
     fast_attribute_values()
+    remember_conditions()
     stats_path = os.environ.get("MUSTER_MOTO_STATS")
     stats: dict[str, list[float]] | None = {} if stats_path else None
     app = Serialized(DomainDispatcherApplication(create_backend_app), stats)

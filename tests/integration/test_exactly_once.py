@@ -515,3 +515,29 @@ def test_a_refusal_decided_from_the_ses_event_never_downloads_the_raw_mail(
     raw = mail(addr(sender), chat["address"], subject="Decided early")
     assert world.receive(raw, sender=addr(sender), to=[chat["address"]], verdicts=verdicts) == {"outcomes": [outcome]}
     assert [m.outcome for m in logs(world)] == [outcome]
+
+
+def test_sent_copies_are_recorded_in_groups_not_one_write_each(world: World) -> None:
+    """With 8 send threads at most 8 copies are ever sent without their record,
+    and the records go out in groups of 4 (a quarter of the writes), not one
+    BatchWriteItem per copy as when waiting senders flushed whatever was pending."""
+    from chalicelib.services.fanout import FanOut
+
+    big = world.open_chat(["registered"] * 40)
+    groups: list[int] = []
+    real = FanOut._record_sent
+
+    def counted(message_id: str, batch: str, chat_id: str, now: Any, sent: list[Any]) -> None:
+        groups.append(len(sent))
+        real(message_id, batch, chat_id, now, sent)
+
+    world.patch("chalicelib.services.fanout.FanOut._record_sent", staticmethod(counted))
+    with world.settings_override(MUSTER_SEND_CONCURRENCY="8"):
+        post(world, big, "Grouped records")
+        world.drain()
+    got = copies(world, "Grouped records")
+    assert len(got) == 40 and set(got.values()) == {1}  # 40 others of ann0 (39 attendees + the organizer)
+    records = [d for d in Delivery.scan() if d.status == "sent" and d.ses_message_id]
+    assert sum(groups) == 40 and len([d for d in records if d.pk == records[0].pk]) >= 40
+    assert max(groups) <= 8
+    assert len(groups) <= 40 // 4 + 2, groups

@@ -73,12 +73,46 @@ def others(c):
     out.append(c.update_item(TableName="t", Key=key, UpdateExpression="SET n = n + :one, l = list_append(l, :more) ADD ss :x", ExpressionAttributeValues={":one": {"N": "1"}, ":more": {"L": [{"B": b"z"}]}, ":x": {"SS": ["new"]}}, ReturnValues="ALL_NEW")["Attributes"])
     return out
 
+def conditional(c):
+    """Conditional writes, claims and transactions: what each answers, then what the table holds."""
+    from botocore.exceptions import ClientError
+
+    def attempt(call, **kw):
+        try:
+            call(**kw)
+            return "ok"
+        except ClientError as e:
+            return [e.response["Error"]["Code"], e.response["Error"].get("Message", ""), [r.get("Code") for r in e.response.get("CancellationReasons", [])]]
+
+    claim = "attribute_not_exists (#0) OR (#1 = :0 AND #2 = :1)"
+    names = {"#0": "PK", "#1": "status", "#2": "batch"}
+    out = []
+    for batch in ("b1", "b1", "b2", "b1"):
+        for n in range(4):
+            item = {"PK": {"S": "MSG#1"}, "SK": {"S": f"TO#{n}"}, "status": {"S": "sending"}, "batch": {"S": batch}}
+            out.append(attempt(c.put_item, TableName="c", Item=item, ConditionExpression=claim, ExpressionAttributeNames=names, ExpressionAttributeValues={":0": {"S": "sending"}, ":1": {"S": batch}}))
+    tx = [{"Put": {"TableName": "c", "Item": {"PK": {"S": "MSG#2"}, "SK": {"S": f"TO#{n}"}, "status": {"S": "sending"}, "batch": {"S": "b9"}}, "ConditionExpression": claim, "ExpressionAttributeNames": names, "ExpressionAttributeValues": {":0": {"S": "sending"}, ":1": {"S": "b9"}}}} for n in range(5)]
+    out.append(attempt(c.transact_write_items, TransactItems=tx))
+    out.append(attempt(c.transact_write_items, TransactItems=tx))  # a retry of the same batch may take them again
+    other = [dict(t, Put=dict(t["Put"], ExpressionAttributeValues={":0": {"S": "sending"}, ":1": {"S": "b8"}}, Item=dict(t["Put"]["Item"], batch={"S": "b8"}))) for t in tx]
+    other[0]["Put"]["Item"] = dict(other[0]["Put"]["Item"], SK={"S": "TO#new"})
+    out.append(attempt(c.transact_write_items, TransactItems=other))  # cancelled: all or nothing
+    for status in ("sending", "sent", "sending"):
+        out.append(attempt(c.update_item, TableName="c", Key={"PK": {"S": "MSG#1"}, "SK": {"S": "TO#0"}}, UpdateExpression="SET #s = :new", ConditionExpression="#s = :old", ExpressionAttributeNames={"#s": "status"}, ExpressionAttributeValues={":new": {"S": "sent"}, ":old": {"S": status}}))
+    out.append(attempt(c.delete_item, TableName="c", Key={"PK": {"S": "MSG#1"}, "SK": {"S": "TO#1"}}, ConditionExpression="#b IN (:a, :b)", ExpressionAttributeNames={"#b": "batch"}, ExpressionAttributeValues={":a": {"S": "zz"}, ":b": {"S": "b1"}}))
+    out.append(attempt(c.put_item, TableName="c", Item={"PK": {"S": "X"}, "SK": {"S": "Y"}}, ConditionExpression="attribute_not_exists(PK)", ExpressionAttributeValues={":unused": {"S": "u"}}))
+    out.append(attempt(c.put_item, TableName="c", Item={"PK": {"S": "X"}, "SK": {"S": "Y"}}, ConditionExpression="attribute_not_exists(PK) AND", ExpressionAttributeValues={}))
+    out.append(sorted(c.scan(TableName="c")["Items"], key=lambda it: (it["PK"]["S"], it["SK"]["S"])))
+    return out
+
 def run(patch):
     with mock_aws():
         if patch:
             from infra.twin.motoserver import fast_attribute_values, partition_queries
+            from infra.twin.motoserver import remember_conditions
             partition_queries()
             fast_attribute_values()
+            remember_conditions()
         c = boto3.client("dynamodb", region_name="us-east-1")
         c.create_table(
             TableName="t", BillingMode="PAY_PER_REQUEST",
@@ -102,7 +136,12 @@ def run(patch):
                 item.update(rich(rnd, i))
             c.put_item(TableName="t", Item=item)
         c.delete_item(TableName="t", Key={"PK": {"S": "P#3"}, "SK": c.query(TableName="t", KeyConditionExpression="PK = :p", ExpressionAttributeValues={":p": {"S": "P#3"}})["Items"][0]["SK"]})
-        return [pages(c, q) for q in queries()] + [others(c)]
+        c.create_table(
+            TableName="c", BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "PK", "KeyType": "HASH"}, {"AttributeName": "SK", "KeyType": "RANGE"}],
+            AttributeDefinitions=[{"AttributeName": "PK", "AttributeType": "S"}, {"AttributeName": "SK", "AttributeType": "S"}],
+        )
+        return [pages(c, q) for q in queries()] + [others(c), conditional(c)]
 
 def plain(value):
     """Binary values as text, so the answers compare as JSON."""
@@ -124,9 +163,13 @@ def test_partition_queries_answer_exactly_what_moto_answers() -> None:
     out = subprocess.run([sys.executable, "-c", SCRIPT], cwd=ROOT, env=env, capture_output=True, text=True, check=True, timeout=300)
     result = json.loads(out.stdout.strip().splitlines()[-1])
     before, after = result["before"], result["after"]
-    assert len(before) == len(after) == 30
+    assert len(before) == len(after) == 31
     assert sum(len(page["Items"]) for query in before[:29] for page in query) > 300  # the queries find things
     assert any(len(query) > 1 for query in before[:29])  # and some of them page
     assert "bs" in before[29][0] and before[29][3]  # the other reads found rich items
+    outcomes = before[30][:-1]
+    assert "ok" in outcomes and ["ConditionalCheckFailedException"] == sorted({o[0] for o in outcomes[:16] if o != "ok"})
+    assert any(o != "ok" and o[0] == "TransactionCanceledException" for o in outcomes)  # the conditions can refuse
+    assert any(o != "ok" and o[0] == "ValidationException" for o in outcomes)
     for n, (expected, got) in enumerate(zip(before, after, strict=True)):
         assert got == expected, f"request group {n} answered differently with the twin's changes"
