@@ -37,7 +37,11 @@ def sample(stmt: str) -> float:
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "0", "AWS_DEFAULT_REGION": "us-east-1"}
     out = subprocess.run(
         [sys.executable, "-X", "frozen_modules=on", "-c", TIMER.format(stmt=stmt)],
-        cwd=ROOT, env=env, capture_output=True, text=True, check=True,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return float(out.stdout.strip().splitlines()[-1])
 

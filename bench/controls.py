@@ -26,7 +26,12 @@ from chalicelib.relay.parse import parse_inbound  # noqa: E402
 from chalicelib.services.links import copy_controls, mute_url  # noqa: E402
 from chalicelib.settings import Settings  # noqa: E402
 
-CHAT = ChatContext(chat_id="k3x9qk3x9qk3x9qk", relay_address="bench-k3x9q@relay.example.org", list_name="Bench", subject_prefix="[Bench]")
+CHAT = ChatContext(
+    chat_id="k3x9qk3x9qk3x9qk",
+    relay_address="bench-k3x9q@relay.example.org",
+    list_name="Bench",
+    subject_prefix="[Bench]",
+)
 PEOPLE = [Person(f"s-p{n}", f"Person {n}.", (f"person{n}@example.org",)) for n in range(50)]
 
 
@@ -37,8 +42,14 @@ def message() -> bytes:
         "Message-ID: <a@example.org>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" + body + "\r\n"
     )
     return anonymize(
-        parse_inbound(raw.encode()), author=PEOPLE[0], people=PEOPLE, chat=CHAT, message_id="<m1@relay.example.org>",
-        in_reply_to=None, references=(), date=datetime(2026, 12, 1, tzinfo=UTC),
+        parse_inbound(raw.encode()),
+        author=PEOPLE[0],
+        people=PEOPLE,
+        chat=CHAT,
+        message_id="<m1@relay.example.org>",
+        in_reply_to=None,
+        references=(),
+        date=datetime(2026, 12, 1, tzinfo=UTC),
     )
 
 
@@ -56,13 +67,24 @@ def main() -> None:
 
     def reader(organizer: bool) -> bytes:
         text, html = copy_controls(
-            settings, chat_id=CHAT.chat_id, reader_key="o-o1" if organizer else "s-p1", reader_is_organizer=organizer,
-            message_id="18f0aa0000abcdef", author_key="s-p0", author_name="Person 0.", author_is_organizer=False,
-            chat_held=False, expires_at=2_000_000_000,
+            settings,
+            chat_id=CHAT.chat_id,
+            reader_key="o-o1" if organizer else "s-p1",
+            reader_is_organizer=organizer,
+            message_id="18f0aa0000abcdef",
+            author_key="s-p0",
+            author_name="Person 0.",
+            author_is_organizer=False,
+            chat_held=False,
+            expires_at=2_000_000_000,
         )
         return template.render(mute_url=link, list_unsubscribe_headers=headers, controls_text=text, controls_html=html)
 
-    runs = {"no controls (before)": plain, "attendee (report link)": lambda: reader(False), "organizer (5 controls)": lambda: reader(True)}
+    runs = {
+        "no controls (before)": plain,
+        "attendee (report link)": lambda: reader(False),
+        "organizer (5 controls)": lambda: reader(True),
+    }
     times: dict[str, list[float]] = {name: [] for name in runs}
     sizes = {name: len(fn()) for name, fn in runs.items()}
     for _ in range(args.reps):

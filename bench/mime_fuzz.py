@@ -43,8 +43,13 @@ def main() -> int:
     problems: list[str] = []
 
     @seed(args.seed)
-    @settings(max_examples=args.examples, deadline=None, database=None, phases=(Phase.generate,),
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=args.examples,
+        deadline=None,
+        database=None,
+        phases=(Phase.generate,),
+        suppress_health_check=list(HealthCheck),
+    )
     @given(hostile_mime())
     def run(raw: bytes) -> None:
         try:
@@ -69,10 +74,14 @@ def main() -> int:
     base = stdlib_seconds(worst_raw)
     print(f"examples: {len(rows)} (+{len(problems)} problems) in {wall:.0f} s wall")
     print(f"outcomes: {dict(Counter(o for _, _, o in rows).most_common())}")
-    print(f"input size: max {max(n for _, n, _ in rows):,} bytes, median {statistics.median(n for _, n, _ in rows):,.0f}")
-    print(f"pipeline time: median {statistics.median(times) * 1000:.1f} ms, p99 {times[int(len(times) * 0.99) - 1] * 1000:.0f} ms, "
-          f"max {worst_t * 1000:.0f} ms ({len(worst_raw):,} bytes; stdlib parse+serialize of it: {base * 1000:.0f} ms, "
-          f"ratio {worst_t / base:.1f}x)")
+    print(
+        f"input size: max {max(n for _, n, _ in rows):,} bytes, median {statistics.median(n for _, n, _ in rows):,.0f}"
+    )
+    print(
+        f"pipeline time: median {statistics.median(times) * 1000:.1f} ms, p99 {times[int(len(times) * 0.99) - 1] * 1000:.0f} ms, "
+        f"max {worst_t * 1000:.0f} ms ({len(worst_raw):,} bytes; stdlib parse+serialize of it: {base * 1000:.0f} ms, "
+        f"ratio {worst_t / base:.1f}x)"
+    )
     print(f"over {BOUND_SECONDS:.0f} s: {sum(1 for t in times if t > BOUND_SECONDS)}")
     for p in problems[:10]:
         print("PROBLEM:", p)

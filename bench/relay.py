@@ -98,10 +98,42 @@ MIB = 1024 * 1024
 # --- realistic messages -----------------------------------------------------------
 
 WORDS = [
-    "shift", "canvass", "station", "carpool", "clipboard", "volunteers", "door", "list", "turf",
-    "park", "meet", "morning", "coffee", "water", "bring", "sign", "sheet", "route", "north",
-    "south", "block", "apartment", "call", "thanks", "everyone", "please", "reply", "bus",
-    "parking", "lot", "early", "late", "team", "leader", "vest", "badge",
+    "shift",
+    "canvass",
+    "station",
+    "carpool",
+    "clipboard",
+    "volunteers",
+    "door",
+    "list",
+    "turf",
+    "park",
+    "meet",
+    "morning",
+    "coffee",
+    "water",
+    "bring",
+    "sign",
+    "sheet",
+    "route",
+    "north",
+    "south",
+    "block",
+    "apartment",
+    "call",
+    "thanks",
+    "everyone",
+    "please",
+    "reply",
+    "bus",
+    "parking",
+    "lot",
+    "early",
+    "late",
+    "team",
+    "leader",
+    "vest",
+    "badge",
 ]
 
 
@@ -110,10 +142,13 @@ def _prose(rng: random.Random, chars: int) -> list[str]:
     out, size = [], 0
     while size < chars:
         sentence = " ".join(rng.choice(WORDS) for _ in range(rng.randint(8, 18))).capitalize() + "."
-        para = " ".join([sentence] + [
-            " ".join(rng.choice(WORDS) for _ in range(rng.randint(8, 18))).capitalize() + "."
-            for _ in range(rng.randint(1, 4))
-        ])
+        para = " ".join(
+            [sentence]
+            + [
+                " ".join(rng.choice(WORDS) for _ in range(rng.randint(8, 18))).capitalize() + "."
+                for _ in range(rng.randint(1, 4))
+            ]
+        )
         out.append(para)
         size += len(para) + 2
     return out
@@ -249,8 +284,12 @@ def bench_rendering(quick: bool) -> list[dict[str, Any]]:
                 headers = anonymize.list_unsubscribe_headers(mute_url)
                 # A reply three deep: this reader's ids for its ancestors (R10).
                 thread = header_block(
-                    *reader_headers(own="18f0c0ffee0123456789abcd", ancestors=ANCESTORS, reader_ids=HELD,
-                                    relay_domain=settings.relay_domain)
+                    *reader_headers(
+                        own="18f0c0ffee0123456789abcd",
+                        ancestors=ANCESTORS,
+                        reader_ids=HELD,
+                        relay_domain=settings.relay_domain,
+                    )
                 )
                 template.render(mute_url=mute_url, list_unsubscribe_headers=headers, thread_headers=thread)
 
@@ -442,7 +481,14 @@ def summarize(calls: Counter[tuple[str, str]]) -> dict[str, int]:
     ses = sum(c for (s, _), c in calls.items() if s in ("sesv2", "ses"))
     sqs = sum(c for (s, _), c in calls.items() if s == "sqs")
     s3 = sum(c for (s, _), c in calls.items() if s == "s3")
-    return {"ddb_batch": ddb_batch, "ddb_other": ddb_other, "ses": ses, "sqs": sqs, "s3": s3, "total": sum(calls.values())}
+    return {
+        "ddb_batch": ddb_batch,
+        "ddb_other": ddb_other,
+        "ses": ses,
+        "sqs": sqs,
+        "s3": s3,
+        "total": sum(calls.values()),
+    }
 
 
 def ops(calls: Counter[tuple[str, str]]) -> str:
@@ -652,7 +698,17 @@ def report_rendering(rows: list[dict[str, Any]]) -> bool:
     print("\n1. Rendering cost (median; baseline = BytesParser(policy.default).parsebytes(raw).as_bytes())\n")
     print(
         table(
-            ["message", "raw", "rendered", "stdlib parse+serialize", "per recipient", "ratio", "parse_inbound", "anonymize", "ratio (once/msg)"],
+            [
+                "message",
+                "raw",
+                "rendered",
+                "stdlib parse+serialize",
+                "per recipient",
+                "ratio",
+                "parse_inbound",
+                "anonymize",
+                "ratio (once/msg)",
+            ],
             [
                 [
                     r["case"],
@@ -730,7 +786,6 @@ def report_calls(rows: list[dict[str, Any]]) -> bool:
         "  DynamoDB, inbound  = a constant (chat, log, participants, rate counters, log, thread ref, one\n"
         "                       TransactWriteItems for the log + stats), plus idempotency\n"
         "  SQS SendMessageBatch = ceil(B/10);  S3 = 1 GetObject + 1 PutObject (inbound) + 1 GetObject per warm container"
-
     )
     for r in rows:
         if r["message"] == "steady":
@@ -756,7 +811,8 @@ def report_memory(results: list[dict[str, dict[str, Any]]]) -> bool:
         note += " [links]" if t["link_above"] < t["raw_bytes"] else ""
         rows.append(
             [
-                "inbound handler (parse + anonymize + store)" + (" [links]" if t["link_above"] < t["raw_bytes"] else ""),
+                "inbound handler (parse + anonymize + store)"
+                + (" [links]" if t["link_above"] < t["raw_bytes"] else ""),
                 "-",
                 mb(t["inbound_peak"]),
                 mb(r["inbound_hwm"] - r["rss_baseline"] if r["inbound_hwm"] else None),
@@ -777,7 +833,14 @@ def report_memory(results: list[dict[str, dict[str, Any]]]) -> bool:
         )
     print(
         table(
-            ["stage", "send threads", "tracemalloc peak", "VmHWM - RSS at start", "ru_maxrss delta", "CPU / wall per copy"],
+            [
+                "stage",
+                "send threads",
+                "tracemalloc peak",
+                "VmHWM - RSS at start",
+                "ru_maxrss delta",
+                "CPU / wall per copy",
+            ],
             rows,
         )
     )
@@ -792,7 +855,9 @@ def report_memory(results: list[dict[str, dict[str, Any]]]) -> bool:
     rss = [r["inbound_hwm"] - r["rss_baseline"], r["deliver_hwm"] - r["deliver_rss_start"]] if r["inbound_hwm"] else []
     worst = max(t["inbound_peak"], t["deliver_peak"], *rss)
     ok = worst < 256 * MIB
-    print(f"Target < 256 MiB at the default {t['concurrency']} send threads: {'MET' if ok else 'NOT MET'} (worst {mb(worst)})")
+    print(
+        f"Target < 256 MiB at the default {t['concurrency']} send threads: {'MET' if ok else 'NOT MET'} (worst {mb(worst)})"
+    )
     return ok
 
 
@@ -816,8 +881,20 @@ def report_links(before: dict[str, Any], after: dict[str, Any]) -> bool:
                 f"{r['deliver_cpu_seconds']:.1f} s",
             ]
         )
-    print(table(["attachments", "rendered copy", "copies", "sent to SES (request bytes)", "stored once in S3",
-                 "delivery wall", "delivery CPU"], rows))
+    print(
+        table(
+            [
+                "attachments",
+                "rendered copy",
+                "copies",
+                "sent to SES (request bytes)",
+                "stored once in S3",
+                "delivery wall",
+                "delivery CPU",
+            ],
+            rows,
+        )
+    )
     volume = after["request_bytes"] / before["request_bytes"]
     wall = after["deliver_seconds"] / before["deliver_seconds"]
     cpu = after["deliver_cpu_seconds"] / before["deliver_cpu_seconds"]
@@ -875,7 +952,10 @@ def bench_hostile() -> list[dict[str, Any]]:
             try:
                 proc = subprocess.run(
                     [sys.executable, __file__, "--hostile-child", case, how],
-                    capture_output=True, text=True, timeout=180, check=False,
+                    capture_output=True,
+                    text=True,
+                    timeout=180,
+                    check=False,
                 )
                 rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
             except subprocess.TimeoutExpired:
@@ -884,14 +964,24 @@ def bench_hostile() -> list[dict[str, Any]]:
 
 
 def report_hostile(rows: list[dict[str, Any]]) -> bool:
-    print("\n4. Hostile size: stdlib full parse (what the relay did before) vs parse_inbound with the caps,\n"
-          "   each in a fresh process (seconds, ru_maxrss growth)\n")
+    print(
+        "\n4. Hostile size: stdlib full parse (what the relay did before) vs parse_inbound with the caps,\n"
+        "   each in a fresh process (seconds, ru_maxrss growth)\n"
+    )
     ref = next(r for r in rows if r["case"].startswith("5 KB") and r["how"] == "stdlib")["seconds"]
     out = []
     ok = True
     for r in rows:
-        out.append([r["case"], r["how"], f"{r['seconds'] * 1000:,.1f} ms", f"{r['seconds'] / ref:,.1f}x",
-                    mb(r["rss_growth"]), r["result"]])
+        out.append(
+            [
+                r["case"],
+                r["how"],
+                f"{r['seconds'] * 1000:,.1f} ms",
+                f"{r['seconds'] / ref:,.1f}x",
+                mb(r["rss_growth"]),
+                r["result"],
+            ]
+        )
         if r["how"] == "muster" and not r["case"].startswith("5 KB"):
             ok &= r["result"] == "too_complex" and r["seconds"] < 0.5 and (r["rss_growth"] or 0) < 64 * MIB
     print(table(["input", "parser", "time", "vs 5 KB stdlib parse", "RSS growth", "result"], out))
@@ -917,7 +1007,9 @@ def main() -> None:
         return
 
     t0 = time.perf_counter()
-    print(f"Muster relay benchmark: Python {sys.version.split()[0]}, {os.cpu_count()} cores, {'quick' if args.quick else 'full'}")
+    print(
+        f"Muster relay benchmark: Python {sys.version.split()[0]}, {os.cpu_count()} cores, {'quick' if args.quick else 'full'}"
+    )
     COUNTER.install()
     install_counting_scopes()
     lambda_timeout_context()
@@ -956,8 +1048,11 @@ def main() -> None:
                 {
                     "rendering": rendering,
                     "calls": [
-                        {**r, "inbound": {f"{s}.{o}": c for (s, o), c in r["inbound"].items()},
-                         "delivery": {f"{s}.{o}": c for (s, o), c in r["delivery"].items()}}
+                        {
+                            **r,
+                            "inbound": {f"{s}.{o}": c for (s, o), c in r["inbound"].items()},
+                            "delivery": {f"{s}.{o}": c for (s, o), c in r["delivery"].items()},
+                        }
                         for r in calls
                     ],
                     "memory": memory,

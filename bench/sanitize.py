@@ -31,7 +31,9 @@ from chalicelib.relay.anonymize import ChatContext, Person, anonymize  # noqa: E
 from chalicelib.relay.parse import parse_inbound  # noqa: E402
 from tests.fixtures.emails.loader import load_eml  # noqa: E402
 
-CHAT = ChatContext(chat_id="k3x9q", relay_address="k3x9q@relay.example.org", list_name="Bench", subject_prefix="[Bench]")
+CHAT = ChatContext(
+    chat_id="k3x9q", relay_address="k3x9q@relay.example.org", list_name="Bench", subject_prefix="[Bench]"
+)
 PEOPLE = [Person(f"p{n}", f"Person {n}.", (f"person{n}@example.org",)) for n in range(50)]
 
 

@@ -49,7 +49,10 @@ from chalicelib.relay.parse import parse_inbound  # noqa: E402
 from chalicelib.settings import Settings  # noqa: E402
 
 CHAT = ChatContext(
-    chat_id="k3x9qk3x9qk3x9qk", relay_address="bench-k3x9q@relay.example.org", list_name="Canvass", subject_prefix="[Canvass]"
+    chat_id="k3x9qk3x9qk3x9qk",
+    relay_address="bench-k3x9q@relay.example.org",
+    list_name="Canvass",
+    subject_prefix="[Canvass]",
 )
 PEOPLE = [Person(f"s-p{n}", f"Person {n}.", (f"person{n}@example.org",), (f"+1202555{n:04d}",)) for n in range(50)]
 SES_PER_MAIL = 0.10 / 1000
@@ -64,8 +67,14 @@ def rendered(words: int) -> bytes:
         + "\r\n\r\nOn Mon, Person 1 wrote:\r\n> earlier\r\n"
     )
     return anonymize(
-        parse_inbound(raw.encode()), author=PEOPLE[0], people=PEOPLE, chat=CHAT, message_id="<m1@relay.example.org>",
-        in_reply_to=None, references=(), date=datetime(2026, 12, 1, tzinfo=UTC),
+        parse_inbound(raw.encode()),
+        author=PEOPLE[0],
+        people=PEOPLE,
+        chat=CHAT,
+        message_id="<m1@relay.example.org>",
+        in_reply_to=None,
+        references=(),
+        date=datetime(2026, 12, 1, tzinfo=UTC),
     )
 
 
@@ -81,8 +90,12 @@ def per_recipient(reps: int, message: bytes, batch: int = 100) -> tuple[float, f
     def text_batch() -> None:
         source = core.source_of(message)
         body = core.render_text(
-            author="Person 0.", chat_title="Canvass", text=source.text, attachments=[],
-            max_segments=settings.sms_max_segments, more_link="https://x/t/" + "t" * 45,
+            author="Person 0.",
+            chat_title="Canvass",
+            text=source.text,
+            attachments=[],
+            max_segments=settings.sms_max_segments,
+            more_link="https://x/t/" + "t" * 45,
         )
         core.count_segments(body)
         args = [  # what each copy adds: its send arguments
@@ -169,14 +182,27 @@ def mixed_chat_calls(people: int) -> list[dict[str, Any]]:
         ses_id = uuid.uuid4().hex
         world_s3 = __import__("boto3").client("s3")
         world_s3.put_object(Bucket=world.settings.mail_bucket, Key=f"inbound/{ses_id}", Body=raw)
-        event = ses_event(message_id=ses_id, stored=raw, mail_from="ann0@people.example", recipients=[address],
-                          verdicts=dict.fromkeys(("spf", "dkim", "dmarc", "spam", "virus"), "PASS"), when=datetime.now(UTC))
+        event = ses_event(
+            message_id=ses_id,
+            stored=raw,
+            mail_from="ann0@people.example",
+            recipients=[address],
+            verdicts=dict.fromkeys(("spf", "dkim", "dmarc", "spam", "virus"), "PASS"),
+            when=datetime.now(UTC),
+        )
         counter.take()
         world.client.lambda_.invoke("inbound_email", event)
         inbound = counter.take()
         world.drain(max_rounds=500)
         delivery = counter.take()
-        rows.append({"message": "mail in", "inbound": dict(inbound), "delivery": dict(delivery), "texts": backend.calls - texts_before})
+        rows.append(
+            {
+                "message": "mail in",
+                "inbound": dict(inbound),
+                "delivery": dict(delivery),
+                "texts": backend.calls - texts_before,
+            }
+        )
 
         texts_before = backend.calls
         msg = inbound_message("+12025550001", "I can drive two people", "+15550100000")
@@ -184,7 +210,14 @@ def mixed_chat_calls(people: int) -> list[dict[str, Any]]:
         inbound = counter.take()
         world.drain(max_rounds=500)
         delivery = counter.take()
-        rows.append({"message": "text in", "inbound": dict(inbound), "delivery": dict(delivery), "texts": backend.calls - texts_before})
+        rows.append(
+            {
+                "message": "text in",
+                "inbound": dict(inbound),
+                "delivery": dict(delivery),
+                "texts": backend.calls - texts_before,
+            }
+        )
         world.close()
     return rows
 
@@ -210,8 +243,14 @@ def main() -> None:
     for label, words in (("short (60 words)", 60), ("long (400 words)", 400), ("emoji reply", 0)):
         if words:
             source = core.source_of(rendered(words))
-            body = core.render_text(author="Person 0.", chat_title="Canvass", text=source.text, attachments=[],
-                                    max_segments=3, more_link="https://x/t/" + "t" * 45)
+            body = core.render_text(
+                author="Person 0.",
+                chat_title="Canvass",
+                text=source.text,
+                attachments=[],
+                max_segments=3,
+                more_link="https://x/t/" + "t" * 45,
+            )
         else:
             body = "Person 0. (Canvass): See you there 🎉"
         segs = core.count_segments(body).count

@@ -135,7 +135,12 @@ def main() -> int:
             procs = process_tree(info)
             chats: list[tuple[str, list[tuple[str, str]]]] = []
             for c in range(args.chats):
-                organizer = {"id": f"o{c}", "first_name": "Olga", "last_name": f"O{c}", "email": f"owner{c}@soak.example"}
+                organizer = {
+                    "id": f"o{c}",
+                    "first_name": "Olga",
+                    "last_name": f"O{c}",
+                    "email": f"owner{c}@soak.example",
+                }
                 client.put_event(f"soak{c}", event_body(f"Soak {c}", 10, [organizer]))
                 people = [(f"Olga O{c} <{organizer['email']}>", organizer["email"])]
                 for i in range(1, args.people):
@@ -175,7 +180,9 @@ def main() -> int:
                         continue
                     address, people = chats[sent % len(chats)]
                     header, sender = people[(sent // len(chats)) % len(people)]
-                    msg = chat_message(header, address, f"soak-post-{sent}- note", f"Soak message {sent}.\n" + "Some text. " * 20)
+                    msg = chat_message(
+                        header, address, f"soak-post-{sent}- note", f"Soak message {sent}.\n" + "Some text. " * 20
+                    )
                     smtp.sendmail(sender, [address], msg.as_bytes())
                     accepted[sent] = time.time()
                     open_posts.add(sent)
@@ -233,10 +240,14 @@ def main() -> int:
         a = sum(early.get(k, 0.0) for k in group)
         b = sum(final.get(k, 0.0) for k in group)
         print(f"RSS {label}: {a:.0f} MiB at 10% of the run -> {b:.0f} MiB at the end (x{b / a if a else 0:.2f})")
-    print(f"{len(order)} posts ({args.messages} asked) into {args.chats} chats of {args.people}: {out['copies_per_s']} copies/s; "
-          f"lost {lost}, duplicated {duplicated}")
-    print(f"latency p50 first 10% {out['first10_p50_s']} s, last 10% {out['last10_p50_s']} s (x{out['latency_ratio_p50']}); "
-          f"p95 {out['first10_p95_s']} -> {out['last10_p95_s']} s (x{out['latency_ratio_p95']})")
+    print(
+        f"{len(order)} posts ({args.messages} asked) into {args.chats} chats of {args.people}: {out['copies_per_s']} copies/s; "
+        f"lost {lost}, duplicated {duplicated}"
+    )
+    print(
+        f"latency p50 first 10% {out['first10_p50_s']} s, last 10% {out['last10_p50_s']} s (x{out['latency_ratio_p50']}); "
+        f"p95 {out['first10_p95_s']} -> {out['last10_p95_s']} s (x{out['latency_ratio_p95']})"
+    )
     print(json.dumps(out))
     if args.json:
         args.json.write_text(json.dumps(out, indent=2) + "\n")

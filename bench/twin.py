@@ -49,9 +49,22 @@ def mailman(messages: int, members: int, tries: int = 3) -> dict[str, float]:
     On a loaded machine Mailman's runners may miss the peer's 60 s start-up limit: try again."""
     for attempt in range(1, tries + 1):
         out = subprocess.run(
-            ["python3", str(PEER), "--mode", "personalized", "--messages", str(messages), "--members", str(members),
-             "--no-self-copy", "--timeout", "300"],
-            capture_output=True, text=True, timeout=3600,
+            [
+                "python3",
+                str(PEER),
+                "--mode",
+                "personalized",
+                "--messages",
+                str(messages),
+                "--members",
+                str(members),
+                "--no-self-copy",
+                "--timeout",
+                "300",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=3600,
         )
         lines = [x for x in out.stdout.splitlines() if x.startswith("{")]
         if out.returncode == 0 and lines:
@@ -92,7 +105,9 @@ def twin_startup(tmp: Path, n: int) -> tuple[float, float]:
     (tmp / f"start{n}").mkdir()
     config = TwinConfig.from_env(env)
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "infra.twin"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "infra.twin"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         ready = config.state_dir / "twin.json"
         while not ready.exists():
@@ -150,9 +165,12 @@ def main() -> int:
     peer: dict[str, float] = {}
     if args.peer:
         peer = mailman(args.messages, args.people)
-        print(f"mailman 3.3.10 (personalized, {args.messages} posts, {args.people} members, no self copy): "
-              f"{peer['copies_per_s']} copies/s, p50 {peer['p50_latency_s']} s, p95 {peer['p95_latency_s']} s, "
-              f"complete={peer['complete']}, duplicates={peer['duplicate_copies']}", flush=True)
+        print(
+            f"mailman 3.3.10 (personalized, {args.messages} posts, {args.people} members, no self copy): "
+            f"{peer['copies_per_s']} copies/s, p50 {peer['p50_latency_s']} s, p95 {peer['p95_latency_s']} s, "
+            f"complete={peer['complete']}, duplicates={peer['duplicate_copies']}",
+            flush=True,
+        )
 
     with tempfile.TemporaryDirectory(prefix="muster-bench-") as tmpdir:
         tmp = Path(tmpdir)
@@ -161,8 +179,10 @@ def main() -> int:
         out["moto_start_s"] = statistics.median(moto_times)
         out["twin_start_s"] = statistics.median(t for t, _ in twin_times)
         out["twin_start_inner_s"] = statistics.median(i for _, i in twin_times)
-        print(f"start-up: bare moto server {out['moto_start_s']:.2f} s; twin {out['twin_start_s']:.2f} s "
-              f"(x{out['twin_start_s'] / out['moto_start_s']:.1f}); in the twin's main() {out['twin_start_inner_s']:.2f} s")
+        print(
+            f"start-up: bare moto server {out['moto_start_s']:.2f} s; twin {out['twin_start_s']:.2f} s "
+            f"(x{out['twin_start_s'] / out['moto_start_s']:.1f}); in the twin's main() {out['twin_start_inner_s']:.2f} s"
+        )
 
         stats_base = tmp / "moto-stats"
         twin = start_twin(tmp / "load", duplicates=False, MUSTER_MOTO_STATS=str(stats_base))
@@ -176,7 +196,9 @@ def main() -> int:
             address = client.chat("bench", "t1")["address"]
             client.wait_for_copies(args.people, timeout=120)
             copies = args.people - 1
-            senders = [(f"{first} {last} <{email}>", email) for first, last, email in attendees] + [(f"Olga Owner <{organizer['email']}>", organizer["email"])]
+            senders = [(f"{first} {last} <{email}>", email) for first, last, email in attendees] + [
+                (f"Olga Owner <{organizer['email']}>", organizer["email"])
+            ]
 
             tail = Tail(client)
             tail.poll()
@@ -220,13 +242,20 @@ def main() -> int:
             import boto3
 
             ses = boto3.client(
-                "sesv2", endpoint_url=twin.config.ses_url, region_name="us-east-1",
-                aws_access_key_id="testing", aws_secret_access_key="testing",
+                "sesv2",
+                endpoint_url=twin.config.ses_url,
+                region_name="us-east-1",
+                aws_access_key_id="testing",
+                aws_secret_access_key="testing",
             )
             raw, _ = message(99_999)
 
             def send(i: int) -> None:
-                ses.send_email(FromEmailAddress=address, Destination={"ToAddresses": [f"floor{i}@floor.example"]}, Content={"Raw": {"Data": raw}})
+                ses.send_email(
+                    FromEmailAddress=address,
+                    Destination={"ToAddresses": [f"floor{i}@floor.example"]},
+                    Content={"Raw": {"Data": raw}},
+                )
 
             floors = []
             with ThreadPoolExecutor(8) as pool:
@@ -240,27 +269,37 @@ def main() -> int:
             out["twin_exit_code"] = code
         moto_stats = {path.suffix[1:]: json.loads(path.read_text()) for path in tmp.glob("moto-stats.*")}
 
-    print(f"idle: {args.idle} messages one at a time, {copies} copies each: p50 {out['idle_p50_ms']:.0f} ms "
-          f"(x{out['idle_p50_ms'] / out['ses_floor_ms']:.1f} the {out['ses_floor_ms']:.0f} ms of {copies} bare SES sends)")
-    print(f"load: {args.messages} messages into a {args.people}-person chat: {out['messages_per_s']:.1f} messages/s "
-          f"({out['copies_per_s']:.0f} copies/s); SMTP accepted {out['smtp_accept_per_s']:.0f}/s; "
-          f"accept -> last copy p50 {out['load_p50_s']:.2f} s, p95 {out['load_p95_s']:.2f} s")
-    print(f"ses floor: {copies} SendEmail calls (8 threads) {out['ses_floor_ms']:.0f} ms -> at most "
-          f"{1000 / out['ses_floor_ms']:.1f} messages/s; the twin reaches {out['messages_per_s'] * out['ses_floor_ms'] / 10:.0f}% of it")
+    print(
+        f"idle: {args.idle} messages one at a time, {copies} copies each: p50 {out['idle_p50_ms']:.0f} ms "
+        f"(x{out['idle_p50_ms'] / out['ses_floor_ms']:.1f} the {out['ses_floor_ms']:.0f} ms of {copies} bare SES sends)"
+    )
+    print(
+        f"load: {args.messages} messages into a {args.people}-person chat: {out['messages_per_s']:.1f} messages/s "
+        f"({out['copies_per_s']:.0f} copies/s); SMTP accepted {out['smtp_accept_per_s']:.0f}/s; "
+        f"accept -> last copy p50 {out['load_p50_s']:.2f} s, p95 {out['load_p95_s']:.2f} s"
+    )
+    print(
+        f"ses floor: {copies} SendEmail calls (8 threads) {out['ses_floor_ms']:.0f} ms -> at most "
+        f"{1000 / out['ses_floor_ms']:.1f} messages/s; the twin reaches {out['messages_per_s'] * out['ses_floor_ms'] / 10:.0f}% of it"
+    )
     for port, ops in sorted(moto_stats.items()):
         busy = sum(seconds for _, seconds in ops.values())
         calls = sum(count for count, _ in ops.values())
         top = sorted(ops.items(), key=lambda kv: -kv[1][1])[:8]
-        print(f"moto :{port}: {calls} requests, {busy:.1f} s inside its one-at-a-time lock; most time: "
-              + ", ".join(f"{op} {count}x {seconds / count * 1000:.1f} ms" for op, (count, seconds) in top))
+        print(
+            f"moto :{port}: {calls} requests, {busy:.1f} s inside its one-at-a-time lock; most time: "
+            + ", ".join(f"{op} {count}x {seconds / count * 1000:.1f} ms" for op, (count, seconds) in top)
+        )
     if peer:
         out["mailman_copies_per_s"] = float(peer["copies_per_s"])
         out["mailman_p95_s"] = float(peer["p95_latency_s"])
         out["mailman_p50_s"] = float(peer["p50_latency_s"])
         out["x_copies_per_s"] = out["copies_per_s"] / out["mailman_copies_per_s"]
         out["x_lower_p95"] = out["mailman_p95_s"] / out["load_p95_s"]
-        print(f"vs mailman (same run): copies/s x{out['x_copies_per_s']:.2f} (target >= 3), "
-              f"p95 {out['x_lower_p95']:.2f}x lower (target >= 3)")
+        print(
+            f"vs mailman (same run): copies/s x{out['x_copies_per_s']:.2f} (target >= 3), "
+            f"p95 {out['x_lower_p95']:.2f}x lower (target >= 3)"
+        )
     print(json.dumps({k: round(v, 3) for k, v in out.items()}))
     return 0
 

@@ -41,43 +41,178 @@ BODY_ERRORS = {"413", "415", "422"}  # only operations that take a body can answ
 
 # (method, path, summary, request model, response model, success status)
 ROUTES: list[tuple[str, str, str, type[BaseModel] | None, type[BaseModel] | None, str]] = [
-    ("put", "/events/{event_id}", "Create or replace an event and its shifts (idempotent)", schemas.EventBody, schemas.EventView, "200"),
+    (
+        "put",
+        "/events/{event_id}",
+        "Create or replace an event and its shifts (idempotent)",
+        schemas.EventBody,
+        schemas.EventView,
+        "200",
+    ),
     ("get", "/events/{event_id}", "Read an event with each shift's chat", None, schemas.EventView, "200"),
-    ("delete", "/events/{event_id}", "Cancel an event: its chats close and their schedules go", None, schemas.EventView, "200"),
-    ("put", "/events/{event_id}/signups/{signup_id}", "Create or replace a signup (idempotent)", schemas.SignupBody, schemas.SignupView, "200"),
+    (
+        "delete",
+        "/events/{event_id}",
+        "Cancel an event: its chats close and their schedules go",
+        None,
+        schemas.EventView,
+        "200",
+    ),
+    (
+        "put",
+        "/events/{event_id}/signups/{signup_id}",
+        "Create or replace a signup (idempotent)",
+        schemas.SignupBody,
+        schemas.SignupView,
+        "200",
+    ),
     ("get", "/events/{event_id}/signups/{signup_id}", "Read a signup", None, schemas.SignupView, "200"),
-    ("put", "/events/{event_id}/signups/{signup_id}/delivery", "How one signup follows its chat: every message or a daily digest (null: the chat's default)", schemas.DeliveryBody, schemas.SignupView, "200"),
-    ("get", "/events/{event_id}/timeslots/{timeslot_id}/chat", "A shift's chat: state, window, relay address, participants", None, schemas.ChatView, "200"),
+    (
+        "put",
+        "/events/{event_id}/signups/{signup_id}/delivery",
+        "How one signup follows its chat: every message or a daily digest (null: the chat's default)",
+        schemas.DeliveryBody,
+        schemas.SignupView,
+        "200",
+    ),
+    (
+        "get",
+        "/events/{event_id}/timeslots/{timeslot_id}/chat",
+        "A shift's chat: state, window, relay address, participants",
+        None,
+        schemas.ChatView,
+        "200",
+    ),
 ]
 CHAT = "/events/{event_id}/timeslots/{timeslot_id}/chat"
 ROUTES += [
-    ("post", CHAT + "/close", "Close a chat (an organizer's close: it stays closed until reopened)", None, stewardship.StewardResult, "200"),
-    ("post", CHAT + "/reopen", "Lift an organizer's close (the chat follows its window again)", None, stewardship.StewardResult, "200"),
-    ("put", CHAT + "/hold", "Hold every new message for approval, or stop holding", stewardship.HoldBody, stewardship.StewardResult, "200"),
-    ("get", CHAT + "/held", "Messages held for moderation, with anonymized excerpts", None, stewardship.HeldList, "200"),
-    ("post", CHAT + "/held/{message_id}/approve", "Approve a held message: it is shared once", None, stewardship.StewardResult, "200"),
-    ("post", CHAT + "/held/{message_id}/reject", "Decline a held message: its author is told once", None, stewardship.StewardResult, "200"),
-    ("get", CHAT + "/reports", "Abuse reports per message: counts and reasons, never who reported", None, stewardship.ReportList, "200"),
-    ("put", "/events/{event_id}/signups/{signup_id}/removal", "Remove a signup from its chat (until restored)", None, stewardship.StewardResult, "200"),
-    ("delete", "/events/{event_id}/signups/{signup_id}/removal", "Restore a removed signup", None, stewardship.StewardResult, "200"),
-    ("post", "/blocks", "Block a person across every chat of the deployment (by your signup, or an address you hold)", stewardship.BlockBody, stewardship.StewardResult, "200"),
+    (
+        "post",
+        CHAT + "/close",
+        "Close a chat (an organizer's close: it stays closed until reopened)",
+        None,
+        stewardship.StewardResult,
+        "200",
+    ),
+    (
+        "post",
+        CHAT + "/reopen",
+        "Lift an organizer's close (the chat follows its window again)",
+        None,
+        stewardship.StewardResult,
+        "200",
+    ),
+    (
+        "put",
+        CHAT + "/hold",
+        "Hold every new message for approval, or stop holding",
+        stewardship.HoldBody,
+        stewardship.StewardResult,
+        "200",
+    ),
+    (
+        "get",
+        CHAT + "/held",
+        "Messages held for moderation, with anonymized excerpts",
+        None,
+        stewardship.HeldList,
+        "200",
+    ),
+    (
+        "post",
+        CHAT + "/held/{message_id}/approve",
+        "Approve a held message: it is shared once",
+        None,
+        stewardship.StewardResult,
+        "200",
+    ),
+    (
+        "post",
+        CHAT + "/held/{message_id}/reject",
+        "Decline a held message: its author is told once",
+        None,
+        stewardship.StewardResult,
+        "200",
+    ),
+    (
+        "get",
+        CHAT + "/reports",
+        "Abuse reports per message: counts and reasons, never who reported",
+        None,
+        stewardship.ReportList,
+        "200",
+    ),
+    (
+        "put",
+        "/events/{event_id}/signups/{signup_id}/removal",
+        "Remove a signup from its chat (until restored)",
+        None,
+        stewardship.StewardResult,
+        "200",
+    ),
+    (
+        "delete",
+        "/events/{event_id}/signups/{signup_id}/removal",
+        "Restore a removed signup",
+        None,
+        stewardship.StewardResult,
+        "200",
+    ),
+    (
+        "post",
+        "/blocks",
+        "Block a person across every chat of the deployment (by your signup, or an address you hold)",
+        stewardship.BlockBody,
+        stewardship.StewardResult,
+        "200",
+    ),
     ("get", "/blocks", "Your blocks, by your own ids (never an address)", None, stewardship.BlockList, "200"),
     ("delete", "/blocks/{block_id}", "Unblock", None, stewardship.StewardResult, "200"),
-    ("get", "/actions", "The record of steward actions (who, when, which control or key); ?event_id= filters", None, stewardship.ActionList, "200"),
+    (
+        "get",
+        "/actions",
+        "The record of steward actions (who, when, which control or key); ?event_id= filters",
+        None,
+        stewardship.ActionList,
+        "200",
+    ),
 ]
 # ---- suppressions (issue 10): routes with query parameters ---------------------
 _EMAIL_Q = ("email", True, "The address to look up: one of your organizers' or signups' addresses")
 SUPPRESSION_ROUTES: list[tuple[str, str, str, list[tuple[str, bool, str]], type[BaseModel]]] = [
-    ("get", "/suppressions", "With ?email=: that address's suppression state and bounce score. Without: a page of "
-     "your organizers and signups whose address is suppressed (your ids only)",
-     [("email", False, _EMAIL_Q[2]), ("limit", False, "Page size, 1-100 (default 50)"),
-      ("cursor", False, "next_cursor of the previous page")], schemas.SuppressionPage),
-    ("delete", "/suppressions", "Lift an address's suppression: clears its bounce score and every record's flag",
-     [_EMAIL_Q], schemas.SuppressionState),
-    ("get", "/events/{event_id}/signups/{signup_id}/suppression", "The suppression state of a signup's address",
-     [], schemas.SuppressionState),
-    ("delete", "/events/{event_id}/signups/{signup_id}/suppression", "Lift the suppression of a signup's address",
-     [], schemas.SuppressionState),
+    (
+        "get",
+        "/suppressions",
+        "With ?email=: that address's suppression state and bounce score. Without: a page of "
+        "your organizers and signups whose address is suppressed (your ids only)",
+        [
+            ("email", False, _EMAIL_Q[2]),
+            ("limit", False, "Page size, 1-100 (default 50)"),
+            ("cursor", False, "next_cursor of the previous page"),
+        ],
+        schemas.SuppressionPage,
+    ),
+    (
+        "delete",
+        "/suppressions",
+        "Lift an address's suppression: clears its bounce score and every record's flag",
+        [_EMAIL_Q],
+        schemas.SuppressionState,
+    ),
+    (
+        "get",
+        "/events/{event_id}/signups/{signup_id}/suppression",
+        "The suppression state of a signup's address",
+        [],
+        schemas.SuppressionState,
+    ),
+    (
+        "delete",
+        "/events/{event_id}/signups/{signup_id}/suppression",
+        "Lift the suppression of a signup's address",
+        [],
+        schemas.SuppressionState,
+    ),
 ]
 # What each query parameter may be. Rules JSON Schema cannot say: an address's
 # domain must have an IDNA form (400 invalid_email), and a cursor must be one the
@@ -102,10 +237,14 @@ def _suppression_paths() -> dict[str, dict[str, Any]]:
             for p in ("event_id", "signup_id")
             if "{" + p + "}" in path
         ]
-        params += [{"name": n, "in": "query", "required": r, "description": d, "schema": QUERY_SCHEMAS[n]} for n, r, d in query]
+        params += [
+            {"name": n, "in": "query", "required": r, "description": d, "schema": QUERY_SCHEMAS[n]} for n, r, d in query
+        ]
         ok: dict[str, Any] = {"description": "OK", "content": {"application/json": {"schema": _ref(res)}}}
         if path == "/suppressions" and method == "get":
-            ok["content"]["application/json"]["schema"] = {"oneOf": [_ref(schemas.SuppressionPage), _ref(schemas.SuppressionState)]}
+            ok["content"]["application/json"]["schema"] = {
+                "oneOf": [_ref(schemas.SuppressionPage), _ref(schemas.SuppressionState)]
+            }
         paths.setdefault(path, {})[method] = {
             "summary": summary,
             "security": [{"bearer": []}],
@@ -128,8 +267,13 @@ _KPI_Q = [
     ("event_id", False, "Only this event's chats"),
 ]
 SUPPRESSION_ROUTES += [
-    ("get", "/kpis", "Your KPIs over the chats that opened in the range: shares, spreads, rates, referrals, "
-     "next-step clicks", _KPI_Q, insight.KpiReport),
+    (
+        "get",
+        "/kpis",
+        "Your KPIs over the chats that opened in the range: shares, spreads, rates, referrals, next-step clicks",
+        _KPI_Q,
+        insight.KpiReport,
+    ),
     ("get", "/kpis/chats", "The same range, one row per chat", _KPI_Q, insight.KpiChats),
 ]
 QUERY_SCHEMAS.update(
@@ -148,7 +292,14 @@ KPI_ERRORS = {
 
 # Private two-person threads (issue 10): 201 when opened, 200 when it existed.
 ROUTES.append(
-    ("post", "/events/{event_id}/timeslots/{timeslot_id}/chat/private", "Open (or find) an organizer's private conversation with one signup of the shift; each side gets one intro mail", schemas.PrivateThreadBody, schemas.PrivateThreadView, "200")
+    (
+        "post",
+        "/events/{event_id}/timeslots/{timeslot_id}/chat/private",
+        "Open (or find) an organizer's private conversation with one signup of the shift; each side gets one intro mail",
+        schemas.PrivateThreadBody,
+        schemas.PrivateThreadView,
+        "200",
+    )
 )
 EXTRA_RESPONSES: dict[tuple[str, str], dict[str, str]] = {
     ("post", "/events/{event_id}/timeslots/{timeslot_id}/chat/private"): {
@@ -166,7 +317,9 @@ for _path, _where in (
     ("/events/{event_id}/timeslots/{timeslot_id}/chat/messages", "this shift's chat"),
     ("/events/{event_id}/chat/messages", "every open chat of the event"),
 ):
-    ROUTES.append(("post", _path, ANNOUNCE_TEXT.format(where=_where), schemas.AnnouncementBody, schemas.AnnouncementView, "202"))
+    ROUTES.append(
+        ("post", _path, ANNOUNCE_TEXT.format(where=_where), schemas.AnnouncementBody, schemas.AnnouncementView, "202")
+    )
     EXTRA_RESPONSES[("post", _path)] = {
         "409": "The shift's chat is not open (event-wide: no chat of the event is open)",
         "422": "Also: an organizer the event does not have or who is not active in the chat (unknown_organizer, "
@@ -175,7 +328,13 @@ for _path, _where in (
 _HTML = {"text/html": {"schema": {"type": "string"}}}
 # (method, path, summary, {status: description}, content of every response)
 PUBLIC_ROUTES: list[tuple[str, str, str, dict[str, str], dict[str, Any]]] = [
-    ("get", "/openapi.json", "This document", {"200": "This OpenAPI document"}, {"application/json": {"schema": {"type": "object"}}}),
+    (
+        "get",
+        "/openapi.json",
+        "This document",
+        {"200": "This OpenAPI document"},
+        {"application/json": {"schema": {"type": "object"}}},
+    ),
     (
         "get",
         "/mute/{token}",
@@ -195,35 +354,98 @@ PUBLIC_ROUTES: list[tuple[str, str, str, dict[str, str], dict[str, Any]]] = [
         },
         _HTML,
     ),
-    ("head", "/mute/{token}", "Link scanners' prefetch: what GET answers, without the body; changes nothing",
-     {"200": "The settings page would show", "403": "Tampered or expired token"}, _HTML),
-    ("get", "/c/{token}", "An organizer control or report link: a confirmation page (changes nothing)",
-     {"200": "The confirmation page", "403": "Tampered, expired or foreign token, or the actor is no longer allowed",
-      "404": "The chat, person or message is gone"}, _HTML),
-    ("head", "/c/{token}", "Link scanners' prefetch: what GET answers, without the body; changes nothing",
-     {"200": "The confirmation page would show", "403": "Tampered, expired or foreign token", "404": "Gone"}, _HTML),
-    ("post", "/c/{token}", "Carry out the control (from its confirmation page); a report may carry reason and details",
-     {"200": "Done, or nothing to change (idempotent)", "400": "The form is too large",
-      "403": "Tampered, expired or foreign token, or the actor is no longer allowed",
-      "404": "The chat, person or message is gone", "409": "The held message was decided otherwise",
-      "503": "A temporary failure; nothing changed, try again"}, _HTML),
-    ("get", "/n/{token}", "A next-step link (issue 11): counts one click, then 302 to the step's URL (from the event, "
-     "never from the link)", {"302": "Location: the next step's URL", "403": "Tampered or foreign link, or a step the "
-     "event no longer lists; nothing counted"}, _HTML),
-    ("head", "/n/{token}", "Link scanners' prefetch: what GET answers, without counting a click",
-     {"302": "Location: the next step's URL", "403": "Tampered or foreign link; nothing counted"}, _HTML),
-    ("get", "/files/{token}", "Download a large attachment a copy links to: 302 to a short-lived S3 URL",
-     {"302": "Location: a presigned S3 URL, valid for 5 minutes", "403": "Tampered link",
-      "410": "Expired link, or the file is gone"}, {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}),
-    ("get", "/t/{token}", "A text message's short link: the whole chat message (a page), or 302 to one attachment",
-     {"200": "The whole message (no address or number)", "302": "Location: a presigned S3 URL of the attachment",
-      "403": "Tampered link", "410": "Expired link, or the message or file is gone"}, _HTML),
+    (
+        "head",
+        "/mute/{token}",
+        "Link scanners' prefetch: what GET answers, without the body; changes nothing",
+        {"200": "The settings page would show", "403": "Tampered or expired token"},
+        _HTML,
+    ),
+    (
+        "get",
+        "/c/{token}",
+        "An organizer control or report link: a confirmation page (changes nothing)",
+        {
+            "200": "The confirmation page",
+            "403": "Tampered, expired or foreign token, or the actor is no longer allowed",
+            "404": "The chat, person or message is gone",
+        },
+        _HTML,
+    ),
+    (
+        "head",
+        "/c/{token}",
+        "Link scanners' prefetch: what GET answers, without the body; changes nothing",
+        {"200": "The confirmation page would show", "403": "Tampered, expired or foreign token", "404": "Gone"},
+        _HTML,
+    ),
+    (
+        "post",
+        "/c/{token}",
+        "Carry out the control (from its confirmation page); a report may carry reason and details",
+        {
+            "200": "Done, or nothing to change (idempotent)",
+            "400": "The form is too large",
+            "403": "Tampered, expired or foreign token, or the actor is no longer allowed",
+            "404": "The chat, person or message is gone",
+            "409": "The held message was decided otherwise",
+            "503": "A temporary failure; nothing changed, try again",
+        },
+        _HTML,
+    ),
+    (
+        "get",
+        "/n/{token}",
+        "A next-step link (issue 11): counts one click, then 302 to the step's URL (from the event, "
+        "never from the link)",
+        {
+            "302": "Location: the next step's URL",
+            "403": "Tampered or foreign link, or a step the event no longer lists; nothing counted",
+        },
+        _HTML,
+    ),
+    (
+        "head",
+        "/n/{token}",
+        "Link scanners' prefetch: what GET answers, without counting a click",
+        {"302": "Location: the next step's URL", "403": "Tampered or foreign link; nothing counted"},
+        _HTML,
+    ),
+    (
+        "get",
+        "/files/{token}",
+        "Download a large attachment a copy links to: 302 to a short-lived S3 URL",
+        {
+            "302": "Location: a presigned S3 URL, valid for 5 minutes",
+            "403": "Tampered link",
+            "410": "Expired link, or the file is gone",
+        },
+        {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+    ),
+    (
+        "get",
+        "/t/{token}",
+        "A text message's short link: the whole chat message (a page), or 302 to one attachment",
+        {
+            "200": "The whole message (no address or number)",
+            "302": "Location: a presigned S3 URL of the attachment",
+            "403": "Tampered link",
+            "410": "Expired link, or the message or file is gone",
+        },
+        _HTML,
+    ),
 ]
 PUBLIC_RESPONSES = {
     "/files/{token}": {
         "302": {"description": "Location: a presigned S3 URL, valid for 5 minutes"},
-        "403": {"description": "Tampered link", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}},
-        "410": {"description": "Expired link, or the file is gone", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}},
+        "403": {
+            "description": "Tampered link",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+        },
+        "410": {
+            "description": "Expired link, or the file is gone",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+        },
     },
 }
 
@@ -238,21 +460,26 @@ def build_openapi() -> dict[str, Any]:
     models.update({schemas.SuppressionPage, schemas.SuppressionState})  # suppressions (issue 10)
     models.update({insight.KpiReport, insight.KpiChats})  # KPIs (issue 11)
     ordered = sorted(models, key=lambda m: m.__name__)
-    _, defs = models_json_schema(
-        [(m, "validation") for m in ordered], ref_template="#/components/schemas/{model}"
-    )
+    _, defs = models_json_schema([(m, "validation") for m in ordered], ref_template="#/components/schemas/{model}")
     paths: dict[str, dict[str, Any]] = {}
     for method, path, summary, req, res, ok in ROUTES:
         op: dict[str, Any] = {
             "summary": summary,
             "security": [{"bearer": []}],
             "parameters": [
-                {"name": p, "in": "path", "required": True, "schema": {"type": "string", "pattern": EXTERNAL_ID.pattern}}
+                {
+                    "name": p,
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string", "pattern": EXTERNAL_ID.pattern},
+                }
                 for p in ("event_id", "signup_id", "timeslot_id", "message_id", "block_id")
                 if "{" + p + "}" in path
             ],
             "responses": {
-                ok: {"description": "OK", "content": {"application/json": {"schema": _ref(res)}}} if res else {"description": "OK"},
+                ok: {"description": "OK", "content": {"application/json": {"schema": _ref(res)}}}
+                if res
+                else {"description": "OK"},
                 **{
                     code: {"description": text, "content": {"application/json": {"schema": _ref(schemas.ErrorBody)}}}
                     for code, text in ERRORS.items()
@@ -271,17 +498,32 @@ def build_openapi() -> dict[str, Any]:
     for path, ops in _suppression_paths().items():
         paths.setdefault(path, {}).update(ops)
     for method, path, summary, statuses, content in PUBLIC_ROUTES:
-        params = [{"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}] if "{token}" in path else []
+        params = (
+            [{"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}]
+            if "{token}" in path
+            else []
+        )
         responses = {
             code: {"description": text, **({} if code.startswith("3") else {"content": content})}
             for code, text in statuses.items()
         }
-        paths.setdefault(path, {})[method] = {"summary": summary, "security": [], "parameters": params, "responses": responses}
+        paths.setdefault(path, {})[method] = {
+            "summary": summary,
+            "security": [],
+            "parameters": params,
+            "responses": responses,
+        }
     return {
         "openapi": "3.1.0",
-        "info": {"title": "Muster integration API", "version": "1.0.0", "description": "Events, shifts and signups for anonymized shift chats. Errors: {\"error\": {\"code\", \"message\", \"field\"}}."},
+        "info": {
+            "title": "Muster integration API",
+            "version": "1.0.0",
+            "description": 'Events, shifts and signups for anonymized shift chats. Errors: {"error": {"code", "message", "field"}}.',
+        },
         "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "An API key from `make api-key`"}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "description": "An API key from `make api-key`"}
+            },
             "schemas": defs["$defs"],
         },
         "security": [{"bearer": []}],

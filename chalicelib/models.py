@@ -306,8 +306,6 @@ class ThreadRef(Base):
     expires = TTLAttribute(null=True)
 
 
-
-
 @cache
 def transactions() -> Connection:
     """The PynamoDB connection for transactions (TransactWrite needs one outside a
@@ -370,8 +368,6 @@ class Rejection(Base):
     ref = UnicodeAttribute(null=True)
     at = UTCDateTimeAttribute()
     expires = TTLAttribute(null=True)
-
-
 
 
 class ChatStats(Base):

@@ -86,9 +86,7 @@ def _invite_url(value: str) -> str:
     return value
 
 
-InviteUrl = Annotated[
-    str, StringConstraints(max_length=500, pattern=INVITE_URL_PATTERN), AfterValidator(_invite_url)
-]
+InviteUrl = Annotated[str, StringConstraints(max_length=500, pattern=INVITE_URL_PATTERN), AfterValidator(_invite_url)]
 
 # An address: one @, a local part without spaces, controls or the RFC 5322
 # specials, and a dotted domain whose labels are ASCII letters, digits and hyphens,
@@ -118,7 +116,6 @@ Email = Annotated[
     AfterValidator(_idna),
     Field(description=EMAIL_RULES),
 ]
-
 
 
 PHONE_PATTERN = r"^\+[1-9][0-9]{6,14}$"
@@ -236,10 +233,16 @@ def _hours_schema(max_hours: int) -> WithJsonSchema:
 
 
 OpenHours = Annotated[
-    float, Field(ge=0, le=MAX_OPEN_BEFORE, allow_inf_nan=False), AfterValidator(_resolution), _hours_schema(MAX_OPEN_BEFORE)
+    float,
+    Field(ge=0, le=MAX_OPEN_BEFORE, allow_inf_nan=False),
+    AfterValidator(_resolution),
+    _hours_schema(MAX_OPEN_BEFORE),
 ]
 CloseHours = Annotated[
-    float, Field(ge=0, le=MAX_CLOSE_AFTER, allow_inf_nan=False), AfterValidator(_resolution), _hours_schema(MAX_CLOSE_AFTER)
+    float,
+    Field(ge=0, le=MAX_CLOSE_AFTER, allow_inf_nan=False),
+    AfterValidator(_resolution),
+    _hours_schema(MAX_CLOSE_AFTER),
 ]
 
 
@@ -259,9 +262,7 @@ class Strict(BaseModel):
 
 
 class ChatSettings(Strict):
-    enabled: bool | None = Field(
-        default=None, description="Chat for this event; null inherits the deployment default."
-    )
+    enabled: bool | None = Field(default=None, description="Chat for this event; null inherits the deployment default.")
     open_before_hours: OpenHours | None = Field(
         default=None, description="Hours before a shift starts that its chat opens (default 48): 0, or 0.01 to 1440."
     )
@@ -388,6 +389,8 @@ def _keywords(value: dict[str, str] | None) -> dict[str, str] | None:
     if reserved:
         raise ValueError(f"reserved keyword: {', '.join(reserved)}")
     return upper
+
+
 # ---- next steps and the debrief (issue 11) -------------------------------------
 
 # A label: 1-80 characters, no control characters, at least one visible one.
@@ -423,9 +426,7 @@ class NextStep(Strict):
 class Debrief(Strict):
     after_hours: Annotated[
         float, Field(ge=0, le=168, allow_inf_nan=False), AfterValidator(_resolution), _hours_schema(168)
-    ] = Field(
-        description="Hours after each shift ends that Muster posts the debrief into its chat: 0, or 0.01 to 168."
-    )
+    ] = Field(description="Hours after each shift ends that Muster posts the debrief into its chat: 0, or 0.01 to 168.")
     text: Annotated[str, StringConstraints(min_length=1, max_length=1000, pattern=VISIBLE)] = Field(
         description="The prompt, 1-1000 characters (at least one visible)."
     )
@@ -459,13 +460,15 @@ class EventBody(Strict):
         "at most 5; each id once (refused with 422 otherwise).",
     )
     debrief: Debrief | None = Field(
-        default=None, description="A prompt Muster posts into each chat of the event once, after_hours after its shift ends."
+        default=None,
+        description="A prompt Muster posts into each chat of the event once, after_hours after its shift ends.",
     )
 
     @field_validator("keywords")
     @classmethod
     def _check_keywords(cls, value: dict[str, str] | None) -> dict[str, str] | None:
         return _keywords(value)
+
     invite_url: InviteUrl | None = Field(
         default=None,
         description="Bring a Friend: an https URL (at most 500 characters) with {ref} exactly once, for example "
@@ -497,6 +500,7 @@ class DeliveryBody(Strict):
 
 
 # ---- integration events (EventBridge detail) --------------------------------
+
 
 class _Envelope(Strict):
     integration: ExternalId = Field(description="The integration that owns the records (as for API keys).")
@@ -579,7 +583,8 @@ class SignupView(SignupBody):
     id: str
     event_id: str
     delivery: DeliveryMode | None = Field(
-        default=None, description="How this person follows the chat, if they (or the integration) chose; null: the chat's default."
+        default=None,
+        description="How this person follows the chat, if they (or the integration) chose; null: the chat's default.",
     )
     muted: bool = False
     left: bool = Field(default=False, description="Left the chat (muted; no kickoff on a new signup).")
@@ -618,7 +623,9 @@ class SuppressionState(BaseModel):
     suppressed: bool = Field(description="No chat mail goes to this address.")
     reason: Literal["hard_bounce", "complaint", "soft_bounces"] | None = None
     since: datetime | None = None
-    score: float = Field(description="Soft-bounce score: +0.5 a soft bounce; suppressed at 5; back to 0 after 7 days without bounces.")
+    score: float = Field(
+        description="Soft-bounce score: +0.5 a soft bounce; suppressed at 5; back to 0 after 7 days without bounces."
+    )
     score_limit: float
     last_bounce_at: datetime | None = None
     lifted_at: datetime | None = Field(default=None, description="When a suppression of this address was last lifted.")
@@ -655,7 +662,6 @@ class PrivateThreadView(BaseModel):
     organizer_id: str
     signup_id: str
     created: bool = Field(description="False when the thread already existed (nothing was sent again).")
-
 
 
 # ---- organizer announcements (issue 11) ------------------------------------------

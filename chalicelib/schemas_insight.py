@@ -23,7 +23,9 @@ class Detail(BaseModel):
     model_config = ConfigDict(extra="forbid", defer_build=True)
 
     version: Literal[1] = VERSION
-    idempotency: str = Field(max_length=200, description="The same fact, emitted again, has the same key: dedupe on it.")
+    idempotency: str = Field(
+        max_length=200, description="The same fact, emitted again, has the same key: dedupe on it."
+    )
     integration: str
     chat_id: str = Field(description="Muster's opaque chat id (one per shift).")
     event_id: str

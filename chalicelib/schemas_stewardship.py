@@ -12,7 +12,9 @@ from chalicelib.schemas import Email, ExternalId, Strict
 
 
 class HoldBody(Strict):
-    hold: StrictBool = Field(description="true: every new message waits for an organizer's approval; false: stop holding")
+    hold: StrictBool = Field(
+        description="true: every new message waits for an organizer's approval; false: stop holding"
+    )
 
 
 def _one_way(schema: dict[str, Any]) -> None:
@@ -98,7 +100,9 @@ class BlockList(BaseModel):
 class ActionView(BaseModel):
     action: str
     at: datetime
-    actor: str = Field(description="o-<organizer id> (a control in an organizer's copy), api:<integration>, attendee or system")
+    actor: str = Field(
+        description="o-<organizer id> (a control in an organizer's copy), api:<integration>, attendee or system"
+    )
     via: Literal["control", "api", "system"]
     event_id: str | None = None
     timeslot_id: str | None = None

@@ -47,9 +47,7 @@ def _secret(e: os._Environ[str] | dict[str, str], stage: str) -> bytes:
         )
     secret = raw.encode()
     if len(secret) < MIN_SECRET_BYTES:
-        raise ConfigurationError(
-            f"MUSTER_SECRET is {len(secret)} bytes: {where} needs at least {MIN_SECRET_BYTES}"
-        )
+        raise ConfigurationError(f"MUSTER_SECRET is {len(secret)} bytes: {where} needs at least {MIN_SECRET_BYTES}")
     return secret
 
 
@@ -75,6 +73,8 @@ def _remote_content(value: str) -> RemoteContent:
     if mode == "allow":
         return "allow"
     raise ConfigurationError(f"MUSTER_REMOTE_CONTENT must be 'block' or 'allow', not {value!r}")
+
+
 def _positive_float(value: str, name: str) -> float:
     number = float(value.strip())
     if not number > 0 or number == float("inf"):
@@ -176,9 +176,7 @@ class Settings:
             mail_bucket=e.get("MUSTER_MAIL_BUCKET", f"{prefix}-mail-{account}"),
             delivery_queue=e.get("MUSTER_DELIVERY_QUEUE", f"{prefix}-delivery"),
             schedule_group=e.get("MUSTER_SCHEDULE_GROUP", prefix),
-            scheduler_role_arn=e.get(
-                "MUSTER_SCHEDULER_ROLE_ARN", f"arn:aws:iam::{account}:role/{prefix}-scheduler"
-            ),
+            scheduler_role_arn=e.get("MUSTER_SCHEDULER_ROLE_ARN", f"arn:aws:iam::{account}:role/{prefix}-scheduler"),
             open_chat_arn=e.get("MUSTER_OPEN_CHAT_ARN", fn_arn("open_chat")),
             close_chat_arn=e.get("MUSTER_CLOSE_CHAT_ARN", fn_arn("close_chat")),
             public_url=e.get("MUSTER_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/"),
@@ -214,7 +212,9 @@ class Settings:
             sms_origination_identity=e.get("MUSTER_SMS_ORIGINATION_IDENTITY", ""),
             sms_configuration_set=e.get("MUSTER_SMS_CONFIGURATION_SET", ""),
             sms_endpoint_url=e.get("MUSTER_SMS_ENDPOINT_URL", ""),
-            sms_max_segments=max(1, _non_negative_int(e.get("MUSTER_SMS_MAX_SEGMENTS", "3"), "MUSTER_SMS_MAX_SEGMENTS")),
+            sms_max_segments=max(
+                1, _non_negative_int(e.get("MUSTER_SMS_MAX_SEGMENTS", "3"), "MUSTER_SMS_MAX_SEGMENTS")
+            ),
             sms_price_per_segment=float(e.get("MUSTER_SMS_PRICE_PER_SEGMENT", "0.00581")),
             organization_name=e.get("MUSTER_ORGANIZATION_NAME", "Muster"),
             event_bus=e.get("MUSTER_EVENT_BUS", "").strip() or "default",

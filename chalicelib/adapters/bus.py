@@ -43,5 +43,7 @@ class EventBus:
             )
             if result.get("FailedEntryCount"):
                 # The response's entries are in request order; a failed one has an ErrorCode.
-                failed += [e.ref for e, r in zip(chunk, result.get("Entries") or [], strict=False) if r.get("ErrorCode")]
+                failed += [
+                    e.ref for e, r in zip(chunk, result.get("Entries") or [], strict=False) if r.get("ErrorCode")
+                ]
         return failed

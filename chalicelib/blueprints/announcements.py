@@ -37,7 +37,9 @@ def _post(event_id: str, timeslot_id: str | None) -> Response:
     posted, skipped = Announcements().post(integration_of(request), event_id, timeslot_id, body, key)
     view = AnnouncementView(
         messages=[
-            AnnouncementMessage(timeslot_id=p.timeslot_id, message_id=p.message_id, recipients=p.recipients, created=p.created)
+            AnnouncementMessage(
+                timeslot_id=p.timeslot_id, message_id=p.message_id, recipients=p.recipients, created=p.created
+            )
             for p in posted
         ],
         skipped=[AnnouncementSkipped(timeslot_id=s.timeslot_id, reason=s.reason) for s in skipped],  # type: ignore[arg-type]

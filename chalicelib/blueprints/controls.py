@@ -66,7 +66,9 @@ def steward() -> Stewardship:
 def _report_fields() -> str:
     from chalicelib.services.stewardship import REPORT_REASONS
 
-    options = "".join(f'<option value="{html.escape(r)}">{html.escape(r.capitalize())}</option>' for r in REPORT_REASONS)
+    options = "".join(
+        f'<option value="{html.escape(r)}">{html.escape(r.capitalize())}</option>' for r in REPORT_REASONS
+    )
     return (
         '<p><label for="reason">Why (optional)</label><br>'
         f'<select id="reason" name="reason"><option value="">Choose a reason</option>{options}</select></p>'
@@ -132,6 +134,6 @@ def act_control(token: str) -> Response:
         url = control_url(get_settings(), action=undo, chat_id=claims.chat_id, actor=claims.actor)
         body += (
             f'<form method="post" action="{html.escape(url, quote=True)}">'
-            f"<button type=\"submit\">{html.escape(BUTTONS[undo])}</button></form>"
+            f'<button type="submit">{html.escape(BUTTONS[undo])}</button></form>'
         )
     return page(title, body)

@@ -67,7 +67,9 @@ def _normalize(response: Response) -> Response:
     return response
 
 
-def make_auth_middleware(authenticate: Callable[[str | None], str]) -> Callable[[Request, Callable[[Request], Response]], Response]:
+def make_auth_middleware(
+    authenticate: Callable[[str | None], str],
+) -> Callable[[Request, Callable[[Request], Response]], Response]:
     def middleware(event: Request, get_response: Callable[[Request], Response]) -> Response:
         path = event.path or ""
         if not path.startswith(PUBLIC_PREFIXES):

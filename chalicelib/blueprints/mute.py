@@ -36,6 +36,8 @@ mute_bp = Blueprint(__name__)
 ANY = ["*/*"]
 MAX_BODY_BYTES = 8 * 1024  # the one-click form is 26 bytes; multipart adds ~150
 ACTIONS = ("unmute", "leave", "each", "digest")
+
+
 def _refused() -> Response:
     return _page("Link not valid", "<p>This link is not valid or has expired. Nothing was changed.</p>", 403)
 
@@ -78,9 +80,7 @@ def _settings_body(state: people.Following, done: str | None = None) -> str:
         now = "You get every message as it is sent."
     parts.append(f"<p>{html.escape(now)}</p>")
     if p.suppressed:
-        parts.append(
-            "<p>Mail to your address bounced or was reported as spam, so Muster no longer sends to it.</p>"
-        )
+        parts.append("<p>Mail to your address bounced or was reported as spam, so Muster no longer sends to it.</p>")
     parts.append("<h2>Change how you follow this chat</h2>")
     if p.left:
         parts.append(_button("unmute", "Rejoin this chat", "Messages reach you again, as before you left."))

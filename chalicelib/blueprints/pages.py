@@ -47,9 +47,6 @@ def page(title: str, body: str, status: int = 200) -> Response:
     )
 
 
-
-
-
 def _urlencoded_fields(body: bytes) -> dict[str, list[str]] | None:
     try:
         return parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=MAX_FIELDS)
@@ -98,8 +95,6 @@ def form_fields(content_type: str, body: bytes) -> dict[str, list[str]] | None:
     if media in (URLENCODED, ""):  # no Content-Type: read the body as the RFC 8058 form
         return _urlencoded_fields(body)
     return None
-
-
 
 
 def head(response: Response) -> Response:

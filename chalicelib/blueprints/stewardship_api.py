@@ -68,7 +68,10 @@ def _result(result: Result) -> Response:
     detail = result.detail or {}
     return json_response(
         StewardResult(
-            changed=result.changed, message=result.message, block_id=detail.get("block_id"), outcome=detail.get("outcome")
+            changed=result.changed,
+            message=result.message,
+            block_id=detail.get("block_id"),
+            outcome=detail.get("outcome"),
         )
     )
 
@@ -187,7 +190,9 @@ def create_block() -> Response:
         )
     else:
         assert body.email is not None
-        result = s.block(address_hash(s.settings.secret, body.email), integration=_integration(), actor=_actor(), via="api")
+        result = s.block(
+            address_hash(s.settings.secret, body.email), integration=_integration(), actor=_actor(), via="api"
+        )
     response = _result(result)
     response.status_code = 201 if result.changed else 200
     return response

@@ -12,9 +12,7 @@ from chalicelib.relay.parse import InboundMail
 
 _NULL_SENDERS = frozenset({"", "<>", "mailer-daemon", "postmaster"})
 _REPORT_TYPES = frozenset({"delivery-status", "disposition-notification"})
-_REPORT_CONTENT = frozenset(
-    {"message/delivery-status", "message/disposition-notification", "message/feedback-report"}
-)
+_REPORT_CONTENT = frozenset({"message/delivery-status", "message/disposition-notification", "message/feedback-report"})
 _BULK_PRECEDENCE = frozenset({"bulk", "junk", "list", "auto_reply"})
 _AUTO_SUBJECT_RE = re.compile(
     r"^\s*(?:out of (?:the )?office|automatic reply|auto(?:matic)?[- ]?(?:reply|response)"
@@ -65,9 +63,7 @@ def _is_auto_reply(mail: InboundMail) -> bool:
     return bool(_AUTO_SUBJECT_RE.match(mail.subject))
 
 
-def loop_or_auto_reason(
-    mail: InboundMail, envelope_sender: str | None, relay_domain: str
-) -> Outcome | None:
+def loop_or_auto_reason(mail: InboundMail, envelope_sender: str | None, relay_domain: str) -> Outcome | None:
     """R7: the reason this mail must be neither relayed nor answered, or None."""
     if _is_delivery_report(mail):
         return Outcome.DELIVERY_REPORT

@@ -67,9 +67,7 @@ _TAG_RE = re.compile(r"<[^>]*>")
 _HIDDEN_RE = re.compile(r"<(script|style|head)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
 _PLACE_RE = re.compile(r"^[\w .,'&/()#\-]+$")
 _RIDE_RE = re.compile(r"^(?P<word>RIDES?)(?:\s+(?P<rest>.*))?$", re.IGNORECASE)
-_OFFER_RE = re.compile(
-    r"^OFFER\s+(?P<seats>[0-9]{1,3})\s+(?:SEATS?\s+)?(?:FROM\s+)?(?P<place>.+)$", re.IGNORECASE
-)
+_OFFER_RE = re.compile(r"^OFFER\s+(?P<seats>[0-9]{1,3})\s+(?:SEATS?\s+)?(?:FROM\s+)?(?P<place>.+)$", re.IGNORECASE)
 _NEED_RE = re.compile(r"^NEED\s+(?:(?:A\s+)?RIDE\s+)?(?:FROM\s+)?(?P<place>.+)$", re.IGNORECASE)
 
 
@@ -295,7 +293,10 @@ def offer_answer(seats: int, seats_left: int, place: str, matches: Sequence[Matc
     head = f"Your ride offer is on the board: {seats_text(seats)} from {place}, {seats_text(seats_left)} still free."
     if not seats_left:
         head = f"Your ride offer from {place} is full: all {seats_text(seats)} are taken."
-    tail = matches_text(matches, offering=True) or "Nobody needs a ride from there yet: you will be told when someone does."
+    tail = (
+        matches_text(matches, offering=True)
+        or "Nobody needs a ride from there yet: you will be told when someone does."
+    )
     return f"{head} {tail} Send RIDE CANCEL to withdraw it."
 
 
@@ -309,10 +310,7 @@ def need_answer(place: str, matches: Sequence[Match]) -> str:
 
 
 def other_entry_answer(kind: str, place: str) -> str:
-    return (
-        f"You already have a ride {kind} from {place} on this chat's board. "
-        "Send RIDE CANCEL first to replace it."
-    )
+    return f"You already have a ride {kind} from {place} on this chat's board. Send RIDE CANCEL first to replace it."
 
 
 def cancel_answer(kind: str | None, place: str | None, matched: int) -> str:

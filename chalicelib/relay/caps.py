@@ -252,8 +252,13 @@ def precheck(
     parses untrusted mail. The caps and their reasons are the module constants.
     """
     limits = make_limits(
-        max_header_bytes, max_field_bytes, max_header_fields, max_parts,
-        max_total_header_bytes, max_mime_tokens, max_dash_lines,
+        max_header_bytes,
+        max_field_bytes,
+        max_header_fields,
+        max_parts,
+        max_total_header_bytes,
+        max_mime_tokens,
+        max_dash_lines,
     )
     return None if complexity(raw, limits) is None else Outcome.TOO_COMPLEX
 

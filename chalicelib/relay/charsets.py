@@ -22,8 +22,24 @@ import re
 FALLBACKS: tuple[str, ...] = ("utf-8", "cp1252")
 
 _ASCII_LABELS = frozenset(
-    {"usascii", "ascii", "ansix341968", "iso646us", "csascii", "us", "646", "iso646irv1991",
-     "ibm367", "cp367", "isoir6", "unknown8bit", "xunknown", "unknown", "default", "xuserdefined"}
+    {
+        "usascii",
+        "ascii",
+        "ansix341968",
+        "iso646us",
+        "csascii",
+        "us",
+        "646",
+        "iso646irv1991",
+        "ibm367",
+        "cp367",
+        "isoir6",
+        "unknown8bit",
+        "xunknown",
+        "unknown",
+        "default",
+        "xuserdefined",
+    }
 )
 
 
@@ -64,14 +80,28 @@ def _table() -> dict[str, str]:
     add("mac-roman", "macintosh", "mac", "macroman", "xmacroman", "csmacintosh")
     add("mac-cyrillic", "xmaccyrillic", "maccyrillic", "xmacukrainian")
     # Chinese: gb2312 and gbk are decoded as their superset gb18030, as browsers do.
-    add("gb18030", "gb2312", "csgb2312", "chinese", "gbk", "cp936", "ms936", "windows936",
-        "xgbk", "gb18030", "euccn", "xeuccn", "isoir58", "gb231280", "csiso58gb231280")
+    add(
+        "gb18030",
+        "gb2312",
+        "csgb2312",
+        "chinese",
+        "gbk",
+        "cp936",
+        "ms936",
+        "windows936",
+        "xgbk",
+        "gb18030",
+        "euccn",
+        "xeuccn",
+        "isoir58",
+        "gb231280",
+        "csiso58gb231280",
+    )
     add("hz", "hzgb2312", "hz")
     add("big5hkscs", "big5", "csbig5", "xxbig5", "big5hkscs", "cnbig5")
     add("cp950", "cp950", "windows950", "ms950")
     # Japanese: Shift_JIS as Microsoft's superset cp932, as mail clients send it.
-    add("cp932", "shiftjis", "sjis", "mskanji", "xsjis", "csshiftjis", "windows31j",
-        "cp932", "mscp932", "xmscp932")
+    add("cp932", "shiftjis", "sjis", "mskanji", "xsjis", "csshiftjis", "windows31j", "cp932", "mscp932", "xmscp932")
     add("euc-jp", "eucjp", "xeucjp", "cseucpkdfmtjapanese", "ujis")
     add("iso2022-jp", "iso2022jp", "csiso2022jp")
     add("iso2022-jp-1", "iso2022jp1")
@@ -79,8 +109,20 @@ def _table() -> dict[str, str]:
     add("iso2022-jp-3", "iso2022jp3")
     add("iso2022-jp-ext", "iso2022jpext")
     # Korean: EUC-KR and ks_c_5601-1987 (Outlook) as the superset cp949.
-    add("cp949", "euckr", "cseuckr", "ksc56011987", "ksc5601", "ksc56011989", "windows949",
-        "cp949", "uhc", "isoir149", "korean", "csksc56011987")
+    add(
+        "cp949",
+        "euckr",
+        "cseuckr",
+        "ksc56011987",
+        "ksc5601",
+        "ksc56011989",
+        "windows949",
+        "cp949",
+        "uhc",
+        "isoir149",
+        "korean",
+        "csksc56011987",
+    )
     add("iso2022-kr", "iso2022kr", "csiso2022kr")
     return table
 

@@ -65,7 +65,7 @@ def render_bounce(
     lines = [
         "Hello,",
         "",
-        f"Your message to the Muster chat \"{label}\" ({relay_address}) was not shared.",
+        f'Your message to the Muster chat "{label}" ({relay_address}) was not shared.',
         "",
         outcome.bounce_text,
     ]
@@ -155,7 +155,7 @@ def _html_mail(paragraphs: Sequence[str], steps: Sequence[tuple[str, str]], note
         )
         body += f"<p>Next steps:</p>\n<ul>\n{items}</ul>\n<p><small>{html.escape(note)}</small></p>\n"
     return (
-        '<!doctype html>\n<html><body>\n'
+        "<!doctype html>\n<html><body>\n"
         f"{body}"
         '<div style="margin-top:16px;color:#666;font-size:12px">\n<hr>\n'
         f'{HTML_SLOT_LEAD}{MUTE_URL_PLACEHOLDER_HTML}">{HTML_LINK_TEXT}</a><br>\n'
@@ -197,7 +197,7 @@ def render_kickoff(
     who = _member_lines(members)
     listing = "Who is in the chat:\n" + "\n".join(who) + "\n\n" if who else ""
     role = (
-        f"You are an organizer of this shift, so your name carries an \"{ORGANIZER_TAG}\" tag. "
+        f'You are an organizer of this shift, so your name carries an "{ORGANIZER_TAG}" tag. '
         "Every message you receive from the chat ends with organizer controls that only "
         "organizers see: remove or block its author, reply privately, hold new messages "
         "for your approval, or close the chat. Each link asks you to confirm first.\n\n"
@@ -212,8 +212,7 @@ def render_kickoff(
         listing.strip(),
         f'You appear to the others as "{name}". Your email address is hidden: nobody '
         "in the chat sees it, and you do not see theirs.",
-        "To post, reply to this email or write to the chat address. Everyone in the "
-        "chat receives your message.",
+        "To post, reply to this email or write to the chat address. Everyone in the chat receives your message.",
         role.strip(),
         invite_line(invite_url).strip(),
         "How you follow the chat is up to you: the link below (it is at the end of every "
@@ -223,8 +222,7 @@ def render_kickoff(
     steps = _step_text(next_steps, steps_note)
     text = (
         "\n\n".join(p for p in paragraphs[:3] if p) + "\n\n"
-        f"{listing}"
-        + "\n\n".join(p for p in paragraphs[4:] if p) + "\n\n"
+        f"{listing}" + "\n\n".join(p for p in paragraphs[4:] if p) + "\n\n"
         f"{steps}"
         f"{TEXT_SLOT_LEAD}"
         f"{MUTE_URL_PLACEHOLDER_TEXT}\n"
@@ -252,14 +250,18 @@ def render_debrief(
     paragraphs = [
         f"Thank you for {shift}.",
         question,
-        "Reply to this email to answer: everyone in the chat receives your reply, "
-        "as with any chat message.",
+        "Reply to this email to answer: everyone in the chat receives your reply, as with any chat message.",
     ]
-    text = "\n\n".join(paragraphs) + "\n\n" + _step_text(next_steps, steps_note) + (
-        f"{TEXT_SLOT_LEAD}{MUTE_URL_PLACEHOLDER_TEXT}\n"
+    text = (
+        "\n\n".join(paragraphs)
+        + "\n\n"
+        + _step_text(next_steps, steps_note)
+        + (f"{TEXT_SLOT_LEAD}{MUTE_URL_PLACEHOLDER_TEXT}\n")
     )
     markup = _html_mail(paragraphs, next_steps, steps_note)
-    return _list_mail(text, chat=chat, subject=f"How did it go? {shift}", message_id=message_id, date=date, markup=markup)
+    return _list_mail(
+        text, chat=chat, subject=f"How did it go? {shift}", message_id=message_id, date=date, markup=markup
+    )
 
 
 def render_private_intro(

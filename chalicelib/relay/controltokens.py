@@ -96,7 +96,12 @@ def verify_control(
     claims = read_control(secret, token, deployment=deployment, now=now)
     if claims is None:
         return None
-    for want, have in ((chat_id, claims.chat_id), (actor, claims.actor), (target, claims.target), (action, claims.action)):
+    for want, have in (
+        (chat_id, claims.chat_id),
+        (actor, claims.actor),
+        (target, claims.target),
+        (action, claims.action),
+    ):
         if want is not None and not hmac.compare_digest(want.encode(), have.encode()):
             return None
     return claims

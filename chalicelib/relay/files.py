@@ -96,7 +96,7 @@ def note_html(name: str, size: int, url: str, expires: datetime) -> str:
     href = html.escape(url, quote=True)
     return (
         '<p style="margin:1em 0;padding:.5em .75em;border-left:3px solid #999">'
-        f"Attachment: <a href=\"{href}\">{html.escape(name)}</a> ({human_size(size)}), "
+        f'Attachment: <a href="{href}">{html.escape(name)}</a> ({human_size(size)}), '
         f"too large to send with every copy. Download it until {_until(expires)}.</p>\n"
     )
 

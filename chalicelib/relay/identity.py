@@ -22,9 +22,7 @@ from __future__ import annotations
 import re
 
 KEY_NOTE = "An OpenPGP key was removed: keys carry their owner's email address.\n"
-CERTIFICATE_NOTE = (
-    "A certificate or S/MIME part was removed: these carry their owner's email address.\n"
-)
+CERTIFICATE_NOTE = "A certificate or S/MIME part was removed: these carry their owner's email address.\n"
 UUENCODE_NOTE = "A uuencoded file was removed here: its content cannot be checked for addresses.\n"
 
 SIGNATURE_TYPES = frozenset(

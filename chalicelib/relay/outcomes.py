@@ -59,12 +59,8 @@ _BOUNCE_TEXT: dict[Outcome, str] = {
         "signed up for this shift and its organizers can post, from the address "
         "they signed up with."
     ),
-    Outcome.SENDER_INACTIVE: (
-        "Your signup for this shift is no longer active, so your message was not shared."
-    ),
-    Outcome.SENDER_REMOVED: (
-        "An organizer of this chat has removed you from it, so your message was not shared."
-    ),
+    Outcome.SENDER_INACTIVE: ("Your signup for this shift is no longer active, so your message was not shared."),
+    Outcome.SENDER_REMOVED: ("An organizer of this chat has removed you from it, so your message was not shared."),
     Outcome.CHAT_NOT_OPEN: "This chat is not open yet, so your message was not shared.",
     Outcome.CHAT_CLOSED: "This chat is closed, so your message was not shared.",
     Outcome.TOO_LARGE: (
@@ -72,16 +68,13 @@ _BOUNCE_TEXT: dict[Outcome, str] = {
         "(for example, link to large files instead of attaching them)."
     ),
     Outcome.TOO_COMPLEX: (
-        "Your message has too many parts or too large a header to share. Please "
-        "send a simpler message."
+        "Your message has too many parts or too large a header to share. Please send a simpler message."
     ),
     Outcome.RENDER_FAILED: (
-        "Your message could not be processed, so it was not shared. Please send it "
-        "again as plain text."
+        "Your message could not be processed, so it was not shared. Please send it again as plain text."
     ),
     Outcome.RATE_LIMITED: (
-        "You have sent too many messages to this chat in a short time. "
-        "Please wait a while and try again."
+        "You have sent too many messages to this chat in a short time. Please wait a while and try again."
     ),
 }
 

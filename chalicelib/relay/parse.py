@@ -36,6 +36,7 @@ MSG_ID_RE = re.compile(r"<[^<>\s]+>")
 MAX_SUBJECT_LENGTH = 300
 UNKNOWN = "PROCESSING_FAILED"
 
+
 @dataclass(frozen=True)
 class Verdicts:
     """SES receipt verdicts: "PASS", "FAIL", "GRAY", "PROCESSING_FAILED", "DISABLED"."""

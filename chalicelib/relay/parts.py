@@ -48,9 +48,7 @@ from chalicelib.relay.scrub import Scrubber
 MAX_DEPTH = 12
 MAX_PARTS = 500
 MAX_FILENAME = 100
-REMOVED_ATTACHMENT_NOTE = (
-    "An attachment was removed here because it contained a participant's email address.\n"
-)
+REMOVED_ATTACHMENT_NOTE = "An attachment was removed here because it contained a participant's email address.\n"
 UNREADABLE_PART_NOTE = "A part of this message could not be read and was removed.\n"
 _TOKEN_RE = re.compile(r"^[a-z0-9][a-z0-9.+-]{0,62}$")
 _FILENAME_DROP = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]')
@@ -265,9 +263,7 @@ def _text_part(
             params["method"] = method.upper()
     new = new_part()
     if maintype == "text":
-        new.set_content(
-            text, subtype=subtype, charset="utf-8", cte="quoted-printable", params=params, **kwargs
-        )
+        new.set_content(text, subtype=subtype, charset="utf-8", cte="quoted-printable", params=params, **kwargs)
     else:
         params["charset"] = "utf-8"
         new.set_content(text.encode("utf-8"), maintype, subtype, cte="base64", params=params, **kwargs)

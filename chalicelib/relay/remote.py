@@ -41,9 +41,7 @@ _C0_AND_SPACE = "".join(chr(c) for c in range(0x21))
 _SCHEME_RE = re.compile(r"^([a-z][a-z0-9+.-]*):")
 MEDIA_TAGS = frozenset({"video", "audio", "source", "picture"})  # read here, never emitted
 REWRITTEN = frozenset({"img", *MEDIA_TAGS})
-_PLACEHOLDER_STYLE = (
-    "display:inline-block;border:1px dashed #999999;padding:2px 6px;color:#555555;font-size:12px"
-)
+_PLACEHOLDER_STYLE = "display:inline-block;border:1px dashed #999999;padding:2px 6px;color:#555555;font-size:12px"
 
 
 # --- URLs ---------------------------------------------------------------------------
@@ -82,8 +80,7 @@ def is_tracker_url(url: str) -> bool:
     except ValueError:
         path = ""
     return any(
-        (host == suffix or host.endswith("." + suffix)) and path.startswith(prefix)
-        for suffix, prefix in TRACKER_HOSTS
+        (host == suffix or host.endswith("." + suffix)) and path.startswith(prefix) for suffix, prefix in TRACKER_HOSTS
     )
 
 
@@ -241,9 +238,6 @@ def _tag_spans(fragment: str) -> list[tuple[int, int]] | None:
         spans.append((i, gt + 1))
         i = fragment.find("<", gt + 1)
     return spans
-
-
-
 
 
 def _tag_name(tag: str) -> str:

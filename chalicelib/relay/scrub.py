@@ -145,17 +145,13 @@ class Scrubber:
             {n: strip_placeholders(name).strip() or FALLBACK_NAME for n, name in (phones or {}).items()}
         )
         self._names = {
-            addr.lower(): strip_placeholders(name).strip() or FALLBACK_NAME
-            for addr, name in names.items()
-            if addr
+            addr.lower(): strip_placeholders(name).strip() or FALLBACK_NAME for addr, name in names.items() if addr
         }
         self._keep_domain = keep_domain.lower()
         # Addresses the generic pattern cannot match whole (quotes, odd characters)
         # are matched literally first; the rest are found by the generic pattern and
         # looked up, so the cost does not grow with the number of participants.
-        odd = sorted(
-            (a for a in self._names if not _GENERIC_RE.fullmatch(a)), key=len, reverse=True
-        )
+        odd = sorted((a for a in self._names if not _GENERIC_RE.fullmatch(a)), key=len, reverse=True)
         alternatives = [re.escape(a) + r"(?![\w-]|\.[\w-])" for a in odd]
         alternatives.append(GENERIC_ADDRESS)
         self._pattern = re.compile("|".join(alternatives), re.IGNORECASE)

@@ -75,9 +75,7 @@ def organizer_controls(author_name: str | None, controls: Sequence[Control]) -> 
     for control in controls:
         label = CONTROL_LABELS[control.action].format(name=name)
         lines.append(f"{label}:\n{control.url}")
-        items.append(
-            f'<li><a href="{html.escape(control.url, quote=True)}">{html.escape(label)}</a></li>'
-        )
+        items.append(f'<li><a href="{html.escape(control.url, quote=True)}">{html.escape(label)}</a></li>')
     text = "\n".join(lines)
     markup = (
         '<div style="margin-top:8px;padding:6px 8px;border:1px solid #ccc">'

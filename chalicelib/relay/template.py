@@ -44,9 +44,7 @@ _PH_TEXT = MUTE_URL_PLACEHOLDER_TEXT.encode("ascii")
 _PH_HTML = MUTE_URL_PLACEHOLDER_HTML.encode("ascii")
 _PH_CTRL_TEXT = CONTROLS_PLACEHOLDER_TEXT.encode("ascii")
 _PH_CTRL_HTML = CONTROLS_PLACEHOLDER_HTML.encode("ascii")
-_ANY_PLACEHOLDER = re.compile(
-    re.escape(PLACEHOLDER_STEM.encode("ascii")) + b"(?:TEXT|HTML|CTRLT|CTRLH)PLACEHOLDERXXXX"
-)
+_ANY_PLACEHOLDER = re.compile(re.escape(PLACEHOLDER_STEM.encode("ascii")) + b"(?:TEXT|HTML|CTRLT|CTRLH)PLACEHOLDERXXXX")
 # Slot kinds, in the order CopyTemplate.render fills them.
 TEXT, HTML, CTRL_TEXT, CTRL_HTML = 0, 1, 2, 3
 _TEXT_LEAD = TEXT_SLOT_LEAD.rstrip("\n").encode("ascii")
@@ -76,7 +74,7 @@ def _slot_kind(rendered: bytes, start: int, end: int) -> int | None:
     if found == _PH_CTRL_TEXT:
         for eol in (b"\r\n", b"\n"):
             mute = start - len(eol) - len(_PH_TEXT)
-            if rendered[mute : start] == _PH_TEXT + eol and _is_slot(rendered, mute, mute + len(_PH_TEXT), False):
+            if rendered[mute:start] == _PH_TEXT + eol and _is_slot(rendered, mute, mute + len(_PH_TEXT), False):
                 return CTRL_TEXT
         return None
     if found == _PH_CTRL_HTML:
@@ -96,9 +94,7 @@ def _is_slot(rendered: bytes, start: int, end: int, is_html: bool) -> bool:
     if is_html:
         return any(rendered.endswith(lead, 0, start) for lead in _HTML_LEADS) and rendered[end : end + 1] == b'"'
     after = rendered[end : end + 2]
-    return any(rendered.endswith(lead, 0, start) for lead in _TEXT_LEADS) and (
-        after == b"\r\n" or after[:1] == b"\n"
-    )
+    return any(rendered.endswith(lead, 0, start) for lead in _TEXT_LEADS) and (after == b"\r\n" or after[:1] == b"\n")
 
 
 def _qp_url(url: str) -> bytes:
@@ -185,9 +181,7 @@ class CopyTemplate:
         return b"".join(parts)
 
 
-def personalize(
-    rendered: bytes, *, mute_url: str, list_unsubscribe_headers: Mapping[str, str]
-) -> bytes:
+def personalize(rendered: bytes, *, mute_url: str, list_unsubscribe_headers: Mapping[str, str]) -> bytes:
     """One recipient's copy of ``rendered`` (see :class:`CopyTemplate`, which
     fan-out prepares once per batch)."""
     return CopyTemplate.of(rendered).render(mute_url=mute_url, list_unsubscribe_headers=list_unsubscribe_headers)

@@ -90,9 +90,7 @@ def _check_key(key: bytes) -> None:
         raise ValueError(f"token key must be at least {MIN_KEY_BYTES} bytes")
 
 
-def sign_token(
-    key: bytes, *, chat_id: str, participant_key: str, purpose: str = "mute", expires_at: int
-) -> str:
+def sign_token(key: bytes, *, chat_id: str, participant_key: str, purpose: str = "mute", expires_at: int) -> str:
     """A URL-safe token granting ``purpose`` for one participant in one chat."""
     _check_key(key)
     for field in (chat_id, participant_key, purpose):
@@ -123,9 +121,7 @@ def open_token(key: bytes, token: str, *, purpose: str | None = "mute") -> Token
     return TokenClaims(chat_id, participant_key, tok_purpose, expires_at)
 
 
-def verify_token(
-    key: bytes, token: str, *, now: int, purpose: str | None = "mute"
-) -> TokenClaims | None:
+def verify_token(key: bytes, token: str, *, now: int, purpose: str | None = "mute") -> TokenClaims | None:
     """The claims of a genuine, unexpired token for ``purpose``; None otherwise.
 
     Pass ``purpose=None`` to accept any purpose (the caller then checks it).
@@ -155,9 +151,7 @@ def sign_file_token(key: bytes, *, message_id: str, index: int, expires_at: int)
     """A URL-safe token for file ``index`` of Muster message ``message_id``, until ``expires_at``."""
     if index < 0:
         raise ValueError("a file index is 0 or more")
-    return sign_token(
-        key, chat_id=message_id, participant_key=str(index), purpose=FILE_PURPOSE, expires_at=expires_at
-    )
+    return sign_token(key, chat_id=message_id, participant_key=str(index), purpose=FILE_PURPOSE, expires_at=expires_at)
 
 
 def open_file_token(key: bytes, token: str) -> FileClaims | None:

@@ -77,7 +77,6 @@ class Decision:
     pair: PrivateThread | None = None  # a private two-person thread of the chat (services/private.py)
 
 
-
 class Admission:
     """The deciding half of the relay (needs ``settings`` and ``store``)."""
 
@@ -175,4 +174,3 @@ class Admission:
         counter = Counter(key, "COUNT")
         counter.update(actions=[Counter.hits.add(by), Counter.expires.set(datetime.now(UTC) + timedelta(hours=2))])
         return int(counter.hits)
-

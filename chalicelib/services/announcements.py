@@ -150,7 +150,9 @@ class Announcements:
             raise NotFound(f"no timeslot '{timeslot_id}' in event '{event_id}'", "timeslot_id")
         if body.organizer_id not in event.organizer_ids:
             raise Unprocessable(
-                f"'{body.organizer_id}' is not an organizer of event '{event_id}'", "organizer_id", code="unknown_organizer"
+                f"'{body.organizer_id}' is not an organizer of event '{event_id}'",
+                "organizer_id",
+                code="unknown_organizer",
             )
         known = {s.id: s for s in steps_of(event)}
         unknown = [sid for sid in body.next_steps if sid not in known]
@@ -174,7 +176,13 @@ class Announcements:
         return posted, skipped
 
     def _post_one(
-        self, integration: str, event_id: str, timeslot_id: str, body: AnnouncementBody, steps: list[dict[str, str]], basis: str
+        self,
+        integration: str,
+        event_id: str,
+        timeslot_id: str,
+        body: AnnouncementBody,
+        steps: list[dict[str, str]],
+        basis: str,
     ) -> Posted:
         s = self.settings
         chat_id = chat_id_for(integration, event_id, timeslot_id, s.secret)
@@ -207,8 +215,12 @@ class Announcements:
         rendered = self._render(chat, message_id, author, people, body, claim.at)
         self.store.put(f"outbound/{message_id}.eml", rendered)
         self.relay.threads.remember(
-            message_id, chat_id=chat_id, author_key=author.participant_key, author_hash=author.address_hash,
-            client_id=None, ancestors=[],
+            message_id,
+            chat_id=chat_id,
+            author_key=author.participant_key,
+            author_hash=author.address_hash,
+            client_id=None,
+            ancestors=[],
         )
         targets = recipients(people, exclude_hash=author.address_hash)
         log = MessageLog(
@@ -236,7 +248,11 @@ class Announcements:
     @staticmethod
     def _claim(message_id: str, chat_id: str, author_key: str) -> Announcement:
         item = Announcement(
-            f"MSG#{message_id}", "ANN", chat_id=chat_id, author_key=author_key, at=clock.now(),
+            f"MSG#{message_id}",
+            "ANN",
+            chat_id=chat_id,
+            author_key=author_key,
+            at=clock.now(),
             expires=timedelta(days=LOG_DAYS),
         )
         try:
@@ -248,7 +264,13 @@ class Announcements:
         return Announcement.get(f"MSG#{message_id}", "ANN", consistent_read=True)
 
     def _render(
-        self, chat: Chat, message_id: str, author: Participant, people: list[Participant], body: AnnouncementBody, at: datetime
+        self,
+        chat: Chat,
+        message_id: str,
+        author: Participant,
+        people: list[Participant],
+        body: AnnouncementBody,
+        at: datetime,
     ) -> bytes:
         def person(p: Participant) -> anonymize.Person:
             return anonymize.Person(
@@ -269,7 +291,13 @@ class Announcements:
         )
 
     def _fan_out(
-        self, chat: Chat, message_id: str, author_key: str, targets: list[Participant], size: int, steps: list[dict[str, str]]
+        self,
+        chat: Chat,
+        message_id: str,
+        author_key: str,
+        targets: list[Participant],
+        size: int,
+        steps: list[dict[str, str]],
     ) -> None:
         self.fanout.relay(
             chat,

@@ -42,13 +42,17 @@ class Approvals(StewardBase):
             raise Conflict("this message was decided otherwise in the meantime", "message_id")
         outcome = self.relay.relay_approved(Job(**self.moderation.job(message_id)))
         if decided.changed:
-            self.record(chat.integration, "approve", actor=actor, via=via, chat=chat, target=message_id, detail=outcome.value)
+            self.record(
+                chat.integration, "approve", actor=actor, via=via, chat=chat, target=message_id, detail=outcome.value
+            )
         if outcome is Outcome.RELAYED:
             text = "The message is shared with the chat." if decided.changed else "The message was already approved."
             return Result(decided.changed, text, {"outcome": outcome.value})
         if outcome is Outcome.HELD:
             return Result(False, "Another organizer is approving this message right now.", {"outcome": outcome.value})
-        return Result(decided.changed, f"Approved, but it could not be shared: {outcome.value}.", {"outcome": outcome.value})
+        return Result(
+            decided.changed, f"Approved, but it could not be shared: {outcome.value}.", {"outcome": outcome.value}
+        )
 
     def reject(self, chat: Chat, message_id: str, *, actor: str, via: str, expired: bool = False) -> Result:
         held = self.held(chat, message_id)
@@ -60,8 +64,12 @@ class Approvals(StewardBase):
         self.relay.settle_held(Job(**self.moderation.job(message_id)), outcome)
         author = self._maybe(chat.chat_id, held.author_key)
         self.moderation.tell_author(chat, held, author, expired=expired)
-        self.record(chat.integration, "expire" if expired else "reject", actor=actor, via=via, chat=chat, target=message_id)
-        return Result(True, "Nobody decided in time: declined." if expired else "The message is declined; its author is told.")
+        self.record(
+            chat.integration, "expire" if expired else "reject", actor=actor, via=via, chat=chat, target=message_id
+        )
+        return Result(
+            True, "Nobody decided in time: declined." if expired else "The message is declined; its author is told."
+        )
 
     def expire_due(self, now: datetime | None = None) -> int:
         """Decline every held message past its expiry (the sweeper)."""
@@ -71,8 +79,9 @@ class Approvals(StewardBase):
             chat_id = item.pk.removeprefix("CH#")
             try:
                 chat = self.chat(chat_id)
-                done += self.reject(chat, item.sk.removeprefix("HELD#"), actor="system", via="system", expired=True).changed
+                done += self.reject(
+                    chat, item.sk.removeprefix("HELD#"), actor="system", via="system", expired=True
+                ).changed
             except (NotFound, Conflict):
                 logger.warning("held message could not expire", extra={"chat_id": chat_id})
         return done
-

@@ -153,7 +153,9 @@ class Bot:
         """Carry out the command and mail the answer to its author, once.
         True if the answer was sent now (False: sent before, or refused for good)."""
         said, command, keywords = found
-        text = respond(chat, author.participant_key, command, keywords, "email", settings=self.settings, fanout=self.fanout)
+        text = respond(
+            chat, author.participant_key, command, keywords, "email", settings=self.settings, fanout=self.fanout
+        )
         claim = Counter(f"BOT#{message_id}", "ONCE")
         claim.expires = timedelta(days=CLAIM_DAYS)  # type: ignore[assignment]
         try:

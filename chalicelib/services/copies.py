@@ -81,7 +81,9 @@ def held_ids(settings: Settings, ancestors: list[str], readers: list[Participant
     keys = [(f"MSG#{a}", f"TO#{p.participant_key}") for a in lookup for p in readers]
     for copy in Delivery.batch_get(keys):
         if copy.ses_message_id:
-            held.setdefault(copy.participant_key, {})[copy.pk.removeprefix("MSG#")] = f"<{copy.ses_message_id}@{domain}>"
+            held.setdefault(copy.participant_key, {})[copy.pk.removeprefix("MSG#")] = (
+                f"<{copy.ses_message_id}@{domain}>"
+            )
     hashes = {p.participant_key: p.address_hash for p in readers}
     for meta in MessageMeta.batch_get([(f"MSG#{a}", "META") for a in lookup]):
         # The author's own client id goes back to the author only: the same
@@ -114,9 +116,7 @@ class BatchCopies:
         self.now = now
         self.message_id: str = body["message_id"]
         self.kind: str = body["kind"]
-        self.context = (
-            anonymize.ChatContext(**body["context"]) if body.get("context") else chat_context(chat, settings)
-        )
+        self.context = anonymize.ChatContext(**body["context"]) if body.get("context") else chat_context(chat, settings)
         author = next((p for p in people if p.participant_key == body.get("author")), None)
         self.author = author
         self.author_person = canonical(people).get(author.address_hash) if author is not None else None
@@ -130,9 +130,7 @@ class BatchCopies:
             if self.kind == "kickoff"
             else []
         )
-        self.template = (
-            anonymize.CopyTemplate.of(rendered(bucket, body["object"])) if self.kind == "relay" else None
-        )
+        self.template = anonymize.CopyTemplate.of(rendered(bucket, body["object"])) if self.kind == "relay" else None
         self.steps: list[dict[str, str]] = list(body.get("next_steps") or [])
         self.controls_expire = int(now.timestamp()) + CONTROL_DAYS * 86400  # once per batch, not per copy
         self.ancestors: list[str] = list(body.get("ancestors") or [])

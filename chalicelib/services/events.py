@@ -126,7 +126,9 @@ class EventService:
             return False
         return True
 
-    def _write_people(self, pk: str, wanted: list[Participant], existing: Iterable[Participant], prefix: str) -> list[str]:
+    def _write_people(
+        self, pk: str, wanted: list[Participant], existing: Iterable[Participant], prefix: str
+    ) -> list[str]:
         """Make the ``prefix`` participants of partition ``pk`` exactly ``wanted``.
 
         Keeps each person's own choices (muted, left, delivery) and suppression;
@@ -210,10 +212,7 @@ class EventService:
             updated_at=now,
         )
         event.save()
-        organizers = [
-            self._person(key, f"o-{o.id}", "organizer", "organizer", o)
-            for o in body.organizers
-        ]
+        organizers = [self._person(key, f"o-{o.id}", "organizer", "organizer", o) for o in body.organizers]
         self._write_people(key, organizers, Participant.query(key, Participant.sk.startswith("P#o-")), "o-")
         for slot in event.timeslots:
             self._sync_chat(event, slot, organizers)
@@ -226,10 +225,7 @@ class EventService:
     def _sync_chat(self, event: Event, slot: TimeslotMap, organizers: list[Participant]) -> None:
         chat_id = self._chat_id(event.integration, event.event_id, slot.id)
         pk = f"CH#{chat_id}"
-        copies = [
-            self._person(pk, o.participant_key, "organizer", "organizer", o)
-            for o in organizers
-        ]
+        copies = [self._person(pk, o.participant_key, "organizer", "organizer", o) for o in organizers]
         current = Participant.query(pk, Participant.sk.startswith("P#o-"), consistent_read=True)
         new_organizers = self._write_people(pk, copies, current, "o-")
         window = window_for(event, slot, self.settings)
@@ -373,7 +369,9 @@ class EventService:
 
     # -- signups ---------------------------------------------------------------
 
-    def upsert_signup(self, integration: str, event_id: str, signup_id: str, body: SignupBody) -> tuple[SignupView, bool]:
+    def upsert_signup(
+        self, integration: str, event_id: str, signup_id: str, body: SignupBody
+    ) -> tuple[SignupView, bool]:
         event = self._load(integration, event_id)
         if not any(t.id == body.timeslot_id for t in event.timeslots):
             raise Unprocessable(
@@ -464,5 +462,3 @@ class EventService:
             left=p.left,
             referrer=ref.referrer,
         )
-
-

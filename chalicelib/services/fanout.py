@@ -343,7 +343,9 @@ class FanOut:
         try:
             with TransactWrite(connection=self._transactions) as tx:
                 for p in people:
-                    tx.save(self._claim_record(message_id, batch, p, chat_id, now), condition=self._claim_condition(batch))
+                    tx.save(
+                        self._claim_record(message_id, batch, p, chat_id, now), condition=self._claim_condition(batch)
+                    )
             return list(people)
         except TransactWriteError as exc:
             reasons = list(exc.cancellation_reasons or [])
@@ -357,7 +359,9 @@ class FanOut:
         ]
 
     @staticmethod
-    def _record_sent(message_id: str, batch: str, chat_id: str, now: datetime, sent: list[tuple[Participant, str]]) -> None:
+    def _record_sent(
+        message_id: str, batch: str, chat_id: str, now: datetime, sent: list[tuple[Participant, str]]
+    ) -> None:
         """Record sent copies and their SES ids: BatchWriteItem, 25 a call. Each
         item is one we claimed (``sending``, this batch), written whole. Until a
         record lands, a redelivery would send its copy again (SES has no

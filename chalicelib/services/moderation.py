@@ -136,8 +136,17 @@ class Moderation:
         expiry = int(held.expires_at.timestamp())
         for organizer in (p for p in recipients(people) if p.role == "organizer" and email_reachable(p)):
             links = [
-                (label, control_url(self.settings, action=action, chat_id=chat.chat_id, actor=organizer.participant_key,
-                                    target=target, expires_at=expiry if action in ("approve", "reject") else None))
+                (
+                    label,
+                    control_url(
+                        self.settings,
+                        action=action,
+                        chat_id=chat.chat_id,
+                        actor=organizer.participant_key,
+                        target=target,
+                        expires_at=expiry if action in ("approve", "reject") else None,
+                    ),
+                )
                 for label, action, target in (
                     ("Approve and share it", "approve", held.message_id),
                     ("Decline it", "reject", held.message_id),

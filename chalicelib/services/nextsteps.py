@@ -84,9 +84,7 @@ def step_lines(
     return [(s["label"], step_url(settings, chat_id, s["id"], reader_key)) for s in steps]
 
 
-def with_next_steps(
-    controls: tuple[str, str], steps: list[tuple[str, str]], note: str
-) -> tuple[str, str]:
+def with_next_steps(controls: tuple[str, str], steps: list[tuple[str, str]], note: str) -> tuple[str, str]:
     """An announcement copy's per-reader footer lines (text, HTML): its next steps
     (signed links, and how clicks are counted) before the reader's controls."""
     if not steps:
@@ -96,7 +94,9 @@ def with_next_steps(
 
     labels = [(strip_placeholders(clean_subject(label)) or "Next step", url) for label, url in steps]
     text = "\n".join(["", "Next steps:", *(f"{label}:\n{url}" for label, url in labels), f"({note})"])
-    items = "".join(f'<li><a href="{html.escape(url, quote=True)}">{html.escape(label)}</a></li>' for label, url in labels)
+    items = "".join(
+        f'<li><a href="{html.escape(url, quote=True)}">{html.escape(label)}</a></li>' for label, url in labels
+    )
     markup = f'<div style="margin-top:8px"><strong>Next steps</strong><ul style="margin:4px 0">{items}</ul>' + (
         f"<small>{html.escape(note)}</small></div>"
     )

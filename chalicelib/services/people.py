@@ -74,7 +74,9 @@ def mute(claims: TokenClaims) -> bool:
 
 def unmute(claims: TokenClaims) -> bool:
     """Unmute (and rejoin, after leaving): mail flows again as they chose."""
-    return _change(claims, [Participant.muted.set(False), Participant.left.set(False)], "Unmuted", "participant unmuted")
+    return _change(
+        claims, [Participant.muted.set(False), Participant.left.set(False)], "Unmuted", "participant unmuted"
+    )
 
 
 def leave(claims: TokenClaims) -> bool:

@@ -26,21 +26,29 @@ def _scope(integration: str, event_id: str) -> str:
 
 
 def ref_for(settings: Settings, integration: str, event_id: str, signup_id: str) -> str:
-    return sign_ref(settings.secret, deployment=settings.deployment, event=_scope(integration, event_id), signup_id=signup_id)
+    return sign_ref(
+        settings.secret, deployment=settings.deployment, event=_scope(integration, event_id), signup_id=signup_id
+    )
 
 
-def invite_link(settings: Settings, template: str | None, integration: str, event_id: str, participant_key: str) -> str | None:
+def invite_link(
+    settings: Settings, template: str | None, integration: str, event_id: str, participant_key: str
+) -> str | None:
     """The participant's Bring a Friend link; None without a template, or for an organizer."""
     if not template or not participant_key.startswith("s-"):
         return None
     return template.replace("{ref}", ref_for(settings, integration, event_id, participant_key[2:]), 1)
 
 
-def referrer_of(settings: Settings, integration: str, event_id: str, signup_id: str, referred_by: str | None) -> str | None:
+def referrer_of(
+    settings: Settings, integration: str, event_id: str, signup_id: str, referred_by: str | None
+) -> str | None:
     """The referring signup id if ``referred_by`` is a valid code of this event (and not the signup's own)."""
     if not referred_by:
         return None
-    referrer = read_ref(settings.secret, referred_by, deployment=settings.deployment, event=_scope(integration, event_id))
+    referrer = read_ref(
+        settings.secret, referred_by, deployment=settings.deployment, event=_scope(integration, event_id)
+    )
     if referrer is None or referrer == signup_id:
         if referred_by:
             metrics.add_metric(name="ReferralsNotAttributed", unit="Count", value=1)

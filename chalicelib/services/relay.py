@@ -218,9 +218,7 @@ class RelayService(Admission):
             # A private conversation has an organizer on its other side: never held.
             hold = hold_reason(chat, decision.author) if pair is None else None
             outcome = Outcome.HELD if hold else outcome
-        people = (
-            self._recipients(decision.people, decision.author, pair) if outcome is Outcome.RELAYED else []
-        )
+        people = self._recipients(decision.people, decision.author, pair) if outcome is Outcome.RELAYED else []
         if outcome is Outcome.RELAYED:
             assert chat is not None
             outcome = self._limits(decision.sender_hash or "", chat, len(people), now)
@@ -477,11 +475,12 @@ class RelayService(Admission):
                 tx.update(ChatStats(f"CH#{chat.chat_id}", "STATS"), actions=actions)
                 # Issue 11: the KPIs and the MessageRelayed event, exactly once with the fact.
                 if not private:
-                    tx.update(kpis.relayed_item(chat.chat_id), actions=kpis.relayed_actions(
-                        log.author_key or "", now, after_event=now > chat.ends_at))
+                    tx.update(
+                        kpis.relayed_item(chat.chat_id),
+                        actions=kpis.relayed_actions(log.author_key or "", now, after_event=now > chat.ends_at),
+                    )
                 tx.save(signals.item(signals.relayed(log, chat, now, private=private), now))
         except TransactWriteError as exc:
             reasons = [r.code for r in (exc.cancellation_reasons or []) if r]
             if "ConditionalCheckFailed" not in reasons:
                 raise
-

@@ -67,18 +67,32 @@ class Reports(StewardBase):
         tally.update(actions=[ReportTally.reporters.add({reporter_key})])  # a set: adding twice counts once
         count = len(tally.reporters or ())
         if new:
-            self.record(chat.integration, "report", actor="attendee", via="control", chat=chat, target=message_id, detail=reason)
+            self.record(
+                chat.integration, "report", actor="attendee", via="control", chat=chat, target=message_id, detail=reason
+            )
         author = self._maybe(chat.chat_id, meta.author_key)
         threshold = int(chat.report_threshold or self.settings.report_threshold)
         held_now = False
         if author is not None and author.role != "organizer" and count >= threshold:
             held_now = self._flag(author, "held", True)
             if held_now:
-                self.record(chat.integration, "auto_hold", actor="system", via="system", chat=chat, target=author.participant_key, detail=f"{count} reporters")
-        self._notify_report(chat, message_id, reporter_key, author, count, reason, held_now, now)  # once per organizer (claimed)
+                self.record(
+                    chat.integration,
+                    "auto_hold",
+                    actor="system",
+                    via="system",
+                    chat=chat,
+                    target=author.participant_key,
+                    detail=f"{count} reporters",
+                )
+        self._notify_report(
+            chat, message_id, reporter_key, author, count, reason, held_now, now
+        )  # once per organizer (claimed)
         if not new:
             return Result(False, "You already reported this message. Thank you.", {"reporters": count})
-        return Result(True, "Thank you. The organizers have been told; nobody learns who reported it.", {"reporters": count})
+        return Result(
+            True, "Thank you. The organizers have been told; nobody learns who reported it.", {"reporters": count}
+        )
 
     def _notify_report(
         self,
@@ -110,8 +124,26 @@ class Reports(StewardBase):
             links = []
             if author is not None and author.role != "organizer":
                 links = [
-                    (f"Remove {who} from this chat", control_url(self.settings, action="remove", chat_id=chat.chat_id, actor=organizer.participant_key, target=author.participant_key)),
-                    (f"Block {who} from every chat", control_url(self.settings, action="block", chat_id=chat.chat_id, actor=organizer.participant_key, target=author.participant_key)),
+                    (
+                        f"Remove {who} from this chat",
+                        control_url(
+                            self.settings,
+                            action="remove",
+                            chat_id=chat.chat_id,
+                            actor=organizer.participant_key,
+                            target=author.participant_key,
+                        ),
+                    ),
+                    (
+                        f"Block {who} from every chat",
+                        control_url(
+                            self.settings,
+                            action="block",
+                            chat_id=chat.chat_id,
+                            actor=organizer.participant_key,
+                            target=author.participant_key,
+                        ),
+                    ),
                 ]
             raw = stewardmail.render_steward_notice(
                 to_address=organizer.email,
@@ -124,10 +156,11 @@ class Reports(StewardBase):
                 message_id=f"<report-{message_id}.{_digest(reporter_key)}.{organizer.participant_key}@{self.settings.relay_domain}>",
                 date=now,
             )
-            sent += self.moderation.send_once(f"report-{message_id}-{_digest(reporter_key)}", organizer, raw, ctx.relay_address, chat.chat_id)
+            sent += self.moderation.send_once(
+                f"report-{message_id}-{_digest(reporter_key)}", organizer, raw, ctx.relay_address, chat.chat_id
+            )
         return sent
 
     @staticmethod
     def reports(chat: Chat) -> list[Report]:
         return list(Report.query(f"CH#{chat.chat_id}", Report.sk.startswith("REP#")))
-

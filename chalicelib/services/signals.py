@@ -340,7 +340,9 @@ STEWARD_ACTIONS = {
 }
 
 
-def steward(action: str, *, integration: str, chat: Any, target: str | None, via: str, record_key: str, at: datetime) -> None:
+def steward(
+    action: str, *, integration: str, chat: Any, target: str | None, via: str, record_key: str, at: datetime
+) -> None:
     """A recorded steward action (R15) as a ``ModerationAction``; keyed by its record."""
     if action not in STEWARD_ACTIONS:
         return  # "private": opening a conversation is not moderation

@@ -127,7 +127,9 @@ class StewardBase:
     ) -> None:
         now = clock.now()
         record_key = f"{now.isoformat()}#{_digest(action, target or '', actor, now.isoformat())}"
-        signals.steward(action, integration=integration, chat=chat, target=target, via=via, record_key=record_key, at=now)
+        signals.steward(
+            action, integration=integration, chat=chat, target=target, via=via, record_key=record_key, at=now
+        )
         ActionRecord(
             f"ACT#{integration}",
             record_key,
@@ -173,4 +175,3 @@ class StewardBase:
             return Participant.get(f"CH#{chat_id}", f"P#{key}", consistent_read=True)
         except DoesNotExist:
             return None
-

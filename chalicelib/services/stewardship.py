@@ -87,9 +87,9 @@ class Stewardship(Approvals, Reports):
         now = clock.now()
         new = True
         try:
-            Block(f"BLK#{address_hash}", "META", integration=integration, block_id=block_id, actor=actor, via=via, at=now).save(
-                condition=Block.pk.does_not_exist()
-            )
+            Block(
+                f"BLK#{address_hash}", "META", integration=integration, block_id=block_id, actor=actor, via=via, at=now
+            ).save(condition=Block.pk.does_not_exist())
         except PutError as exc:
             if exc.cause_response_code != "ConditionalCheckFailedException":
                 raise
@@ -182,9 +182,18 @@ class Stewardship(Approvals, Reports):
     def private(self, chat: Chat, organizer: Participant, author: Participant) -> Result:
         from chalicelib.services import private  # private two-person threads (loads only for this control)
 
-        info = private.open_private_thread(chat.chat_id, organizer.participant_key, author.participant_key, settings=self.settings)
+        info = private.open_private_thread(
+            chat.chat_id, organizer.participant_key, author.participant_key, settings=self.settings
+        )
         if info.created:
-            self.record(chat.integration, "private", actor=organizer.participant_key, via="control", chat=chat, target=author.participant_key)
+            self.record(
+                chat.integration,
+                "private",
+                actor=organizer.participant_key,
+                via="control",
+                chat=chat,
+                target=author.participant_key,
+            )
         return Result(
             info.created,
             f"Write to {info.relay_address} to reach {name_of(author)} privately: only the two of you receive "
@@ -211,7 +220,15 @@ class Stewardship(Approvals, Reports):
             ids = {"event_id": chat.event_id}
             kind, _, own = target.participant_key.partition("-")
             ids["signup_id" if kind == "s" else "organizer_id"] = own
-            return self.block(target.address_hash, integration=chat.integration, actor=actor, via="control", chat=chat, ids=ids, name=name_of(target))
+            return self.block(
+                target.address_hash,
+                integration=chat.integration,
+                actor=actor,
+                via="control",
+                chat=chat,
+                ids=ids,
+                name=name_of(target),
+            )
         if action == "close":
             return self.close(chat, actor=actor, via="control")
         if action == "reopen":
@@ -241,8 +258,11 @@ class Stewardship(Approvals, Reports):
                     f"{who} will be removed from every chat of this organization, and their mail refused, "
                     "until an organizer unblocks them through the integration API.",
                 ),
-                "private": (f"Reply privately to {who}?", f"Open a private conversation between you and {who}: "
-                            "a separate address that only the two of you receive."),
+                "private": (
+                    f"Reply privately to {who}?",
+                    f"Open a private conversation between you and {who}: "
+                    "a separate address that only the two of you receive.",
+                ),
             }[action]
         if action in ("approve", "reject"):
             held = self.held(chat, claims.target)
@@ -256,6 +276,12 @@ class Stewardship(Approvals, Reports):
         return {
             "close": ("Close this chat?", f"Messages sent to \u201c{where}\u201d will no longer be shared."),
             "reopen": ("Reopen this chat?", f"\u201c{where}\u201d will share messages again (within its window)."),
-            "hold": ("Hold new messages?", f"New messages in \u201c{where}\u201d will wait for an organizer's approval."),
-            "release": ("Stop holding messages?", f"New messages in \u201c{where}\u201d will be shared without waiting."),
+            "hold": (
+                "Hold new messages?",
+                f"New messages in \u201c{where}\u201d will wait for an organizer's approval.",
+            ),
+            "release": (
+                "Stop holding messages?",
+                f"New messages in \u201c{where}\u201d will be shared without waiting.",
+            ),
         }[action]

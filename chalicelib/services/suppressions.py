@@ -129,7 +129,10 @@ def suppress_hash(digest: str, reason: str, now: datetime | None = None) -> int:
     records = _records(keys)
     integrations = {r.integration for r in records}
     meta = Suppression(f"SUP#{digest}", "META")
-    actions: list[Action] = [Suppression.reason.set(Suppression.reason | reason), Suppression.at.set(Suppression.at | now)]
+    actions: list[Action] = [
+        Suppression.reason.set(Suppression.reason | reason),
+        Suppression.at.set(Suppression.at | now),
+    ]
     if integrations:
         actions.append(Suppression.integrations.add(integrations))
     meta.update(actions=actions)
@@ -298,7 +301,9 @@ class SuppressionService:
 
     # -- the integration's page --------------------------------------------------
 
-    def page(self, integration: str, limit: int = PAGE_DEFAULT, cursor: str | None = None) -> tuple[list[SuppressionEntry], str | None]:
+    def page(
+        self, integration: str, limit: int = PAGE_DEFAULT, cursor: str | None = None
+    ) -> tuple[list[SuppressionEntry], str | None]:
         """A page of this integration's suppressed records, and the next page's cursor."""
         start = {"pk": {"S": f"SUPI#{integration}"}, "sk": {"S": _read_cursor(cursor)}} if cursor else None
         result = SuppressionEntry.query(f"SUPI#{integration}", limit=limit, last_evaluated_key=start)

@@ -44,7 +44,9 @@ class TwinChalice(LocalChalice):
 
 def no_route(method: str, path: str) -> dict[str, Any]:
     """A Lambda-proxy response: R13's 404 for a path no route matches."""
-    err = NotFound(f"no {method} {path.split('?')[0][:200]} here; the API is described at /openapi.json", code="not_found")
+    err = NotFound(
+        f"no {method} {path.split('?')[0][:200]} here; the API is described at /openapi.json", code="not_found"
+    )
     return {
         "statusCode": 404,
         "headers": {"Content-Type": "application/json"},
@@ -69,7 +71,9 @@ class R13Gateway(LocalGateway):
 
 
 class R13RequestHandler(ChaliceRequestHandler):
-    def __init__(self, request: Any, client_address: Any, server: HTTPServer, app_object: Chalice, config: Config) -> None:
+    def __init__(
+        self, request: Any, client_address: Any, server: HTTPServer, app_object: Chalice, config: Config
+    ) -> None:
         self.local_gateway = R13Gateway(app_object, config)
         BaseHTTPRequestHandler.__init__(self, request, client_address, server)  # type: ignore[arg-type]
 

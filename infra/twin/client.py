@@ -82,9 +82,7 @@ class TwinClient:
             try:
                 self._key = self.config.api_key_file.read_text(encoding="ascii").strip()
             except OSError:
-                raise TwinError(
-                    f"no API key at {self.config.api_key_file}: is the twin running (make dev)?"
-                ) from None
+                raise TwinError(f"no API key at {self.config.api_key_file}: is the twin running (make dev)?") from None
         return self._key
 
     # -- HTTP ------------------------------------------------------------------------
@@ -158,14 +156,22 @@ class TwinClient:
             except ValueError:
                 continue  # a line being written
             out.append(
-                Copy(item["to"], Path(item["path"]), item["ses_message_id"], float(item["at"]), item.get("sent_message_id"))
+                Copy(
+                    item["to"],
+                    Path(item["path"]),
+                    item["ses_message_id"],
+                    float(item["at"]),
+                    item.get("sent_message_id"),
+                )
             )
         return out
 
     def inbox(self, address: str) -> list[Copy]:
         return [c for c in self.outbox() if c.to == address.lower()]
 
-    def wait_for_copies(self, count: int, since: int = 0, timeout: float = 20.0, match: Callable[[Copy], bool] | None = None) -> list[Copy]:
+    def wait_for_copies(
+        self, count: int, since: int = 0, timeout: float = 20.0, match: Callable[[Copy], bool] | None = None
+    ) -> list[Copy]:
         def check() -> list[Copy] | None:
             copies = [c for c in self.outbox()[since:] if match is None or match(c)]
             return copies if len(copies) >= count else None
@@ -199,11 +205,19 @@ def event_body(
     }
 
 
-def signup_body(first: str, last: str, email: str, timeslot_id: str = "t1", status: str = "confirmed") -> dict[str, Any]:
-    return {"timeslot_id": timeslot_id, "status": status, "person": {"first_name": first, "last_name": last, "email": email}}
+def signup_body(
+    first: str, last: str, email: str, timeslot_id: str = "t1", status: str = "confirmed"
+) -> dict[str, Any]:
+    return {
+        "timeslot_id": timeslot_id,
+        "status": status,
+        "person": {"first_name": first, "last_name": last, "email": email},
+    }
 
 
-def chat_message(sender: str, to: str, subject: str, text: str, *, html: str | None = None, headers: dict[str, str] | None = None) -> EmailMessage:
+def chat_message(
+    sender: str, to: str, subject: str, text: str, *, html: str | None = None, headers: dict[str, str] | None = None
+) -> EmailMessage:
     # Like a mail client: CRLF, and long msg-id headers (In-Reply-To, References)
     # kept as they are, not folded into RFC 2047 encoded words.
     msg = EmailMessage(policy=policy.SMTP.clone(max_line_length=998))

@@ -36,7 +36,9 @@ def _num(value: float | None) -> str:
 def hbars(title: str, rows: list[tuple[str, str, float, str]], scale: float) -> str:
     """Horizontal bars: (kpi key, label, value, shown text), ``scale`` the full width's value."""
     height = 28 * len(rows) + 10
-    parts = [f'<svg role="img" aria-label="{_e(title)}" width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}">']
+    parts = [
+        f'<svg role="img" aria-label="{_e(title)}" width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}">'
+    ]
     for n, (key, label, value, shown) in enumerate(rows):
         y = 5 + 28 * n
         length = 0 if scale <= 0 else max(0.0, min(1.0, value / scale)) * 360
@@ -86,12 +88,20 @@ def render(report: dict[str, Any], chats: list[dict[str, Any]], integration: str
     ]
     first = report["first_message_seconds"]
     waits = [
-        ("first_message_minutes.median", "Median", (first["median"] or 0.0) / 60, f"{(first['median'] or 0) / 60:.1f} min"),
+        (
+            "first_message_minutes.median",
+            "Median",
+            (first["median"] or 0.0) / 60,
+            f"{(first['median'] or 0) / 60:.1f} min",
+        ),
         ("first_message_minutes.p90", "p90", (first["p90"] or 0.0) / 60, f"{(first['p90'] or 0) / 60:.1f} min"),
     ]
     per_day = Counter(str(c["opened_on"]) for c in chats)
     days = [(f"chats_opened.{d}", d[5:], float(n)) for d, n in sorted(per_day.items())]
-    clicks = [(f"next_step_clicks.{c['step_id']}", c["step_id"], float(c["clicks"]), str(c["clicks"])) for c in report["next_step_clicks"]]
+    clicks = [
+        (f"next_step_clicks.{c['step_id']}", c["step_id"], float(c["clicks"]), str(c["clicks"]))
+        for c in report["next_step_clicks"]
+    ]
     counts = [
         ("chats_opened", "Chats opened"),
         ("chats_with_messages", "With a message"),
@@ -113,7 +123,9 @@ def render(report: dict[str, Any], chats: list[dict[str, Any]], integration: str
         vbars("Messages and posters per chat", spread),
         hbars("Time from opening to the first message", waits, max([w[2] for w in waits] + [1.0])),
         vbars("Chats opened per day", days) if days else "<p>No chat opened in this range.</p>",
-        hbars("Next-step clicks per link", clicks, max([c[2] for c in clicks] + [1.0])) if clicks else "<p>No next-step clicks.</p>",
+        hbars("Next-step clicks per link", clicks, max([c[2] for c in clicks] + [1.0]))
+        if clicks
+        else "<p>No next-step clicks.</p>",
     ]
     return "".join(parts)
 

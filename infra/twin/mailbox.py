@@ -139,9 +139,7 @@ class Mailbox:
         if path is None:
             return None
         msg = _parse(path)
-        headers = "".join(
-            f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>" for k, v in msg.items()
-        )
+        headers = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>" for k, v in msg.items())
         text = _part_text(msg.get_body(preferencelist=("plain",)))  # type: ignore[arg-type]
         html_part = _part_text(msg.get_body(preferencelist=("html",)))  # type: ignore[arg-type]
         frame = (
@@ -179,9 +177,7 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         log.debug(format, *args)
 
-    def _send(
-        self, status: int, body: bytes, content_type: str = "text/html; charset=utf-8", csp: str = CSP
-    ) -> None:
+    def _send(self, status: int, body: bytes, content_type: str = "text/html; charset=utf-8", csp: str = CSP) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -235,7 +231,6 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(HTTPStatus.NOT_FOUND, _page("Not found", "<p>No such page.</p>"))
         else:
             self._send(HTTPStatus.OK, body, content_type, csp)
-
 
     def do_POST(self) -> None:
         """The twin's SMS service (issue 12): infra/twin/sms.py."""

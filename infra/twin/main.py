@@ -52,7 +52,9 @@ def _prepare_state(config: TwinConfig) -> None:
     config.clock_file.write_text("0\n", encoding="ascii")
 
 
-def start_moto(config: TwinConfig, port: int | None = None, log: Path | None = None, timeout: float = 30.0) -> subprocess.Popen[bytes]:
+def start_moto(
+    config: TwinConfig, port: int | None = None, log: Path | None = None, timeout: float = 30.0
+) -> subprocess.Popen[bytes]:
     """moto's server as a process of its own (``infra.twin.motoserver``); returns once it accepts connections."""
     port = config.aws_port if port is None else port
     log = config.moto_log if log is None else log

@@ -221,7 +221,9 @@ def partition_queries() -> None:
         if not conditions:
             return None
         attr, value = conditions[0]
-        every = (item for part in table.items.values() for item in (part.values() if table.range_key_attr else [part]))
+        every: Iterable[Any] = (
+            item for part in table.items.values() for item in (part.values() if table.range_key_attr else [part])
+        )
         return [item for item in every if (key := item.attrs.get(attr)) is not None and key == value]
 
     def query(self: Table, *args: Any, **kwargs: Any) -> Any:

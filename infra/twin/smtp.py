@@ -58,7 +58,9 @@ def split_verdicts(raw: bytes) -> tuple[bytes, dict[str, str]]:
     return body, verdicts
 
 
-def ses_stored_copy(raw: bytes, mail_from: str, recipients: list[str], verdicts: dict[str, str], when: datetime) -> bytes:
+def ses_stored_copy(
+    raw: bytes, mail_from: str, recipients: list[str], verdicts: dict[str, str], when: datetime
+) -> bytes:
     """What SES writes to S3: the message with its own trace headers on top."""
     spf, dkim, dmarc = (verdicts[k].lower() for k in ("spf", "dkim", "dmarc"))
     nl = b"\r\n" if b"\r\n" in raw[:2000] else b"\n"
@@ -110,7 +112,14 @@ def raw_headers(head: bytes) -> list[dict[str, str]]:
 
 def common_headers(msg: Message, mail_from: str, message_id: str) -> dict[str, Any]:
     out: dict[str, Any] = {"returnPath": mail_from, "messageId": msg.get("Message-ID", f"<{message_id}@twin>")}
-    for header, key in (("From", "from"), ("To", "to"), ("Cc", "cc"), ("Bcc", "bcc"), ("Sender", "sender"), ("Reply-To", "replyTo")):
+    for header, key in (
+        ("From", "from"),
+        ("To", "to"),
+        ("Cc", "cc"),
+        ("Bcc", "bcc"),
+        ("Sender", "sender"),
+        ("Reply-To", "replyTo"),
+    ):
         values = _addresses(msg, header)
         if values is not None:
             out[key] = values
@@ -121,7 +130,9 @@ def common_headers(msg: Message, mail_from: str, message_id: str) -> dict[str, A
     return out
 
 
-def ses_event(*, message_id: str, stored: bytes, mail_from: str, recipients: list[str], verdicts: dict[str, str], when: datetime) -> dict[str, Any]:
+def ses_event(
+    *, message_id: str, stored: bytes, mail_from: str, recipients: list[str], verdicts: dict[str, str], when: datetime
+) -> dict[str, Any]:
     """The SES receipt notification a Lambda action gets (its content is in S3).
 
     Like SES, it lists the top-level header block only, each field's value as
@@ -185,7 +196,9 @@ class SesReceiving:
         self.refused = 0
         self.last_accept: dict[str, float] = {}
 
-    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]) -> str:
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
+    ) -> str:
         local, at, domain = address.rpartition("@")
         if not at or not local or domain.lower() != self.relay_domain:
             self.refused += 1
@@ -212,7 +225,12 @@ class SesReceiving:
             log.exception("could not store inbound message in S3")
             return "451 4.3.0 Temporary failure storing the message; try again"
         event = ses_event(
-            message_id=message_id, stored=stored, mail_from=mail_from, recipients=recipients, verdicts=verdicts, when=when
+            message_id=message_id,
+            stored=stored,
+            mail_from=mail_from,
+            recipients=recipients,
+            verdicts=verdicts,
+            when=when,
         )
         self.accepted += 1
         self.last_accept[message_id] = time.time()

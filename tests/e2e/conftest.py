@@ -30,7 +30,10 @@ def free_port() -> int:
 def twin_env(state_dir: Path, *, duplicates: bool = True, **extra: str) -> dict[str, str]:
     # The test session sets MUSTER_*/AWS_* for in-process tests; the twin gets a clean slate.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MUSTER_", "AWS_", "POWERTOOLS_"))}
-    ports = {name: str(free_port()) for name in ("MUSTER_API_PORT", "MUSTER_SMTP_PORT", "MUSTER_AWS_PORT", "MUSTER_SES_PORT", "MUSTER_MAILBOX_PORT")}
+    ports = {
+        name: str(free_port())
+        for name in ("MUSTER_API_PORT", "MUSTER_SMTP_PORT", "MUSTER_AWS_PORT", "MUSTER_SES_PORT", "MUSTER_MAILBOX_PORT")
+    }
     # Tests: every SES receipt and SQS batch is delivered twice at once (docs/local-twin.md).
     env.update(
         ports,

@@ -207,8 +207,10 @@ def documented_refusal(case: schemathesis.Case, response: Any, twin: Twin) -> st
     try:
         if code in {"unknown_organizer", "unknown_next_step", "not_an_organizer"}:
             return _announcement_refusal(case, twin, code)
-        if code == "validation_error" and field in {"organizers", "timeslots", "next_steps"} and _duplicate_ids(
-            body.get(field)
+        if (
+            code == "validation_error"
+            and field in {"organizers", "timeslots", "next_steps"}
+            and _duplicate_ids(body.get(field))
         ):
             return f"{field}: each id once"
         is_slot = field.startswith("timeslots.") and field.count(".") == 1

@@ -35,7 +35,9 @@ def test_a_6_mb_attachment_over_smtp_arrives_as_a_link_that_downloads_the_exact_
     marker = f"maps-{uuid.uuid4().hex[:6]}"
     data = random.Random(marker).randbytes(6 * MIB)
     first, last, email = PEOPLE["gus"]
-    msg: EmailMessage = chat_message(f"{first} {last} <{email}>", chat["address"], f"Route maps {marker}", "Maps attached.\n")
+    msg: EmailMessage = chat_message(
+        f"{first} {last} <{email}>", chat["address"], f"Route maps {marker}", "Maps attached.\n"
+    )
     msg.add_attachment(data, maintype="application", subtype="pdf", filename="route-maps.pdf")
     assert len(msg.as_bytes()) > 8 * MIB
     client.send(msg, email, [chat["address"]])

@@ -21,13 +21,17 @@ def test_a_hard_bounce_suppresses_the_address(twin: Twin) -> None:
     client.put_signup("feedback-shift", "f1", signup_body("Gil", "Gray", "gil@feedback.example"))
     client.put_signup("feedback-shift", "f2", signup_body("Hal", "Hill", "hal@bounce.muster.test"))
     address = client.chat("feedback-shift", "t1")["address"]
-    client.wait_for_copies(1, timeout=20, match=lambda c: c.to == "hal@bounce.muster.test")  # the kickoff, which bounces
+    client.wait_for_copies(
+        1, timeout=20, match=lambda c: c.to == "hal@bounce.muster.test"
+    )  # the kickoff, which bounces
     time.sleep(2.0)  # SNS -> feedback
 
     marker = f"after-bounce-{uuid.uuid4().hex[:6]}"
     msg = chat_message("Gil Gray <gil@feedback.example>", address, f"Gloves {marker}", "Bring gloves.\n")
     client.send(msg, "gil@feedback.example", [address])
-    client.wait_for_copies(1, timeout=20, match=lambda c: c.to == "fay@feedback.example" and marker in c.raw.decode(errors="replace"))
+    client.wait_for_copies(
+        1, timeout=20, match=lambda c: c.to == "fay@feedback.example" and marker in c.raw.decode(errors="replace")
+    )
     time.sleep(1.0)
     to_hal = [c for c in client.inbox("hal@bounce.muster.test") if marker in c.raw.decode(errors="replace")]
     assert to_hal == []

@@ -17,7 +17,11 @@ from tests.e2e.test_settings_page import screenshot
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 ORGANIZER = {"id": "o9", "first_name": "Rosa", "last_name": "Runner", "email": "rosa@org.example"}
-PEOPLE = [("Dana", "Diaz", "dana@people.example"), ("Eli", "Egan", "eli@people.example"), ("Fay", "Fox", "fay@people.example")]
+PEOPLE = [
+    ("Dana", "Diaz", "dana@people.example"),
+    ("Eli", "Egan", "eli@people.example"),
+    ("Fay", "Fox", "fay@people.example"),
+]
 INVITE = "https://signup.example/events/drive?ref={ref}"
 
 
@@ -56,13 +60,21 @@ def test_bring_a_friend_kpis_events_and_the_kpi_page(twin: Twin) -> None:
     assert "Bring a friend" not in text_of(rosa)
 
     # A friend signs up through Dana's link: attributed to Dana's signup
-    friend = client.ok("PUT", f"/events/{event_id}/signups/s4", {**signup_body("Gus", "Gray", "gus@people.example"), "referred_by": ref})
+    friend = client.ok(
+        "PUT",
+        f"/events/{event_id}/signups/s4",
+        {**signup_body("Gus", "Gray", "gus@people.example"), "referred_by": ref},
+    )
     assert (friend["referred_by"], friend["referrer"]) == (ref, "s1")
     assert client.ok("GET", f"/events/{event_id}/signups/s4")["referrer"] == "s1"
 
     # A tampered code is stored as given, not attributed
     tampered = ref[:-1] + ("A" if ref[-1] != "A" else "B")
-    other = client.ok("PUT", f"/events/{event_id}/signups/s5", {**signup_body("Hal", "Hart", "hal@people.example"), "referred_by": tampered})
+    other = client.ok(
+        "PUT",
+        f"/events/{event_id}/signups/s5",
+        {**signup_body("Hal", "Hart", "hal@people.example"), "referred_by": tampered},
+    )
     assert (other["referred_by"], other["referrer"]) == (tampered, None)
 
     # The friend posts; so does Dana

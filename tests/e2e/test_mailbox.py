@@ -65,7 +65,9 @@ def test_the_mailbox_shows_recipients_and_anonymized_messages(chat_world: ChatWo
         [chat_world.address],
     )
     ben = ATTENDEES["ben"][2]
-    copy = twin.client.wait_for_copies(1, timeout=30, match=lambda c: c.to == ben and subject in str(c.message["Subject"]))[0]
+    copy = twin.client.wait_for_copies(
+        1, timeout=30, match=lambda c: c.to == ben and subject in str(c.message["Subject"])
+    )[0]
 
     index = dump_dom(twin.config.mailbox_url + "/")
     for address in (ben, ATTENDEES["ann"][2]):

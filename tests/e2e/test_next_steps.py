@@ -43,7 +43,8 @@ def clicks(twin: Twin, chat_id: str) -> dict[str, int]:
         aws_secret_access_key="testing",
     ).Table("muster-dev")
     items = table.query(
-        KeyConditionExpression="pk = :pk AND begins_with(sk, :d)", ExpressionAttributeValues={":pk": "KPI#local", ":d": "D#"}
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :d)",
+        ExpressionAttributeValues={":pk": "KPI#local", ":d": "D#"},
     )["Items"]
     out: dict[str, int] = {}
     for item in items:
@@ -107,7 +108,9 @@ def test_the_debrief_is_posted_once_after_a_clock_advance_moved_with_the_shift_n
     assert client.chat("debrief-dboff", "t1")["state"] == "disabled"
 
     def debriefs(tag: str) -> list[Copy]:
-        return [c for c in client.outbox() if c.to.endswith(f"@{tag}.example") and "debrief-" in (c.sent_message_id or "")]
+        return [
+            c for c in client.outbox() if c.to.endswith(f"@{tag}.example") and "debrief-" in (c.sent_message_id or "")
+        ]
 
     try:
         twin.run("-m", "infra.twin.clock", "advance", "13.5")  # before every debrief
@@ -138,8 +141,11 @@ def test_an_announcement_over_http_goes_out_once_as_the_organizers_message(twin:
     client.wait_for_copies(3, match=lambda c: c.to.endswith("@stepann.example"))
     address = client.chat("steps-announce", "t1")["address"]
     before = len(client.outbox())
-    body = {"organizer_id": "stepann-o1", "text": "Doors open at 9. Ask omar@stepann.example for keys.",
-            "next_steps": ["next-shift"]}
+    body = {
+        "organizer_id": "stepann-o1",
+        "text": "Doors open at 9. Ask omar@stepann.example for keys.",
+        "next_steps": ["next-shift"],
+    }
 
     first = client.request("POST", "/events/steps-announce/timeslots/t1/chat/messages", body)
     assert first.status == 202, first.body

@@ -50,7 +50,9 @@ def test_a_post_delivered_twice_at_once_still_reaches_each_reader_once(chat_worl
     twin = chat_world.twin
     marker = f"twice-{uuid.uuid4().hex[:6]}"
     first, last, email = ATTENDEES["cat"]
-    twin.client.send(chat_message(f"{first} {last} <{email}>", chat_world.address, marker, "Twice?\n"), email, [chat_world.address])
+    twin.client.send(
+        chat_message(f"{first} {last} <{email}>", chat_world.address, marker, "Twice?\n"), email, [chat_world.address]
+    )
 
     def copies() -> Counter[str] | None:
         got = Counter(c.to for c in twin.client.outbox() if marker in str(c.message["Subject"] or ""))

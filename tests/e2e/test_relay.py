@@ -146,7 +146,9 @@ def test_mail_from_a_stranger_is_not_relayed(chat_world: ChatWorld) -> None:
 def test_smtp_refuses_other_domains_and_the_twin_stays_up(chat_world: ChatWorld) -> None:
     client = chat_world.twin.client
     with pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
-        client.send(chat_message("ann@people.example", "x@gmail.example", "hi", "hi"), "ann@people.example", ["x@gmail.example"])
+        client.send(
+            chat_message("ann@people.example", "x@gmail.example", "hi", "hi"), "ann@people.example", ["x@gmail.example"]
+        )
     ((code, _),) = refused.value.recipients.values()
     assert code == 550
     # Garbage that is still SMTP-acceptable: stored, handed to the handler, logged.

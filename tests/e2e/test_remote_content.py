@@ -88,7 +88,9 @@ def screenshot(url: str, path: Path) -> None:
     assert path.stat().st_size > 1000
 
 
-def test_the_mailbox_with_remote_images_on_loads_what_a_raw_mail_points_at(chat_world: ChatWorld, image_host: ImageHost) -> None:
+def test_the_mailbox_with_remote_images_on_loads_what_a_raw_mail_points_at(
+    chat_world: ChatWorld, image_host: ImageHost
+) -> None:
     """The control: the same page, on a message Muster did not relay, fetches its image."""
     folder = chat_world.twin.config.outbox / "control@remote.example"
     folder.mkdir()
@@ -107,7 +109,9 @@ def test_the_mailbox_with_remote_images_on_loads_what_a_raw_mail_points_at(chat_
         shutil.rmtree(folder)
 
 
-def test_a_relayed_copy_shows_a_placeholder_and_the_browser_requests_nothing(chat_world: ChatWorld, image_host: ImageHost) -> None:
+def test_a_relayed_copy_shows_a_placeholder_and_the_browser_requests_nothing(
+    chat_world: ChatWorld, image_host: ImageHost
+) -> None:
     twin = chat_world.twin
     first, last, email = ATTENDEES["ann"]
     subject = f"Stand map {uuid.uuid4().hex[:6]}"
@@ -125,7 +129,9 @@ def test_a_relayed_copy_shows_a_placeholder_and_the_browser_requests_nothing(cha
         [chat_world.address],
     )
     ben = ATTENDEES["ben"][2]
-    copy = twin.client.wait_for_copies(1, timeout=30, match=lambda c: c.to == ben and subject in str(c.message["Subject"]))[0]
+    copy = twin.client.wait_for_copies(
+        1, timeout=30, match=lambda c: c.to == ben and subject in str(c.message["Subject"])
+    )[0]
 
     url = f"{twin.config.mailbox_url}/m/{quote(ben)}/{quote(copy.path.name)}?images=show"
     page = dump_dom(url)

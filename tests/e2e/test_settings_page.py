@@ -21,17 +21,34 @@ DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 def send(world: ChatWorld, who: str, subject: str) -> None:
     first, last, email = ATTENDEES[who]
-    world.twin.client.send(chat_message(f"{first} {last} <{email}>", world.address, subject, "Hi!\n"), email, [world.address])
+    world.twin.client.send(
+        chat_message(f"{first} {last} <{email}>", world.address, subject, "Hi!\n"), email, [world.address]
+    )
 
 
 def screenshot(url: str, path: Path, size: str = "720,900") -> None:
     with tempfile.TemporaryDirectory(prefix="muster-chromium-") as profile:
         result = subprocess.run(
-            [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--hide-scrollbars",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--disable-dev-shm-usage", f"--user-data-dir={profile}", f"--window-size={size}",
-             f"--screenshot={path}", url],
-            capture_output=True, text=True, timeout=90, check=False,
+            [
+                chromium(),
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--hide-scrollbars",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--disable-dev-shm-usage",
+                f"--user-data-dir={profile}",
+                f"--window-size={size}",
+                f"--screenshot={path}",
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=90,
+            check=False,
         )
     assert result.returncode == 0, result.stderr[-2000:]
     assert path.stat().st_size > 1000
@@ -42,7 +59,9 @@ def test_the_footer_link_shows_the_readers_settings_and_a_get_changes_nothing(ch
     ben = ATTENDEES["ben"][2]
     first = f"Settings {uuid.uuid4().hex[:6]}"
     send(chat_world, "ann", first)
-    copy = twin.client.wait_for_copies(1, timeout=30, match=lambda c: c.to == ben and first in str(c.message["Subject"]))[0]
+    copy = twin.client.wait_for_copies(
+        1, timeout=30, match=lambda c: c.to == ben and first in str(c.message["Subject"])
+    )[0]
     link = str(copy.message["List-Unsubscribe"]).split(",")[0].strip().strip("<>")
     assert link.startswith(twin.config.api_url + "/mute/")
     assert link in copy.raw.decode("ascii", "replace").replace("=\r\n", "")  # the same link is in the footer

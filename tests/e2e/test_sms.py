@@ -21,7 +21,14 @@ from tests.e2e.test_stewardship import click_in_chromium
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 SAM, BEA, PAT = "+12025550143", "+13125550123", "+14155550101"
-ORGANIZER = {"id": "o1", "first_name": "Ola", "last_name": "Org", "email": "ola@org.example", "phone": "+12015550123", "channel": "email"}
+ORGANIZER = {
+    "id": "o1",
+    "first_name": "Ola",
+    "last_name": "Org",
+    "email": "ola@org.example",
+    "phone": "+12015550123",
+    "channel": "email",
+}
 ADDRESSES = ("ola@org.example", "ann@people.example", "abe@people.example", "bea@people.example")
 
 
@@ -31,7 +38,9 @@ def texts(twin: Twin, number: str) -> list[str]:
 
 
 def wait_text(twin: Twin, number: str, needle: str) -> str:
-    return wait_for(lambda: next((t for t in texts(twin, number) if needle in t), None), 30, what=f"a text with {needle!r}")
+    return wait_for(
+        lambda: next((t for t in texts(twin, number) if needle in t), None), 30, what=f"a text with {needle!r}"
+    )
 
 
 def text_in(twin: Twin, origin: str, text: str) -> int:
@@ -58,7 +67,10 @@ def test_a_mixed_chat_over_the_twin_both_ways_and_the_phone_page(twin: Twin) -> 
         ("s1", {"first_name": "Ann", "last_name": "Avery", "email": "ann@people.example", "phone": PAT}),
         ("s2", {"first_name": "Abe", "last_name": "Brook", "email": "abe@people.example"}),
         ("s3", {"first_name": "Sam", "last_name": "Stone", "phone": SAM, "channel": "sms"}),
-        ("s4", {"first_name": "Bea", "last_name": "Bell", "email": "bea@people.example", "phone": BEA, "channel": "both"}),
+        (
+            "s4",
+            {"first_name": "Bea", "last_name": "Bell", "email": "bea@people.example", "phone": BEA, "channel": "both"},
+        ),
     ]
     for sid, person in people:
         client.put_signup(f"sms-{tag}", sid, {"timeslot_id": "t1", "status": "confirmed", "person": person})
@@ -68,7 +80,11 @@ def test_a_mixed_chat_over_the_twin_both_ways_and_the_phone_page(twin: Twin) -> 
 
     # Mail -> texts.
     since = len(client.outbox())
-    client.send(chat_message("ann@people.example", chat["address"], "Plan", f"Meet at 9, call 415-555-0101 {tag}"), "ann@people.example", [chat["address"]])
+    client.send(
+        chat_message("ann@people.example", chat["address"], "Plan", f"Meet at 9, call 415-555-0101 {tag}"),
+        "ann@people.example",
+        [chat["address"]],
+    )
     for number in (SAM, BEA):
         got = wait_text(twin, number, tag)
         assert got == f"Ann A. (Canvass Mon): Meet at 9, call Ann A. {tag}"
@@ -77,8 +93,15 @@ def test_a_mixed_chat_over_the_twin_both_ways_and_the_phone_page(twin: Twin) -> 
     # Text -> mail and texts: through POST /sms, SNS in moto, the real handler.
     since = len(client.outbox())
     assert text_in(twin, SAM, f"Running late {tag}-b, text me at (202) 555-0143") == 202
-    copies = client.wait_for_copies(4, since=since, timeout=30, match=lambda c: f"{tag}-b" in c.raw.decode("utf-8", "replace"))
-    assert sorted(c.to for c in copies) == ["abe@people.example", "ann@people.example", "bea@people.example", "ola@org.example"]
+    copies = client.wait_for_copies(
+        4, since=since, timeout=30, match=lambda c: f"{tag}-b" in c.raw.decode("utf-8", "replace")
+    )
+    assert sorted(c.to for c in copies) == [
+        "abe@people.example",
+        "ann@people.example",
+        "bea@people.example",
+        "ola@org.example",
+    ]
     for c in copies:
         assert "Sam S." in str(c.message["From"])
         no_leaks(c.raw.decode("utf-8", "replace"))

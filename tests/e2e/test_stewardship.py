@@ -56,19 +56,37 @@ def click_in_chromium(url: str, choose: dict[str, str]) -> str:
     assert form, page[-2000:]
     fields = re.findall(r"<(?:select|textarea|input)[^>]*name=\"([^\"]+)\"", form.group(1))
     inputs = "".join(
-        f'<input type="hidden" name="{html.escape(name)}" value="{html.escape(choose.get(name, ""))}">' for name in fields
+        f'<input type="hidden" name="{html.escape(name)}" value="{html.escape(choose.get(name, ""))}">'
+        for name in fields
     )
-    wrapper = f'<html><body><form id="f" method="post" action="{html.escape(url)}">{inputs}</form>' \
-              "<script>document.getElementById('f').submit()</script></body></html>"
+    wrapper = (
+        f'<html><body><form id="f" method="post" action="{html.escape(url)}">{inputs}</form>'
+        "<script>document.getElementById('f').submit()</script></body></html>"
+    )
     with tempfile.TemporaryDirectory(prefix="muster-click-") as tmp:
         path = Path(tmp) / "click.html"
         path.write_text(wrapper)
         result = subprocess.run(
-            [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-quic",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--disable-dev-shm-usage", f"--user-data-dir={tmp}/profile", "--virtual-time-budget=10000",
-             "--dump-dom", path.as_uri()],
-            capture_output=True, text=True, timeout=90, check=False,
+            [
+                chromium(),
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--disable-quic",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--disable-dev-shm-usage",
+                f"--user-data-dir={tmp}/profile",
+                "--virtual-time-budget=10000",
+                "--dump-dom",
+                path.as_uri(),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=90,
+            check=False,
         )
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout
@@ -84,11 +102,15 @@ def test_an_abuse_report_from_the_inbox_reaches_the_organizer_and_holds_the_auth
         client.put_signup(event_id, f"p{n}", signup_body(first, last, email))
     chat = client.chat(event_id, "t1")
     address = chat["address"]
-    client.wait_for_copies(1, timeout=30, match=lambda c: c.to == ORGANIZER["email"] and address in str(c.message["Reply-To"]))
+    client.wait_for_copies(
+        1, timeout=30, match=lambda c: c.to == ORGANIZER["email"] and address in str(c.message["Reply-To"])
+    )
 
     subject = f"Rude {uuid.uuid4().hex[:6]}"
     dan = PEOPLE["dan"]
-    client.send(chat_message(f"{dan[0]} {dan[1]} <{dan[2]}>", address, subject, "You are all useless.\n"), dan[2], [address])
+    client.send(
+        chat_message(f"{dan[0]} {dan[1]} <{dan[2]}>", address, subject, "You are all useless.\n"), dan[2], [address]
+    )
     got = client.wait_for_copies(3, timeout=30, match=lambda c: subject in str(c.message["Subject"]))
     by_to = {c.to: c for c in got}
     organizer_copy = by_to[ORGANIZER["email"]]
@@ -123,7 +145,9 @@ def test_an_abuse_report_from_the_inbox_reaches_the_organizer_and_holds_the_auth
     later = f"Again {uuid.uuid4().hex[:6]}"
     client.send(chat_message(f"{dan[0]} {dan[1]} <{dan[2]}>", address, later, "Still useless.\n"), dan[2], [address])
     client.wait_for_copies(
-        1, timeout=30, match=lambda c: c.to == ORGANIZER["email"] and "Waiting for your approval" in str(c.message["Subject"])
+        1,
+        timeout=30,
+        match=lambda c: c.to == ORGANIZER["email"] and "Waiting for your approval" in str(c.message["Subject"]),
     )
     assert not [c for c in client.outbox() if later in str(c.message["Subject"])]
     # Held, not refused: viewing the Remove page in Chromium (GET) removed nobody.

@@ -190,7 +190,9 @@ def test_each_reader_sees_one_thread_with_replies_citing_their_own_copies(
             held = box.parsed(parent)
             subject, headers = f"Re: {held['Subject']}", reply_headers(held, style)
         token = f"tok-{marker}-{name}"
-        msg = chat_message(f"{first} {last} <{email}>", thread_world.address, subject, f"Message {name}.\n{token}\n", headers=headers)
+        msg = chat_message(
+            f"{first} {last} <{email}>", thread_world.address, subject, f"Message {name}.\n{token}\n", headers=headers
+        )
         client.send(msg, email, [thread_world.address])
         box.raw[name] = msg.as_bytes()  # the client's Sent folder: its own Message-ID
         author_of[name] = author
@@ -223,9 +225,13 @@ def test_each_reader_sees_one_thread_with_replies_citing_their_own_copies(
             ok = cited == expected
             line += f"; {name} In-Reply-To {'=' if ok else '!='} {parent} ({whose})"
             if not ok:
-                failures.append(f"{who}'s copy of {name} cites {cited or 'nothing'}, not {expected} ({parent}, {whose})")
+                failures.append(
+                    f"{who}'s copy of {name} cites {cited or 'nothing'}, not {expected} ({parent}, {whose})"
+                )
             if parents.get(held_ids[name]) != expected:
-                failures.append(f"{who}: notmuch puts {name} under {parents.get(held_ids[name])}, not {parent} ({expected})")
+                failures.append(
+                    f"{who}: notmuch puts {name} under {parents.get(held_ids[name])}, not {parent} ({expected})"
+                )
         report.append(line)
 
     print("notmuch per reader:", *report, sep="\n")  # shown with -s / -rP

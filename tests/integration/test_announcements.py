@@ -18,8 +18,12 @@ from tests.integration.world import World, at, event_body, signup_body
 PATH = "/events/e1/timeslots/t1/chat/messages"
 EVENT_PATH = "/events/e1/chat/messages"
 REAL = ["olive0@org.example", "olive1@org.example", *(f"ann{n}@people.example" for n in range(4))]
-BODY = {"organizer_id": "org0", "text": "Parking is behind the library.\nBring water!", "subject": "Parking",
-        "next_steps": ["petition"]}
+BODY = {
+    "organizer_id": "org0",
+    "text": "Parking is behind the library.\nBring water!",
+    "subject": "Parking",
+    "next_steps": ["petition"],
+}
 
 
 @pytest.fixture

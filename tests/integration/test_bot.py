@@ -19,7 +19,10 @@ from chalicelib.models import MessageLog, PrivateThread, RideEntry
 from tests.integration.world import Sent, World, event_body, signup_body
 
 ORGANIZER = "olive0@org.example"
-KEYWORDS = {"where": "Meet at the library steps, 5 Main St.", "PARKING": "Lot B behind the gym. Ask olive0@org.example."}
+KEYWORDS = {
+    "where": "Meet at the library steps, 5 Main St.",
+    "PARKING": "Lot B behind the gym. Ask olive0@org.example.",
+}
 
 
 def addr(n: int) -> str:
@@ -115,7 +118,9 @@ def test_keyword_is_answered_privately_once_and_not_relayed(world: World, chat: 
     (answer,) = world.relayed()
     assert answer.to == addr(1)
     message = answer.message
-    asked_id = next(line for line in raw.decode().splitlines() if line.startswith("Message-ID:")).split(":", 1)[1].strip()
+    asked_id = (
+        next(line for line in raw.decode().splitlines() if line.startswith("Message-ID:")).split(":", 1)[1].strip()
+    )
     assert message["From"].addresses[0].addr_spec == chat["address"]
     assert message["From"].addresses[0].display_name == "Muster"
     assert message["In-Reply-To"] == asked_id and asked_id in message["References"]
@@ -261,7 +266,9 @@ def test_two_needs_racing_for_the_last_seat_make_one_match(world: World, chat: d
     from chalicelib.services.bot import answer
 
     cid = chat_id(world)
-    assert "1 seat from Uptown" in (answer(cid, "s-s0", "RIDE OFFER 1 from Uptown", "sms", settings=world.settings) or "")
+    assert "1 seat from Uptown" in (
+        answer(cid, "s-s0", "RIDE OFFER 1 from Uptown", "sms", settings=world.settings) or ""
+    )
     start = threading.Barrier(3)
     replies: dict[str, str | None] = {}
 

@@ -16,17 +16,35 @@ DAY = 24.0
 
 def notification(kind: str, feedback_id: str, address: str = ADDRESS) -> dict[str, Any]:
     """What SES event publishing puts on the feedback topic."""
-    mail = {"timestamp": "2026-12-01T10:00:00.000Z", "messageId": f"ses-{feedback_id}", "source": "x@muster.test",
-            "destination": [address]}
+    mail = {
+        "timestamp": "2026-12-01T10:00:00.000Z",
+        "messageId": f"ses-{feedback_id}",
+        "source": "x@muster.test",
+        "destination": [address],
+    }
     if kind == "complaint":
-        return {"eventType": "Complaint", "mail": mail, "complaint": {
-            "feedbackId": feedback_id, "complainedRecipients": [{"emailAddress": address}],
-            "timestamp": "2026-12-01T10:00:01.000Z", "complaintFeedbackType": "abuse"}}
+        return {
+            "eventType": "Complaint",
+            "mail": mail,
+            "complaint": {
+                "feedbackId": feedback_id,
+                "complainedRecipients": [{"emailAddress": address}],
+                "timestamp": "2026-12-01T10:00:01.000Z",
+                "complaintFeedbackType": "abuse",
+            },
+        }
     bounce_type = {"soft": "Transient", "undetermined": "Undetermined", "hard": "Permanent"}[kind]
-    return {"eventType": "Bounce", "mail": mail, "bounce": {
-        "feedbackId": feedback_id, "bounceType": bounce_type, "bounceSubType": "General",
-        "bouncedRecipients": [{"emailAddress": address, "action": "failed", "status": "4.2.2"}],
-        "timestamp": "2026-12-01T10:00:01.000Z"}}
+    return {
+        "eventType": "Bounce",
+        "mail": mail,
+        "bounce": {
+            "feedbackId": feedback_id,
+            "bounceType": bounce_type,
+            "bounceSubType": "General",
+            "bouncedRecipients": [{"emailAddress": address, "action": "failed", "status": "4.2.2"}],
+            "timestamp": "2026-12-01T10:00:01.000Z",
+        },
+    }
 
 
 def feed(world: World, kind: str, feedback_id: str, address: str = ADDRESS) -> list[str]:
@@ -55,14 +73,24 @@ def soft(n: int, *, every_days: float = 0.0, first: int = 0) -> list[tuple[float
 CASES: dict[str, tuple[list[tuple[float, str, str]], float, bool, str | None]] = {
     "one soft bounce": (soft(1), 0.5, False, None),
     "undetermined counts as soft": ([(0, "undetermined", "u1")], 0.5, False, None),
-    "redelivered notification counts once": ([(0, "soft", "a"), (0, "soft", "a"), (0.1, "soft", "a")], 0.5, False, None),
+    "redelivered notification counts once": (
+        [(0, "soft", "a"), (0, "soft", "a"), (0.1, "soft", "a")],
+        0.5,
+        False,
+        None,
+    ),
     "nine soft bounces stay under the limit": (soft(9), 4.5, False, None),
     "ten soft bounces suppress": (soft(10), 5.0, True, "soft_bounces"),
     "ten soft bounces six days apart suppress": (soft(10, every_days=6), 5.0, True, "soft_bounces"),
     "a redelivery cannot push over the limit": ([*soft(9), (0, "soft", "fb-8"), (0, "soft", "fb-0")], 4.5, False, None),
     "seven quiet days reset the score": ([*soft(9), (7.01, "soft", "late")], 0.5, False, None),
     "a stale score reads as zero": ([*soft(4), (8, "none", "")], 0.0, False, None),
-    "decay then ten more suppress": ([*soft(9), *[(8 if i == 0 else 0, "soft", f"b-{i}") for i in range(10)]], 5.0, True, "soft_bounces"),
+    "decay then ten more suppress": (
+        [*soft(9), *[(8 if i == 0 else 0, "soft", f"b-{i}") for i in range(10)]],
+        5.0,
+        True,
+        "soft_bounces",
+    ),
     "redelivery after the decay does not count": ([(0, "soft", "a"), (8, "soft", "a")], 0.0, False, None),
     "hard bounce suppresses at once": ([(0, "hard", "h1")], 0.0, True, "hard_bounce"),
     "complaint suppresses at once": ([(0, "complaint", "c1")], 0.0, True, "complaint"),

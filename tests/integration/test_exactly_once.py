@@ -272,8 +272,13 @@ def test_a_crash_right_after_queuing_the_continuation_repeats_nothing(world: Wor
 
     world.patch("chalicelib.blueprints.delivery._send_until", short)
     post(world, chat, "Continued then crashed")
-    fail_first(world, "chalicelib.adapters.queue.DeliveryQueue.send_all", when=continuation,
-               partly=lambda send, queue, bodies: send(queue, bodies), crash=True)
+    fail_first(
+        world,
+        "chalicelib.adapters.queue.DeliveryQueue.send_all",
+        when=continuation,
+        partly=lambda send, queue, bodies: send(queue, bodies),
+        crash=True,
+    )
     with pytest.raises(Killed):
         world.drain()
     expire_leases(world)
@@ -298,8 +303,17 @@ def test_a_kickoff_whose_queuing_failed_once_goes_out_on_the_next_sweep(world: W
     world.drain()
     assert world.sent() == []
 
-    tick = {"version": "0", "id": "t", "detail-type": "Scheduled Event", "source": "aws.events", "account": "1",
-            "time": "2026-12-01T00:00:00Z", "region": "us-east-1", "resources": [], "detail": {}}
+    tick = {
+        "version": "0",
+        "id": "t",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "1",
+        "time": "2026-12-01T00:00:00Z",
+        "region": "us-east-1",
+        "resources": [],
+        "detail": {},
+    }
     assert world.client.lambda_.invoke("sweeper", tick).payload == 1  # five minutes later
     assert world.client.lambda_.invoke("sweeper", tick).payload == 0  # and again: nothing more
     world.drain()
@@ -419,7 +433,9 @@ def test_an_organizer_who_also_signed_up_gets_one_kickoff_one_copy_and_no_echo(w
     world.receive(mail(ORGANIZER, chat["address"], subject="From Olive"), sender=ORGANIZER, to=[chat["address"]])
     world.drain()
 
-    assert Counter(s.to.lower() for s in world.sent() if "From Ann" in str(s.message["Subject"])) == Counter([ORGANIZER])
+    assert Counter(s.to.lower() for s in world.sent() if "From Ann" in str(s.message["Subject"])) == Counter(
+        [ORGANIZER]
+    )
     olive = [s for s in world.sent() if "From Olive" in str(s.message["Subject"])]
     assert [s.to for s in olive] == [addr("ann1")]  # not echoed to the organizer's signup
     assert olive[0].message["From"].addresses[0].display_name.startswith("Olive0 O.")
@@ -451,9 +467,7 @@ def _notices(world: World) -> list[Any]:
     return [s for s in world.sent() if s.message["Auto-Submitted"] == "auto-replied"]
 
 
-def test_a_notice_goes_only_to_an_authenticated_address_once_a_day_and_quotes_nothing(
-    world: World, chat: dict
-) -> None:
+def test_a_notice_goes_only_to_an_authenticated_address_once_a_day_and_quotes_nothing(world: World, chat: dict) -> None:
     victim = "victim@target.example"
     # A forger: envelope sender is the victim, SPF fails, DKIM passes for the
     # forger's own domain (not aligned with the From). Rotating From addresses.
@@ -480,7 +494,10 @@ def test_a_notice_goes_to_the_from_address_when_only_aligned_dkim_passed(world: 
         b"Subject: Hello", b"Subject: Hello\r\nDKIM-Signature: v=1; a=rsa-sha256; d=dkim.example; s=s1; b=abc"
     )
     world.receive(
-        raw, sender="bounce@esp.example", to=[chat["address"]], verdicts={"spf": "FAIL", "dkim": "PASS", "dmarc": "PASS"}
+        raw,
+        sender="bounce@esp.example",
+        to=[chat["address"]],
+        verdicts={"spf": "FAIL", "dkim": "PASS", "dmarc": "PASS"},
     )
     assert [n.to for n in _notices(world)] == ["outsider@dkim.example"]
 

@@ -60,51 +60,144 @@ ROWS = {
     r.id: r
     for r in [
         # -- duplicates and concurrency
-        Row("C1", "the same SES event invoked twice at once", "inbound handler, while the first is deciding",
-            "threads", "Lambda retries the one that was refused"),
-        Row("C2", "one SQS batch delivered twice at once", "deliver, while the first is sending",
-            "threads", "SQS redelivers the one that was refused"),
-        Row("C3", "the open_chat schedule fired twice at once", "ChatService.update, both read the chat before saving",
-            "threads", "both finish; the queue is drained"),
+        Row(
+            "C1",
+            "the same SES event invoked twice at once",
+            "inbound handler, while the first is deciding",
+            "threads",
+            "Lambda retries the one that was refused",
+        ),
+        Row(
+            "C2",
+            "one SQS batch delivered twice at once",
+            "deliver, while the first is sending",
+            "threads",
+            "SQS redelivers the one that was refused",
+        ),
+        Row(
+            "C3",
+            "the open_chat schedule fired twice at once",
+            "ChatService.update, both read the chat before saving",
+            "threads",
+            "both finish; the queue is drained",
+        ),
         # -- errors
         Row("E1", "SES `Throttling`", "the first SendEmail of the batch", "error", "SQS redelivers the batch"),
-        Row("E2", "SES `TooManyRequestsException`", "the first SendEmail of the batch", "error",
-            "SQS redelivers the batch"),
-        Row("E3", "SES `MessageRejected` (one recipient's address)", "every SendEmail to ann2", "error",
-            "SQS redelivers nothing"),
-        Row("E4", "SES `AccountSendingPausedException`", "every SendEmail until the operator acts", "error",
-            "SQS gives up after 5 receives (DLQ); the operator redrives"),
-        Row("E5", "DynamoDB `ConditionalCheckFailedException` (a real one)",
+        Row(
+            "E2",
+            "SES `TooManyRequestsException`",
+            "the first SendEmail of the batch",
+            "error",
+            "SQS redelivers the batch",
+        ),
+        Row(
+            "E3",
+            "SES `MessageRejected` (one recipient's address)",
+            "every SendEmail to ann2",
+            "error",
+            "SQS redelivers nothing",
+        ),
+        Row(
+            "E4",
+            "SES `AccountSendingPausedException`",
+            "every SendEmail until the operator acts",
+            "error",
+            "SQS gives up after 5 receives (DLQ); the operator redrives",
+        ),
+        Row(
+            "E5",
+            "DynamoDB `ConditionalCheckFailedException` (a real one)",
             "a copy's claim, held by a crashed batch, met by the same recipients queued again under another name",
-            "Killed + error", "the crashed batch's lease lapses; SQS redelivers it"),
-        Row("E6", "DynamoDB `ProvisionedThroughputExceededException`", "a send thread's claims (TransactWriteItems TO#)", "error",
-            "SQS redelivers the batch"),
-        Row("E7", "DynamoDB `ProvisionedThroughputExceededException`",
-            "the records of sent copies, right after SES accepted them (BatchWriteItem TO#)", "error", "none needed"),
-        Row("E8", "DynamoDB `TransactionConflict` (TransactionCanceled)",
-            "the transaction that finishes the log entry and counts the stats", "error",
-            "Lambda retries the inbound event"),
+            "Killed + error",
+            "the crashed batch's lease lapses; SQS redelivers it",
+        ),
+        Row(
+            "E6",
+            "DynamoDB `ProvisionedThroughputExceededException`",
+            "a send thread's claims (TransactWriteItems TO#)",
+            "error",
+            "SQS redelivers the batch",
+        ),
+        Row(
+            "E7",
+            "DynamoDB `ProvisionedThroughputExceededException`",
+            "the records of sent copies, right after SES accepted them (BatchWriteItem TO#)",
+            "error",
+            "none needed",
+        ),
+        Row(
+            "E8",
+            "DynamoDB `TransactionConflict` (TransactionCanceled)",
+            "the transaction that finishes the log entry and counts the stats",
+            "error",
+            "Lambda retries the inbound event",
+        ),
         Row("E9", "S3 `NoSuchKey` for the raw mail", "the download of inbound/<id>", "error", "none needed"),
-        Row("E10", "SQS `SendMessageBatch` refused after the render was stored", "the fan-out's queueing", "error",
-            "Lambda retries the inbound event"),
+        Row(
+            "E10",
+            "SQS `SendMessageBatch` refused after the render was stored",
+            "the fan-out's queueing",
+            "error",
+            "Lambda retries the inbound event",
+        ),
         # -- crashes in the inbound handler (relay_one)
-        Row("K1", "crash before the claim", "relay_one: before the log entry (`relaying`) is written", "Killed",
-            "the in-progress record lapses; Lambda retries"),
-        Row("K2", "crash after the claim", "relay_one: log entry `relaying`, fan-out not queued", "Killed",
-            "the in-progress record lapses; Lambda retries"),
-        Row("K3", "crash between a send and its record", "relay_one: fan-out queued, log entry not finished",
-            "Killed", "the in-progress record lapses; Lambda retries"),
-        Row("K4", "crash after the last record", "relay_one: log entry `done`, idempotency record not completed",
-            "Killed", "the in-progress record lapses; Lambda retries"),
+        Row(
+            "K1",
+            "crash before the claim",
+            "relay_one: before the log entry (`relaying`) is written",
+            "Killed",
+            "the in-progress record lapses; Lambda retries",
+        ),
+        Row(
+            "K2",
+            "crash after the claim",
+            "relay_one: log entry `relaying`, fan-out not queued",
+            "Killed",
+            "the in-progress record lapses; Lambda retries",
+        ),
+        Row(
+            "K3",
+            "crash between a send and its record",
+            "relay_one: fan-out queued, log entry not finished",
+            "Killed",
+            "the in-progress record lapses; Lambda retries",
+        ),
+        Row(
+            "K4",
+            "crash after the last record",
+            "relay_one: log entry `done`, idempotency record not completed",
+            "Killed",
+            "the in-progress record lapses; Lambda retries",
+        ),
         # -- crashes in deliver
-        Row("K5", "crash before the claim", "deliver: before the first claim", "Killed",
-            "the lease lapses; SQS redelivers"),
-        Row("K6", "crash after the claim", "deliver: a send thread's copies claimed (one transaction), none sent", "Killed",
-            "the lease lapses; SQS redelivers"),
-        Row("K7", "crash between a send and its record", "deliver: third copy accepted by SES, not recorded",
-            "Killed", "the lease lapses; SQS redelivers"),
-        Row("K8", "crash after the last record", "deliver: every copy recorded, lease not released", "Killed",
-            "the lease lapses; SQS redelivers"),
+        Row(
+            "K5",
+            "crash before the claim",
+            "deliver: before the first claim",
+            "Killed",
+            "the lease lapses; SQS redelivers",
+        ),
+        Row(
+            "K6",
+            "crash after the claim",
+            "deliver: a send thread's copies claimed (one transaction), none sent",
+            "Killed",
+            "the lease lapses; SQS redelivers",
+        ),
+        Row(
+            "K7",
+            "crash between a send and its record",
+            "deliver: third copy accepted by SES, not recorded",
+            "Killed",
+            "the lease lapses; SQS redelivers",
+        ),
+        Row(
+            "K8",
+            "crash after the last record",
+            "deliver: every copy recorded, lease not released",
+            "Killed",
+            "the lease lapses; SQS redelivers",
+        ),
     ]
 }
 
@@ -137,8 +230,14 @@ def inbound_event(world: World, chat: dict[str, Any], subject: str, *, store: bo
     if store:
         boto3.client("s3").put_object(Bucket=world.settings.mail_bucket, Key=f"inbound/{ses_id}", Body=raw)
     verdicts = {"spf": "PASS", "dkim": "PASS", "dmarc": "PASS", "spam": "PASS", "virus": "PASS"}
-    event = ses_event(message_id=ses_id, stored=raw, mail_from=addr("ann0"), recipients=[chat["address"]],
-                      verdicts=verdicts, when=datetime.now(UTC))
+    event = ses_event(
+        message_id=ses_id,
+        stored=raw,
+        mail_from=addr("ann0"),
+        recipients=[chat["address"]],
+        verdicts=verdicts,
+        when=datetime.now(UTC),
+    )
     world.last_ses_event = event
     return event
 
@@ -151,8 +250,14 @@ def settle(world: World, chat: dict[str, Any], subject: str, *, repeats: int = 0
     return judge(final_state(world, chat_id_of(chat), subject, ACTIVE), repeats=repeats)
 
 
-def crash_at(world: World, target: str, *, after: bool = False, static: bool = False,
-             when: Callable[[int], bool] = lambda n: n == 1) -> None:
+def crash_at(
+    world: World,
+    target: str,
+    *,
+    after: bool = False,
+    static: bool = False,
+    when: Callable[[int], bool] = lambda n: n == 1,
+) -> None:
     """Kill the process at the call of ``target`` for which ``when(call number)``
     holds: before it runs, or with ``after``, once it has run."""
     import pkgutil
@@ -336,8 +441,9 @@ def test_c3_open_chat_fired_twice_at_once(world: World, matrix: Matrix) -> None:
 
 @pytest.mark.parametrize(("row", "code"), [("E1", "Throttling"), ("E2", "TooManyRequestsException")])
 def test_e1_e2_ses_throttling_retries_the_copy(world: World, chat: dict, matrix: Matrix, row: str, code: str) -> None:
-    hits = aws_fault(world, "SendEmail", client_error(code, "Maximum sending rate exceeded.", "SendEmail"),
-                     when=any_send)
+    hits = aws_fault(
+        world, "SendEmail", client_error(code, "Maximum sending rate exceeded.", "SendEmail"), when=any_send
+    )
     post(world, chat, f"Throttled {code}")
     world.drain()
     assert len(hits) == 1
@@ -345,8 +451,13 @@ def test_e1_e2_ses_throttling_retries_the_copy(world: World, chat: dict, matrix:
 
 
 def test_e3_ses_message_rejected_is_recorded_for_that_recipient(world: World, chat: dict, matrix: Matrix) -> None:
-    aws_fault(world, "SendEmail", client_error("MessageRejected", "Address blacklisted.", "SendEmail"),
-              when=send_email_to(addr("ann2")), times=99)
+    aws_fault(
+        world,
+        "SendEmail",
+        client_error("MessageRejected", "Address blacklisted.", "SendEmail"),
+        when=send_email_to(addr("ann2")),
+        times=99,
+    )
     post(world, chat, "Refused one")
     world.drain()
     matrix.record("E3", settle(world, chat, "Refused one"))
@@ -354,8 +465,13 @@ def test_e3_ses_message_rejected_is_recorded_for_that_recipient(world: World, ch
 
 def test_e4_ses_sending_paused_parks_then_a_redrive_delivers(world: World, chat: dict, matrix: Matrix) -> None:
     sqs = boto3.client("sqs")
-    aws_fault(world, "SendEmail", client_error("AccountSendingPausedException", "Sending is paused.", "SendEmail"),
-              when=any_send, times=10_000)
+    aws_fault(
+        world,
+        "SendEmail",
+        client_error("AccountSendingPausedException", "Sending is paused.", "SendEmail"),
+        when=any_send,
+        times=10_000,
+    )
     post(world, chat, "Paused account")
     world.drain(max_rounds=30)
     parked = settle(world, chat, "Paused account")
@@ -401,9 +517,12 @@ def test_e5_a_real_conditional_check_failure_on_a_claim(world: World, chat: dict
 
 
 def test_e6_throughput_exceeded_on_a_claim(world: World, chat: dict, matrix: Matrix) -> None:
-    hits = aws_fault(world, "TransactWriteItems",
-                     client_error("ProvisionedThroughputExceededException", operation="TransactWriteItems"),
-                     when=copy_claims)
+    hits = aws_fault(
+        world,
+        "TransactWriteItems",
+        client_error("ProvisionedThroughputExceededException", operation="TransactWriteItems"),
+        when=copy_claims,
+    )
     with world.settings_override(MUSTER_SEND_CONCURRENCY="1"):  # one thread claims every copy at once
         post(world, chat, "Claim throttled")
         world.drain()
@@ -412,9 +531,12 @@ def test_e6_throughput_exceeded_on_a_claim(world: World, chat: dict, matrix: Mat
 
 
 def test_e7_throughput_exceeded_on_a_record_after_the_send(world: World, chat: dict, matrix: Matrix) -> None:
-    hits = aws_fault(world, "BatchWriteItem",
-                     client_error("ProvisionedThroughputExceededException", operation="BatchWriteItem"),
-                     when=copy_records)
+    hits = aws_fault(
+        world,
+        "BatchWriteItem",
+        client_error("ProvisionedThroughputExceededException", operation="BatchWriteItem"),
+        when=copy_records,
+    )
     post(world, chat, "Record throttled")
     world.drain()
     assert len(hits) == 1
@@ -450,8 +572,12 @@ def test_e9_the_raw_mail_is_missing_from_s3(world: World, chat: dict, matrix: Ma
 
 
 def test_e10_sqs_refuses_the_fan_out_after_the_render_was_stored(world: World, chat: dict, matrix: Matrix) -> None:
-    aws_fault(world, "SendMessageBatch", client_error("ServiceUnavailable", "Service unavailable", "SendMessageBatch"),
-              when=lambda p: '"kind":"relay"' in str(p))
+    aws_fault(
+        world,
+        "SendMessageBatch",
+        client_error("ServiceUnavailable", "Service unavailable", "SendMessageBatch"),
+        when=lambda p: '"kind":"relay"' in str(p),
+    )
     with pytest.raises(Exception, match="ServiceUnavailable"):
         post(world, chat, "Queue down")
     stored = boto3.client("s3").list_objects_v2(Bucket=world.settings.mail_bucket, Prefix="outbound/")

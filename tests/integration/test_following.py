@@ -25,8 +25,15 @@ from tests.integration.world import Sent, World, event_body, signup_body
 
 ORGANIZER = "olive0@org.example"
 TICK = {
-    "version": "0", "id": "digest-tick", "detail-type": "Scheduled Event", "source": "aws.events",
-    "account": "1", "time": "2030-01-01T00:00:00Z", "region": "us-east-1", "resources": [], "detail": {},
+    "version": "0",
+    "id": "digest-tick",
+    "detail-type": "Scheduled Event",
+    "source": "aws.events",
+    "account": "1",
+    "time": "2030-01-01T00:00:00Z",
+    "region": "us-east-1",
+    "resources": [],
+    "detail": {},
 }
 URLENCODED = {"Content-Type": "application/x-www-form-urlencoded"}
 
@@ -505,7 +512,17 @@ DELIVERY = "/events/e1/signups/s1/delivery"
         ("/events/nope/signups/s1/delivery", {"delivery": "each"}, {}, 404, "not_found", "event_id"),
         ("/events/e1/signups/bad%20id!/delivery", {"delivery": "each"}, {}, 400, "invalid_id", "signup_id"),
     ],
-    ids=["unknown-mode", "not-a-string", "missing", "unknown-field", "bad-json", "not-json", "no-signup", "no-event", "bad-id"],
+    ids=[
+        "unknown-mode",
+        "not-a-string",
+        "missing",
+        "unknown-field",
+        "bad-json",
+        "not-json",
+        "no-signup",
+        "no-event",
+        "bad-id",
+    ],
 )
 def test_the_delivery_api_rejects_bad_requests_with_r13s_shape(
     world: World, path: str, body: Any, headers: dict[str, str], status: int, code: str, field: str | None

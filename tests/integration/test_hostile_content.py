@@ -102,7 +102,10 @@ def test_item14_keys_and_signatures_never_pass(world: World, chat: dict[str, Any
         text = texts(copy)
         assert text.count("An OpenPGP key was removed: keys carry their owner's email address.") == 3
         assert "BEGIN PGP" not in copy.raw.decode("ascii")
-        assert all(p.get_content_type() not in ("application/pgp-keys", "application/pkcs7-signature") for p in copy.message.walk())
+        assert all(
+            p.get_content_type() not in ("application/pgp-keys", "application/pkcs7-signature")
+            for p in copy.message.walk()
+        )
 
 
 def test_item15_text_like_attachments_are_scrubbed_and_binaries_checked(world: World, chat: dict[str, Any]) -> None:
@@ -160,7 +163,9 @@ def test_item16_participants_named_like_the_placeholders_post_and_receive(world:
     expected = _header_names(baseline.message)
     mail_parts = [
         hostile.part("text/plain; charset=utf-8", f"Hello {MUTE_URL_PLACEHOLDER_TEXT}, ask {addr('ann10')}\r\n"),
-        hostile.part("text/html; charset=utf-8", f"<p>{MUTE_URL_PLACEHOLDER_HTML} <a href='mailto:{addr('ann11')}'>x</a></p>"),
+        hostile.part(
+            "text/html; charset=utf-8", f"<p>{MUTE_URL_PLACEHOLDER_HTML} <a href='mailto:{addr('ann11')}'>x</a></p>"
+        ),
         hostile.attachment("text/csv", f"{MUTE_URL_PLACEHOLDER_TEXT}.csv", f"{MUTE_URL_PLACEHOLDER_HTML}\r\n".encode()),
     ]
     for sender in (addr("ann10"), addr("ann11"), addr("ann0")):

@@ -152,7 +152,6 @@ def test_the_api_accepts_and_returns_a_non_ascii_address(world: World, jose_chat
     assert response.json_body["person"]["email"] == JOSE
 
 
-
 def test_a_non_ascii_from_through_the_twin_event(world: World, jose_chat: dict) -> None:
     raw = raw_mail(JOSE_FROMS[0], jose_chat["address"])
 

@@ -163,8 +163,14 @@ def expected(chosen: list[Plan], clicks: dict[str, dict[str, int]]) -> dict[str,
         "share_with_messages": with_messages / len(chosen),
         "chats_after_event": after,
         "share_after_event": after / len(chosen),
-        "messages_per_chat": {"median": float(statistics.median(msgs)), "p90": float(nearest_rank_p90([float(n) for n in msgs]) or 0)},
-        "posters_per_chat": {"median": float(statistics.median(posters)), "p90": float(nearest_rank_p90([float(n) for n in posters]) or 0)},
+        "messages_per_chat": {
+            "median": float(statistics.median(msgs)),
+            "p90": float(nearest_rank_p90([float(n) for n in msgs]) or 0),
+        },
+        "posters_per_chat": {
+            "median": float(statistics.median(posters)),
+            "p90": float(nearest_rank_p90([float(n) for n in posters]) or 0),
+        },
         "first_message_seconds": {"median": float(statistics.median(firsts)), "p90": nearest_rank_p90(firsts)},
         "members": members,
         "mute_rate": muted / members,
@@ -206,18 +212,24 @@ def test_seeded_chats_give_exact_kpis_through_the_api_and_make_kpis(world: World
     with mock.patch.object(kpis, "_clicks", clicks):
         # The whole range: every chat
         body = get(world, "?from=2026-12-10&to=2026-12-12")
-        assert {k: v for k, v in body.items() if k not in {"from", "to", "event_id"}} == expected(all_plans, clicks_by_plan)
+        assert {k: v for k, v in body.items() if k not in {"from", "to", "event_id"}} == expected(
+            all_plans, clicks_by_plan
+        )
         assert body["chats_opened"] == 42 and (body["from"], body["to"]) == ("2026-12-10", "2026-12-12")
 
         # Two of the three days
         body = get(world, "?from=2026-12-11&to=2026-12-12")
         chosen = [p for p in all_plans if p.c >= PER_EVENT]
-        assert {k: v for k, v in body.items() if k not in {"from", "to", "event_id"}} == expected(chosen, clicks_by_plan)
+        assert {k: v for k, v in body.items() if k not in {"from", "to", "event_id"}} == expected(
+            chosen, clicks_by_plan
+        )
 
         # One event over the whole range
         body = get(world, "?from=2026-12-01&to=2026-12-31&event_id=e2")
         chosen = [p for p in all_plans if p.event == "e2"]
-        assert {k: v for k, v in body.items() if k not in {"from", "to", "event_id"}} == expected(chosen, clicks_by_plan)
+        assert {k: v for k, v in body.items() if k not in {"from", "to", "event_id"}} == expected(
+            chosen, clicks_by_plan
+        )
         assert body["event_id"] == "e2"
         assert seen[-1] == ("acme", datetime(2026, 12, 1).date(), datetime(2026, 12, 31).date(), "e2")
 

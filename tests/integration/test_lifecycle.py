@@ -113,7 +113,13 @@ def test_shift_10h_ahead_opens_at_once_and_kicks_off_active_people_only(world: W
     assert chat["state"] == "open"
     got = sorted(s.to for s in world.sent())
     assert got == sorted(
-        ["olive0@org.example", "olive1@org.example", "ann0@people.example", "ann1@people.example", "ann2@people.example"]
+        [
+            "olive0@org.example",
+            "olive1@org.example",
+            "ann0@people.example",
+            "ann1@people.example",
+            "ann2@people.example",
+        ]
     )
     # and the opening schedule is replaced by the closing one
     (schedule,) = world.schedules()
@@ -234,7 +240,11 @@ def test_schedule_targets_exist_as_lambda_functions(world: World) -> None:
     world.advance(2)
     response = world.fire_schedule(schedule)
     assert response.payload["state"] == "open"
-    assert boto3.client("scheduler").list_schedules(GroupName=world.settings.schedule_group)["Schedules"][0]["Name"].startswith("muster-test-close-")
+    assert (
+        boto3.client("scheduler")
+        .list_schedules(GroupName=world.settings.schedule_group)["Schedules"][0]["Name"]
+        .startswith("muster-test-close-")
+    )
 
 
 def test_organizer_added_to_an_open_chat_gets_a_kickoff_once(world: World) -> None:

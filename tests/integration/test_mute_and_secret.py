@@ -26,7 +26,9 @@ def addr(n: int) -> str:
     return f"ann{n}@people.example"
 
 
-def multipart(fields: dict[str, str], *, boundary: str = "----MusterBoundary7MA4YWxk", newline: str = "\r\n") -> tuple[str, bytes]:
+def multipart(
+    fields: dict[str, str], *, boundary: str = "----MusterBoundary7MA4YWxk", newline: str = "\r\n"
+) -> tuple[str, bytes]:
     """A multipart/form-data body as browsers and mailbox providers send it."""
     lines: list[str] = []
     for name, value in fields.items():
@@ -125,7 +127,15 @@ def test_multipart_without_the_field_is_400_and_mutes_nothing(
         (URLENCODED, b""),
         ("multipart/form-data; boundary=x\r\nX-Injected: 1", b"--x\r\n\r\n--x--\r\n"),
     ],
-    ids=["no-boundary", "wrong-boundary", "not-form-data", "text-plain", "urlencoded-in-a-value", "empty", "header-injection"],
+    ids=[
+        "no-boundary",
+        "wrong-boundary",
+        "not-form-data",
+        "text-plain",
+        "urlencoded-in-a-value",
+        "empty",
+        "header-injection",
+    ],
 )
 def test_malformed_forms_are_400_and_mute_nothing(world: World, mute_path: str, content_type: str, body: bytes) -> None:
     response = post(world, mute_path, content_type, body)

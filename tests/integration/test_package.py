@@ -44,11 +44,30 @@ FUNCTIONS = {
 }
 # The AWS services each function's code calls, and nothing more.
 SERVICES = {
-    "APIHandler": {"logs", "xray", "dynamodb", "sqs", "scheduler", "iam", "ses", "s3"},  # + approvals, steward notices, GET /files/{token}
+    "APIHandler": {
+        "logs",
+        "xray",
+        "dynamodb",
+        "sqs",
+        "scheduler",
+        "iam",
+        "ses",
+        "s3",
+    },  # + approvals, steward notices, GET /files/{token}
     "IntegrationEvents": {"logs", "xray", "dynamodb", "sqs", "scheduler", "iam"},
     "OpenChat": {"logs", "xray", "dynamodb", "sqs", "scheduler", "iam"},
     "CloseChat": {"logs", "xray", "dynamodb", "sqs", "scheduler", "iam"},
-    "Sweeper": {"logs", "xray", "dynamodb", "sqs", "scheduler", "iam", "ses", "s3", "events"},  # + expiring held messages, integration events out
+    "Sweeper": {
+        "logs",
+        "xray",
+        "dynamodb",
+        "sqs",
+        "scheduler",
+        "iam",
+        "ses",
+        "s3",
+        "events",
+    },  # + expiring held messages, integration events out
     "Deliver": {"logs", "xray", "dynamodb", "sqs", "ses", "s3", "sms-voice"},  # + texts (issue 12)
     "InboundEmail": {"logs", "xray", "dynamodb", "sqs", "ses", "s3"},
     "Feedback": {"logs", "xray", "dynamodb"},
@@ -360,7 +379,9 @@ def test_api_gateway_answers_its_own_errors_in_r13_shape(stacks: dict[str, Stack
             response = responses[kind]
             assert response.get("statusCode") == status, kind
             assert set(response["responseTemplates"]) == {"application/json"}, kind
-            rendered = render_gateway_template(response["responseTemplates"]["application/json"], "Missing Authentication Token")
+            rendered = render_gateway_template(
+                response["responseTemplates"]["application/json"], "Missing Authentication Token"
+            )
             assert set(rendered) == {"error"} and set(rendered["error"]) == {"code", "message", "field"}, kind
             assert rendered["error"]["code"] == code and rendered["error"]["field"] is None, kind
             assert isinstance(rendered["error"]["message"], str) and rendered["error"]["message"], kind
@@ -368,11 +389,14 @@ def test_api_gateway_answers_its_own_errors_in_r13_shape(stacks: dict[str, Stack
                 assert 400 <= int(status) < 600 and (int(status) < 500) == (code != "timeout"), kind
         # An unknown route must not answer with API Gateway's misleading text.
         unknown = render_gateway_template(
-            responses["MISSING_AUTHENTICATION_TOKEN"]["responseTemplates"]["application/json"], "Missing Authentication Token"
+            responses["MISSING_AUTHENTICATION_TOKEN"]["responseTemplates"]["application/json"],
+            "Missing Authentication Token",
         )
         assert "Authentication" not in unknown["error"]["message"]
         # Only the generic 4XX passes API Gateway's own message through.
-        rejected = render_gateway_template(responses["DEFAULT_4XX"]["responseTemplates"]["application/json"], 'a "quoted" text')
+        rejected = render_gateway_template(
+            responses["DEFAULT_4XX"]["responseTemplates"]["application/json"], 'a "quoted" text'
+        )
         assert rejected["error"]["message"] == 'a "quoted" text'
         # Inside the Swagger body, so SAM's deployment (hashed from the body) carries them;
         # separate AWS::ApiGateway::GatewayResponse resources are dropped by the next deployment.
@@ -401,7 +425,10 @@ def test_the_digest_job_runs_every_15_minutes_with_time_to_send(dev: Stack) -> N
     table = dev.getatt("Table", "Arn")
     assert ("dynamodb:Query", table + "/index/due") in pairs
     assert {a for a, _ in pairs if a.startswith("dynamodb:")} == {
-        "dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem",
+        "dynamodb:GetItem",
+        "dynamodb:Query",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
     }
     assert {a for a, _ in pairs if a.startswith("ses:")} == {"ses:SendEmail", "ses:SendRawEmail", "ses:GetAccount"}
 
@@ -513,11 +540,19 @@ def test_mail_objects_are_split_by_prefix(dev: Stack) -> None:
     # its linked files); a report quotes the rendered copy; the download route
     # presigns GETs of linked files; the sweeper expires held messages.
     assert s3["APIHandler"] == [
-        ("s3:GetObject", "/files/*"), ("s3:GetObject", "/held/*"), ("s3:GetObject", "/inbound/*"),
-        ("s3:GetObject", "/outbound/*"), ("s3:PutObject", "/files/*"), ("s3:PutObject", "/outbound/*"),
+        ("s3:GetObject", "/files/*"),
+        ("s3:GetObject", "/held/*"),
+        ("s3:GetObject", "/inbound/*"),
+        ("s3:GetObject", "/outbound/*"),
+        ("s3:PutObject", "/files/*"),
+        ("s3:PutObject", "/outbound/*"),
     ]
     assert s3["Sweeper"] == [("s3:GetObject", "/held/*")]
-    assert all(not v for k, v in s3.items() if k not in ("InboundEmail", "Deliver", "Digest", "APIHandler", "Sweeper", "SmsInbound"))
+    assert all(
+        not v
+        for k, v in s3.items()
+        if k not in ("InboundEmail", "Deliver", "Digest", "APIHandler", "Sweeper", "SmsInbound")
+    )
 
 
 # -- data -------------------------------------------------------------------------------
@@ -646,7 +681,9 @@ def test_texts_go_out_through_the_sms_configuration_set_and_come_in_through_thei
         if logical not in {"Deliver", "SmsInbound"}:
             assert not sends, logical
             continue
-        assert {a for a, _ in grants(dev, role_of(dev, logical)) if a.startswith("sms-voice:")} == {"sms-voice:SendTextMessage"}
+        assert {a for a, _ in grants(dev, role_of(dev, logical)) if a.startswith("sms-voice:")} == {
+            "sms-voice:SendTextMessage"
+        }
         assert set(sends) == {
             f"arn:aws:sms-voice:{REGION}:{ACCOUNT}:configuration-set/muster-dev-sms",
             f"arn:aws:sms-voice:{REGION}:{ACCOUNT}:phone-number/*",

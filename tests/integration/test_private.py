@@ -29,7 +29,9 @@ def addr(n: int) -> str:
 REAL = [ORGANIZER, "olive1@org.example", *(addr(n) for n in range(4))]
 
 
-def mail(frm: str, to: str, subject: str = "A word", body: str = "Can you bring the clipboards?", **headers: str) -> bytes:
+def mail(
+    frm: str, to: str, subject: str = "A word", body: str = "Can you bring the clipboards?", **headers: str
+) -> bytes:
     msg = EmailMessage(policy=policy.SMTP.clone(max_line_length=998))
     msg["From"] = f"Someone <{frm}>"
     msg["To"] = to
@@ -256,7 +258,9 @@ def test_a_participant_who_left_the_chat_can_no_longer_post(world: World, chat: 
     from chalicelib.models import Participant
 
     pair = opened(world)["relay_address"]
-    Participant(f"CH#{chat_id_of(world)}", "P#s-s0").update(actions=[Participant.left.set(True), Participant.muted.set(True)])
+    Participant(f"CH#{chat_id_of(world)}", "P#s-s0").update(
+        actions=[Participant.left.set(True), Participant.muted.set(True)]
+    )
     before = len(world.sent())
     assert world.receive(mail(addr(0), pair), sender=addr(0), to=[pair]) == {"outcomes": ["sender_inactive"]}
     world.receive(mail(ORGANIZER, pair), sender=ORGANIZER, to=[pair])
@@ -326,8 +330,14 @@ def test_replies_in_the_pair_thread_for_each_side(world: World, chat: dict) -> N
     (held,) = [d for d in Delivery.scan() if d.pk == f"MSG#{root}" and d.sk.startswith("TO#")]
     ann_holds = f"<{held.ses_message_id}@email.amazonses.com>"
 
-    reply = mail(addr(0), pair, subject=f"Re: {to_ann.message['Subject']}", body="Sure.",
-                 In_Reply_To=ann_holds, References=ann_holds)
+    reply = mail(
+        addr(0),
+        pair,
+        subject=f"Re: {to_ann.message['Subject']}",
+        body="Sure.",
+        In_Reply_To=ann_holds,
+        References=ann_holds,
+    )
     world.receive(reply, sender=addr(0), to=[pair])
     world.drain()
     (to_olive,) = world.sent()[before + 1 :]
@@ -360,8 +370,11 @@ def test_a_reply_to_the_intro_threads_under_it_on_both_sides(world: World, chat:
 def test_a_lost_intro_queueing_is_redone_by_the_next_open(world: World, chat: dict) -> None:
     from tests.integration.test_exactly_once import fail_first
 
-    fail_first(world, "chalicelib.adapters.queue.DeliveryQueue.send_all",
-               when=lambda queue, bodies: bool(bodies) and bodies[0].get("kind") == "intro")
+    fail_first(
+        world,
+        "chalicelib.adapters.queue.DeliveryQueue.send_all",
+        when=lambda queue, bodies: bool(bodies) and bodies[0].get("kind") == "intro",
+    )
     first = open_thread(world)
     assert first.status_code == 500 and json.loads(first.body)["error"]["code"] == "internal_error"
     world.drain()

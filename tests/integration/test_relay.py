@@ -16,8 +16,15 @@ from chalicelib.adapters.mail import Mailer, SendFailed
 from tests.integration.world import World, event_body, signup_body
 
 ORGANIZER = "olive0@org.example"
-STATUSES = {"ann0": "registered", "ann1": "confirmed", "ann2": "attended", "ann3": "registered",
-            "ann4": "cancelled", "ann5": "blocked", "ann6": "missed"}
+STATUSES = {
+    "ann0": "registered",
+    "ann1": "confirmed",
+    "ann2": "attended",
+    "ann3": "registered",
+    "ann4": "cancelled",
+    "ann5": "blocked",
+    "ann6": "missed",
+}
 
 
 def addr(name: str) -> str:
@@ -30,7 +37,9 @@ def chat(world: World) -> dict[str, Any]:
     return world.open_chat(STATUSES.values())
 
 
-def mail(frm: str, to: str, subject: str = "Carpool?", body: str = "Who can drive from the station?", **headers: str) -> bytes:
+def mail(
+    frm: str, to: str, subject: str = "Carpool?", body: str = "Who can drive from the station?", **headers: str
+) -> bytes:
     msg = EmailMessage(policy=policy.SMTP.clone(max_line_length=998))  # msg-ids stay unfolded, as clients send them
     msg["From"] = f"Someone <{frm}>"
     msg["To"] = to
@@ -95,9 +104,13 @@ def test_bad_mute_token_is_refused_without_change(world: World, chat: dict, mang
     world.drain()
     url = relayed(world)[0].message["List-Unsubscribe"].strip("<>")
     token = url.rsplit("/", 1)[1]
-    bad = {"tamper": token[:-2] + ("AA" if not token.endswith("AA") else "BB"), "truncate": token[:20], "garbage": "x"}[mangle]
+    bad = {"tamper": token[:-2] + ("AA" if not token.endswith("AA") else "BB"), "truncate": token[:20], "garbage": "x"}[
+        mangle
+    ]
     response = world.client.http.post(
-        f"/mute/{bad}", body=b"List-Unsubscribe=One-Click", headers={"Content-Type": "application/x-www-form-urlencoded"}
+        f"/mute/{bad}",
+        body=b"List-Unsubscribe=One-Click",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
     )
     assert response.status_code == 403
     participants = world.chat("e1", "t1")["participants"]
@@ -161,7 +174,9 @@ def test_permanent_failure_is_recorded_per_recipient(world: World, chat: dict) -
     world.drain()
     from chalicelib.models import Delivery
 
-    records = {d.participant_key: d for d in Delivery.scan() if d.sk.startswith("TO#") and not d.pk.startswith("MSG#kickoff")}
+    records = {
+        d.participant_key: d for d in Delivery.scan() if d.sk.startswith("TO#") and not d.pk.startswith("MSG#kickoff")
+    }
     assert records["s-s3"].status == "failed" and records["s-s3"].reason == "MessageRejected"
     assert {k for k, d in records.items() if d.status == "sent"} == {"o-org0", "s-s1", "s-s2"}
 
@@ -187,7 +202,9 @@ REFUSALS = [
 def test_refused_mail_is_not_relayed_and_recorded(
     world: World, chat: dict, case: str, sender: str, verdicts: dict, headers: dict, reason: str
 ) -> None:
-    outcome = world.receive(mail(sender, chat["address"], **headers), sender=sender, to=[chat["address"]], verdicts=verdicts)
+    outcome = world.receive(
+        mail(sender, chat["address"], **headers), sender=sender, to=[chat["address"]], verdicts=verdicts
+    )
     world.drain()
     assert outcome == {"outcomes": [reason]}
     assert relayed(world) == []  # not relayed, and no notice to anyone (no backscatter)
@@ -205,7 +222,8 @@ def test_cancelled_signup_is_not_relayed_but_told_why(world: World, chat: dict) 
 
 def test_delivery_report_is_neither_relayed_nor_answered(world: World, chat: dict) -> None:
     dsn = (
-        b"From: Mail Delivery System <MAILER-DAEMON@mx.people.example>\r\nTo: " + chat["address"].encode()
+        b"From: Mail Delivery System <MAILER-DAEMON@mx.people.example>\r\nTo: "
+        + chat["address"].encode()
         + b"\r\nSubject: Undelivered Mail\r\nMIME-Version: 1.0\r\n"
         b"Content-Type: multipart/report; report-type=delivery-status; boundary=b\r\n\r\n"
         b"--b\r\nContent-Type: text/plain\r\n\r\nFailed.\r\n--b\r\nContent-Type: message/delivery-status\r\n\r\n"
@@ -220,7 +238,9 @@ def test_delivery_report_is_neither_relayed_nor_answered(world: World, chat: dic
 def test_stranger_gets_one_polite_notice_a_day(world: World, chat: dict) -> None:
     stranger = "stranger@elsewhere.example"
     for n in range(3):
-        outcome = world.receive(mail(stranger, chat["address"], subject=f"hi {n}"), sender=stranger, to=[chat["address"]])
+        outcome = world.receive(
+            mail(stranger, chat["address"], subject=f"hi {n}"), sender=stranger, to=[chat["address"]]
+        )
         assert outcome == {"outcomes": ["not_a_participant"]}
     world.drain()
     notices = relayed(world)
@@ -236,7 +256,9 @@ def test_stranger_gets_one_polite_notice_a_day(world: World, chat: dict) -> None
 
 def test_too_large_is_refused_with_a_notice(world: World, chat: dict) -> None:
     with world.settings_override(MUSTER_MAX_MESSAGE_BYTES="2000"):
-        outcome = world.receive(mail(addr("ann0"), chat["address"], body="x" * 5000), sender=addr("ann0"), to=[chat["address"]])
+        outcome = world.receive(
+            mail(addr("ann0"), chat["address"], body="x" * 5000), sender=addr("ann0"), to=[chat["address"]]
+        )
     world.drain()
     assert outcome == {"outcomes": ["too_large"]}
     assert [n.to for n in relayed(world)] == [addr("ann0")]
@@ -271,22 +293,30 @@ def test_reply_to_a_relayed_copy_cites_each_readers_own_copy_of_the_parent(world
     root = root_id.strip("<>").split("@")[0]
     # What each reader's client holds the first message under: their copy's SES id.
     held = {
-        d.participant_key: f"<{d.ses_message_id}@email.amazonses.com>"
-        for d in Delivery.scan()
-        if d.pk == f"MSG#{root}"
+        d.participant_key: f"<{d.ses_message_id}@email.amazonses.com>" for d in Delivery.scan() if d.pk == f"MSG#{root}"
     }
     assert all(copy.message["References"] == root_id for copy in relayed(world))  # a root cites itself
 
-    reply = mail(addr("ann1"), chat["address"], subject="Re: Carpool?", body="I can drive.",
-                 In_Reply_To=held["s-s1"], References=held["s-s1"])
+    reply = mail(
+        addr("ann1"),
+        chat["address"],
+        subject="Re: Carpool?",
+        body="I can drive.",
+        In_Reply_To=held["s-s1"],
+        References=held["s-s1"],
+    )
     before = len(relayed(world))
     world.receive(reply, sender=addr("ann1"), to=[chat["address"]])
     world.drain()
 
     copies = {s.to: s.message for s in relayed(world)[before:]}
     assert sorted(copies) == sorted([ORGANIZER, addr("ann0"), addr("ann2"), addr("ann3")])
-    expected = {ORGANIZER: held["o-org0"], addr("ann0"): ann0_client_id, addr("ann2"): held["s-s2"],
-                addr("ann3"): held["s-s3"]}
+    expected = {
+        ORGANIZER: held["o-org0"],
+        addr("ann0"): ann0_client_id,
+        addr("ann2"): held["s-s2"],
+        addr("ann3"): held["s-s3"],
+    }
     for to, message in copies.items():
         assert message["In-Reply-To"] == expected[to], to
         refs = str(message["References"]).split()
@@ -313,7 +343,9 @@ def test_authors_own_reply_to_their_sent_message_threads(world: World, chat: dic
 def test_sender_rate_limit_bounces_politely(world: World, chat: dict) -> None:
     with world.settings_override(MUSTER_SENDER_MESSAGES_PER_HOUR="2"):
         outcomes = [
-            world.receive(mail(addr("ann0"), chat["address"], subject=f"m{n}"), sender=addr("ann0"), to=[chat["address"]])["outcomes"][0]
+            world.receive(
+                mail(addr("ann0"), chat["address"], subject=f"m{n}"), sender=addr("ann0"), to=[chat["address"]]
+            )["outcomes"][0]
             for n in range(3)
         ]
     assert outcomes == ["relayed", "relayed", "rate_limited"]
@@ -365,7 +397,11 @@ def test_many_batches_still_deliver_one_copy_each(world: World, chat: dict) -> N
         world.receive(mail(addr("ann0"), chat["address"]), sender=addr("ann0"), to=[chat["address"]])
         sqs = boto3.client("sqs")
         url = sqs.get_queue_url(QueueName=world.settings.delivery_queue)["QueueUrl"]
-        queued = int(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]["ApproximateNumberOfMessages"])
+        queued = int(
+            sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"][
+                "ApproximateNumberOfMessages"
+            ]
+        )
         world.drain()
     assert queued == 4
     assert sorted(s.to for s in relayed(world)) == sorted([ORGANIZER, addr("ann1"), addr("ann2"), addr("ann3")])
@@ -402,8 +438,11 @@ def test_an_authors_client_id_never_goes_to_someone_else_under_the_same_signup(w
     body["person"] = {"first_name": "Zed", "last_name": "Newcomer", "email": "zed@people.example"}
     assert world.put_signup("e1", "s1", body).status_code == 200
     before = len(relayed(world))
-    world.receive(mail(addr("ann0"), chat["address"], subject="Re: Rides", In_Reply_To=f"<{ann0_copy}@email.amazonses.com>"),
-                  sender=addr("ann0"), to=[chat["address"]])
+    world.receive(
+        mail(addr("ann0"), chat["address"], subject="Re: Rides", In_Reply_To=f"<{ann0_copy}@email.amazonses.com>"),
+        sender=addr("ann0"),
+        to=[chat["address"]],
+    )
     world.drain()
 
     zed = next(s for s in relayed(world)[before:] if s.to == "zed@people.example")

@@ -44,8 +44,17 @@ def received(url: str) -> list[dict[str, Any]]:
             sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
 
 
-TICK = {"version": "0", "id": "t", "detail-type": "Scheduled Event", "source": "aws.events", "account": "1",
-        "time": "2026-12-01T00:00:00Z", "region": "us-east-1", "resources": [], "detail": {}}
+TICK = {
+    "version": "0",
+    "id": "t",
+    "detail-type": "Scheduled Event",
+    "source": "aws.events",
+    "account": "1",
+    "time": "2026-12-01T00:00:00Z",
+    "region": "us-east-1",
+    "resources": [],
+    "detail": {},
+}
 
 
 def sweep(world: World) -> Any:
@@ -145,7 +154,9 @@ def test_every_kind_validates_and_carries_no_address_or_name(world: World) -> No
         raw = json.dumps(event["detail"])
         assert not [s for s in secrets if s.lower() in raw.lower()], raw
         assert event["detail"]["idempotency"] and event["detail"]["version"] == 1
-    moderation = sorted((e["detail"]["action"], e["detail"]["target_kind"]) for e in events if e["detail-type"] == "ModerationAction")
+    moderation = sorted(
+        (e["detail"]["action"], e["detail"]["target_kind"]) for e in events if e["detail-type"] == "ModerationAction"
+    )
     assert moderation == [("closed", "chat"), ("removed", "signup")]
     referral = next(e["detail"] for e in events if e["detail-type"] == "ReferralAttributed")
     assert (referral["signup_id"], referral["referrer_signup_id"]) == ("s2", "s0")
@@ -166,7 +177,9 @@ class RefusingEvents:
         if self.fail_call:
             raise RuntimeError("ThrottlingException")
         results = [
-            {"ErrorCode": "InternalFailure", "ErrorMessage": "x"} if e["DetailType"] in self.refuse else {"EventId": "1"}
+            {"ErrorCode": "InternalFailure", "ErrorMessage": "x"}
+            if e["DetailType"] in self.refuse
+            else {"EventId": "1"}
             for e in Entries
         ]
         return {"FailedEntryCount": sum(1 for r in results if "ErrorCode" in r), "Entries": results}

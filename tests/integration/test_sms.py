@@ -305,7 +305,9 @@ def test_people_reachable_by_text_are_validated_strictly(world: World, person: d
     assert SAM not in r.body.decode()  # never echoed back
 
 
-def test_a_signup_by_text_reads_back_as_given_and_mail_only_people_are_unchanged(world: World, texts: SmsBackend) -> None:
+def test_a_signup_by_text_reads_back_as_given_and_mail_only_people_are_unchanged(
+    world: World, texts: SmsBackend
+) -> None:
     assert world.put_event("e1", event_body(start_in_hours=10)).status_code == 201
     signup(world, "s2", person(2, "Sam", email=None, phone=SAM, channel="sms"))
     view = json.loads(world.call("GET", "/events/e1/signups/s2").body)

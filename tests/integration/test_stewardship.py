@@ -29,8 +29,15 @@ from tests.integration.world import Sent, World, event_body, signup_body
 
 ORG = "olive0@org.example"
 TICK = {
-    "version": "0", "id": "tick", "detail-type": "Scheduled Event", "source": "aws.events", "account": "123456789012",
-    "time": "2026-12-01T00:00:00Z", "region": "us-east-1", "resources": [], "detail": {},
+    "version": "0",
+    "id": "tick",
+    "detail-type": "Scheduled Event",
+    "source": "aws.events",
+    "account": "123456789012",
+    "time": "2026-12-01T00:00:00Z",
+    "region": "us-east-1",
+    "resources": [],
+    "detail": {},
 }
 URL = re.compile(r"https?://[^\s\"'<>]+/c/[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+")
 
@@ -187,7 +194,9 @@ def test_bad_tokens_are_refused_and_change_nothing(world: World, chat: dict[str,
     body, sig = token.split(".")
     # a character in the middle: the last one may only carry base64's padding bits
     flipped = body[:5] + ("A" if body[5] != "A" else "B") + body[6:]
-    mute = sign_token(world.settings.secret, chat_id=chat_id, participant_key="o-org0", purpose="mute", expires_at=4_000_000_000)
+    mute = sign_token(
+        world.settings.secret, chat_id=chat_id, participant_key="o-org0", purpose="mute", expires_at=4_000_000_000
+    )
     cases = {
         "tampered payload": f"/c/{flipped}.{sig}",
         "tampered signature": f"/c/{body}.{sig[:-2]}xx",
@@ -263,7 +272,9 @@ def test_removed_author_is_refused_politely_once_a_day_and_gets_nothing(world: W
     assert addr(0) in {s.to for s in copies(world, "Welcome back")}
 
 
-def test_block_holds_across_every_chat_and_new_signups_until_the_api_unblocks(world: World, chat: dict[str, Any]) -> None:
+def test_block_holds_across_every_chat_and_new_signups_until_the_api_unblocks(
+    world: World, chat: dict[str, Any]
+) -> None:
     # ann0 is also in a second event's chat
     world.put_event("e2", event_body(start_in_hours=10))
     world.put_signup("e2", "x0", signup_body(0))
@@ -312,7 +323,9 @@ def _held_notice(world: World, organizer: str = ORG) -> Sent:
     return notice
 
 
-def test_held_message_goes_to_organizers_only_then_approval_relays_it_once(world: World, moderated: dict[str, Any]) -> None:
+def test_held_message_goes_to_organizers_only_then_approval_relays_it_once(
+    world: World, moderated: dict[str, Any]
+) -> None:
     assert post(world, moderated, 0, "Please hold") == {"outcomes": ["held"]}
     assert copies(world, "Please hold") == []  # nobody got the message itself
     notice = _held_notice(world)
@@ -443,7 +456,9 @@ def test_reports_notify_organizers_privately_and_hold_the_author_at_the_threshol
     click(world, reports[addr(3)])  # the third distinct reporter
     assert post(world, chat, 0, "Now held") == {"outcomes": ["held"]}
     listed = json.loads(world.call("GET", "/events/e1/timeslots/t1/chat/reports").body)["reports"]
-    assert listed == [{"message_id": listed[0]["message_id"], "author": "s0", "reports": 3, "reasons": ["harassment: rude words"]}]
+    assert listed == [
+        {"message_id": listed[0]["message_id"], "author": "s0", "reports": 3, "reasons": ["harassment: rude words"]}
+    ]
     assert "s1" not in json.dumps(listed) and "s2" not in json.dumps(listed)
 
 
@@ -554,11 +569,15 @@ def test_a_private_conversation_is_never_held_by_the_chats_moderation(world: Wor
 # -- crashes and retries around each side effect ---------------------------------------
 
 
-def test_a_crash_after_holding_then_the_lambda_retry_notifies_each_organizer_once(world: World, moderated: dict[str, Any]) -> None:
+def test_a_crash_after_holding_then_the_lambda_retry_notifies_each_organizer_once(
+    world: World, moderated: dict[str, Any]
+) -> None:
     from tests.integration.faults import lapse_in_progress
     from tests.integration.test_exactly_once import Killed, fail_first
 
-    fail_first(world, "chalicelib.services.moderation.Moderation.hold", partly=lambda real, *a, **k: real(*a, **k), crash=True)
+    fail_first(
+        world, "chalicelib.services.moderation.Moderation.hold", partly=lambda real, *a, **k: real(*a, **k), crash=True
+    )
     with pytest.raises(Killed):
         world.receive(mail(addr(0), moderated["address"], "Crashy"), sender=addr(0), to=[moderated["address"]])
     lapse_in_progress(world)
@@ -587,7 +606,9 @@ def test_an_approval_that_failed_midway_is_finished_by_the_next_click(
     assert got == Counter({ORG: 1, "olive1@org.example": 1, addr(1): 1, addr(2): 1})
 
 
-def test_a_report_that_failed_before_telling_the_organizers_is_finished_by_the_next_click(world: World, chat: dict[str, Any]) -> None:
+def test_a_report_that_failed_before_telling_the_organizers_is_finished_by_the_next_click(
+    world: World, chat: dict[str, Any]
+) -> None:
     from tests.integration.test_exactly_once import fail_first
 
     post(world, chat, 0, "Reported once")

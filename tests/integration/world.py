@@ -179,7 +179,15 @@ class World:
 
     # -- HTTP ------------------------------------------------------------------
 
-    def call(self, method: str, path: str, body: Any = None, *, key: str | None = "default", headers: dict[str, str] | None = None) -> Any:
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        key: str | None = "default",
+        headers: dict[str, str] | None = None,
+    ) -> Any:
         h = {"Content-Type": "application/json"}
         if key is not None:
             h["Authorization"] = f"Bearer {self.api_key if key == 'default' else key}"
@@ -221,9 +229,9 @@ class World:
         url = sqs.get_queue_url(QueueName=self.settings.delivery_queue)["QueueUrl"]
         handled = 0
         for _ in range(max_rounds):
-            got = sqs.receive_message(
-                QueueUrl=url, MaxNumberOfMessages=10, MessageSystemAttributeNames=["All"]
-            ).get("Messages", [])
+            got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, MessageSystemAttributeNames=["All"]).get(
+                "Messages", []
+            )
             if not got:
                 break
             event = {
@@ -273,7 +281,11 @@ class World:
         boto3.client("s3").put_object(Bucket=self.settings.mail_bucket, Key=f"inbound/{ses_message_id}", Body=raw)
         verdicts = {"spf": "PASS", "dkim": "PASS", "dmarc": "PASS", "spam": "PASS", "virus": "PASS", **(verdicts or {})}
         event = ses_event(
-            message_id=ses_message_id, stored=raw, mail_from=sender, recipients=to, verdicts=verdicts,
+            message_id=ses_message_id,
+            stored=raw,
+            mail_from=sender,
+            recipients=to,
+            verdicts=verdicts,
             when=when or datetime.now(UTC),
         )
         self.last_ses_event = event
@@ -293,7 +305,9 @@ class World:
             raw = m.raw_data.encode() if isinstance(m.raw_data, str) else m.raw_data
             # moto adds header To/Cc to the envelope; real SES uses Destination only.
             for to in m.destinations:
-                if not to.lower().endswith("@" + self.settings.relay_domain) and not to.lower().endswith(self.settings.relay_domain + ">"):
+                if not to.lower().endswith("@" + self.settings.relay_domain) and not to.lower().endswith(
+                    self.settings.relay_domain + ">"
+                ):
                     out.append(Sent(to=to, raw=raw))
                     break
         return out
@@ -325,7 +339,9 @@ def at(hours: float) -> str:
     return (datetime.now(UTC) + timedelta(hours=hours)).replace(microsecond=0).isoformat()
 
 
-def event_body(*, start_in_hours: float = 50, length_hours: float = 2, organizers: int = 1, **chat: Any) -> dict[str, Any]:
+def event_body(
+    *, start_in_hours: float = 50, length_hours: float = 2, organizers: int = 1, **chat: Any
+) -> dict[str, Any]:
     return {
         "title": "Canvass",
         "timezone": "America/New_York",

@@ -48,7 +48,10 @@ def test_kickoff_with_a_friend_link_leaks_nothing_and_the_code_is_opaque(
     real = [a for a, _, _ in people]
     for address, name, signup_id in people:
         ref = sign_ref(SECRET, deployment="test:muster.test", event=f"acme/{event}", signup_id=signup_id)
-        assert signup_id not in ref and read_ref(SECRET, ref, deployment="test:muster.test", event=f"acme/{event}") == signup_id
+        assert (
+            signup_id not in ref
+            and read_ref(SECRET, ref, deployment="test:muster.test", event=f"acme/{event}") == signup_id
+        )
         assert read_ref(SECRET, ref, deployment="test:muster.test", event=f"acme/{event}x") is None
         link = template.replace("{ref}", ref)
         kickoff = render_kickoff(
@@ -62,7 +65,12 @@ def test_kickoff_with_a_friend_link_leaks_nothing_and_the_code_is_opaque(
             invite_url=link,
         )
         assert find_leaks(kickoff, real) == []
-        text = email.message_from_bytes(kickoff, policy=email.policy.default).get_body(("plain",)).get_content().replace("\r\n", "\n")
+        text = (
+            email.message_from_bytes(kickoff, policy=email.policy.default)
+            .get_body(("plain",))
+            .get_content()
+            .replace("\r\n", "\n")
+        )
         assert f"Bring a friend: {link}\n" in text
 
 
@@ -71,23 +79,58 @@ def test_kickoff_with_a_friend_link_leaks_nothing_and_the_code_is_opaque(
     people=st.lists(st.tuples(addresses, st.text(max_size=12).map(lambda t: f"Ñ{t}"), ids), min_size=2, max_size=5),
     event=ids,
     after=st.booleans(),
-    action=st.sampled_from(["remove", "restore", "block", "unblock", "close", "reopen", "hold", "release", "auto_hold",
-                            "approve", "reject", "expire", "report", "private"]),
+    action=st.sampled_from(
+        [
+            "remove",
+            "restore",
+            "block",
+            "unblock",
+            "close",
+            "reopen",
+            "hold",
+            "release",
+            "auto_hold",
+            "approve",
+            "reject",
+            "expire",
+            "report",
+            "private",
+        ]
+    ),
 )
-def test_every_emitted_detail_leaks_nothing(people: list[tuple[str, str, str]], event: str, after: bool, action: str) -> None:
+def test_every_emitted_detail_leaks_nothing(
+    people: list[tuple[str, str, str]], event: str, after: bool, action: str
+) -> None:
     from chalicelib.services import signals
 
     real = [a for a, _, _ in people]
     opened = datetime(2026, 12, 10, 9, tzinfo=UTC)
     chat = SimpleNamespace(
-        integration="acme", chat_id="c0ffee", event_id=event, timeslot_id="t1", opens_at=opened, ends_at=opened,
-        opened_at=opened, closed_at=opened, state="closed", closed_reason="organizer", version=3, title=people[0][1],
-        email=real[0], first_name=people[0][1],
+        integration="acme",
+        chat_id="c0ffee",
+        event_id=event,
+        timeslot_id="t1",
+        opens_at=opened,
+        ends_at=opened,
+        opened_at=opened,
+        closed_at=opened,
+        state="closed",
+        closed_reason="organizer",
+        version=3,
+        title=people[0][1],
+        email=real[0],
+        first_name=people[0][1],
     )
     author = people[0]
     log = SimpleNamespace(
-        message_id="17a-msg", author_key=f"s-{author[2]}", size=1200, rendered_size=1500, recipients=len(people),
-        sender_hash="h", email=author[0], first_name=author[1],
+        message_id="17a-msg",
+        author_key=f"s-{author[2]}",
+        size=1200,
+        rendered_size=1500,
+        recipients=len(people),
+        sender_hash="h",
+        email=author[0],
+        first_name=author[1],
     )
     signals._buffer.clear()
     signals.emit(signals.relayed(log, chat, opened + timedelta(hours=1 if after else -1), private=False))
@@ -97,7 +140,9 @@ def test_every_emitted_detail_leaks_nothing(people: list[tuple[str, str, str]], 
     signals.chat_changed(chat, "closed")
     for what in ("mute", "unmute", "leave"):
         signals.participant(what, chat, f"s-{people[1][2]}", opened)
-    signals.steward(action, integration="acme", chat=chat, target=f"s-{people[1][2]}", via="control", record_key="k", at=opened)
+    signals.steward(
+        action, integration="acme", chat=chat, target=f"s-{people[1][2]}", via="control", record_key="k", at=opened
+    )
     signals.referral(chat, people[1][2], author[2], opened)
     signals.next_step_clicked(chat, "volunteer", "click-1", opened)
     details = [body for _, body in signals._buffer.values()]

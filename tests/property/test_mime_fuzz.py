@@ -64,10 +64,29 @@ ADDRESSES = [a for p in PEOPLE for a in p.addresses]
 PASS = Verdicts(spf="PASS", dkim="PASS", dmarc="PASS", spam="PASS", virus="PASS")
 
 EOLS = [b"\r\n", b"\n", b"\r"]
-CHARSETS = ["utf-8", "iso-8859-1", "windows-1252", "koi8-r", "iso-2022-jp", "utf-16", "utf-7", "x-unknown", "", "us-ascii"]
+CHARSETS = [
+    "utf-8",
+    "iso-8859-1",
+    "windows-1252",
+    "koi8-r",
+    "iso-2022-jp",
+    "utf-16",
+    "utf-7",
+    "x-unknown",
+    "",
+    "us-ascii",
+]
 CTES = ["7bit", "8bit", "base64", "quoted-printable", "binary", "x-uuencode", "bogus"]
-TYPES = ["text/plain", "text/html", "application/octet-stream", "text/calendar", "image/png", "message/rfc822",
-         "application/pgp-keys", "text/x-vcard"]
+TYPES = [
+    "text/plain",
+    "text/html",
+    "application/octet-stream",
+    "text/calendar",
+    "image/png",
+    "message/rfc822",
+    "application/pgp-keys",
+    "text/x-vcard",
+]
 
 
 def _b(s: str) -> bytes:
@@ -185,8 +204,13 @@ def trees() -> st.SearchStrategy[Node | Leaf]:
     boundary = st.sampled_from([b"b1", b"b1", b"==_x", b"", b'"quoted', b"a" * 80, b"--", b"b1 b2"])
 
     def extend(children: st.SearchStrategy[Node | Leaf]) -> st.SearchStrategy[Node | Leaf]:
-        return st.builds(Node, st.sampled_from(["mixed", "alternative", "related", "digest"]), boundary,
-                         st.booleans(), st.lists(children, min_size=0, max_size=4))
+        return st.builds(
+            Node,
+            st.sampled_from(["mixed", "alternative", "related", "digest"]),
+            boundary,
+            st.booleans(),
+            st.lists(children, min_size=0, max_size=4),
+        )
 
     return st.recursive(leaf(), extend, max_leaves=12)
 
@@ -231,12 +255,16 @@ def many_parts(draw: st.DrawFn, eol: bytes) -> bytes:
 def hostile_mime(draw: st.DrawFn) -> bytes:
     eol = draw(st.sampled_from(EOLS))
     mixed_eols = draw(st.integers(0, 4)) == 0
-    sender = draw(st.sampled_from([
-        b"From: Alice <alice.a@example.com>",
-        b"From: =?utf-8?b?" + base64.b64encode(b"Bob.Builder+shifts@Example.org") + b"?= <alice.a@example.com>",
-        b'From: "alice.a@example.com" <alice.a@example.com>',
-        b"From: alice.a@example.com",
-    ]))
+    sender = draw(
+        st.sampled_from(
+            [
+                b"From: Alice <alice.a@example.com>",
+                b"From: =?utf-8?b?" + base64.b64encode(b"Bob.Builder+shifts@Example.org") + b"?= <alice.a@example.com>",
+                b'From: "alice.a@example.com" <alice.a@example.com>',
+                b"From: alice.a@example.com",
+            ]
+        )
+    )
     top = [sender, b"To: " + CHAT.relay_address.encode(), b"MIME-Version: 1.0", draw(headers(eol))]
     # The heavy shapes are rarer here; each also has a fixed case below (EXTREMES).
     shape = draw(st.sampled_from(["tree"] * 6 + ["deep", "many"]))
@@ -273,8 +301,16 @@ def pipeline(raw: bytes) -> Result:
     )
     out = None
     if outcome is Outcome.RELAYED:
-        rendered = anonymize(mail, author=AUTHOR, people=PEOPLE, chat=CHAT, message_id="<fz@relay.example.org>",
-                             in_reply_to=None, references=[], date=now)
+        rendered = anonymize(
+            mail,
+            author=AUTHOR,
+            people=PEOPLE,
+            chat=CHAT,
+            message_id="<fz@relay.example.org>",
+            in_reply_to=None,
+            references=[],
+            date=now,
+        )
         out = personalize(rendered, mute_url=MUTE_URL, list_unsubscribe_headers=list_unsubscribe_headers(MUTE_URL))
     return Result(outcome, time.perf_counter() - started, out)
 
@@ -315,8 +351,12 @@ def check(raw: bytes) -> Result:
 
 # No shrinking: a hostile input is up to 1 MB and shrinking one costs minutes;
 # hypothesis still prints the failing example (and keeps it in its database).
-@settings(max_examples=FUZZ_EXAMPLES, deadline=None, phases=(Phase.explicit, Phase.reuse, Phase.generate),
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example])
+@settings(
+    max_examples=FUZZ_EXAMPLES,
+    deadline=None,
+    phases=(Phase.explicit, Phase.reuse, Phase.generate),
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example],
+)
 @given(hostile_mime())
 def test_hostile_mime_never_raises_leaks_or_blows_up(raw: bytes) -> None:
     check(raw)
@@ -328,14 +368,25 @@ EXTREMES = {
     "999 parts": (HEAD + many_parts_bytes(999, b"\r\n"), Outcome.RELAYED),
     "depth 1000, one boundary": (HEAD + deep_bytes(1000, True, b"\n"), None),
     "depth 1000, distinct boundaries": (HEAD + deep_bytes(1000, False, b"\r"), None),
-    "200 KB header": (HEAD.replace(b"Subject: x", b"Subject: " + b"y" * 200_000) + b"\r\nbody\r\n", Outcome.TOO_COMPLEX),
-    "3000 encoded words": (HEAD.replace(b"Subject: x", b"Subject: " + b" ".join([b"=?utf-8?q?a=C3=A9?="] * 3000))
-                           + b"\r\nbody\r\n", None),
+    "200 KB header": (
+        HEAD.replace(b"Subject: x", b"Subject: " + b"y" * 200_000) + b"\r\nbody\r\n",
+        Outcome.TOO_COMPLEX,
+    ),
+    "3000 encoded words": (
+        HEAD.replace(b"Subject: x", b"Subject: " + b" ".join([b"=?utf-8?q?a=C3=A9?="] * 3000)) + b"\r\nbody\r\n",
+        None,
+    ),
     "1 MB line": (HEAD + b"\r\n" + b"z" * (MAX_INPUT - 200), Outcome.RELAYED),
     "an encoded word inside an encoded word in the Subject": (
-        HEAD.replace(b"Subject: x", b"Subject: =?utf-8?b?" + base64.b64encode(
-            b"=?utf-8?b?" + base64.b64encode(ADDRESSES[1].encode()) + b"?=") + b"?=") + b"\r\nhi\r\n",
-        Outcome.RELAYED),
+        HEAD.replace(
+            b"Subject: x",
+            b"Subject: =?utf-8?b?"
+            + base64.b64encode(b"=?utf-8?b?" + base64.b64encode(ADDRESSES[1].encode()) + b"?=")
+            + b"?=",
+        )
+        + b"\r\nhi\r\n",
+        Outcome.RELAYED,
+    ),
     "bare CR everywhere": (HEAD.replace(b"\r\n", b"\r") + b"\r" + _b(ADDRESSES[1]) + b"\r", Outcome.RELAYED),
     "bare LF everywhere": (HEAD.replace(b"\r\n", b"\n") + b"\n" + _b(ADDRESSES[2]) + b"\n", Outcome.RELAYED),
 }

@@ -51,9 +51,7 @@ from tests.fixtures.emails.loader import fixture_names, load_eml
 from tests.fixtures.emails.remote import html_parts, loads
 from tests.fixtures.emails.scenario import CHAT, MUTE_URL, RELAY_DOMAIN, WHEN, relay
 
-SETTINGS = settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 _ALNUM = "abcdefghijklmnopqrstuvwxyz0123456789"
 local_parts = st.builds(
@@ -97,10 +95,7 @@ names = st.sampled_from(
 def scenarios(draw: st.DrawFn) -> Scenario:
     pool = draw(st.lists(addresses, min_size=3, max_size=7, unique_by=str.lower))
     count = draw(st.integers(min_value=1, max_value=min(4, len(pool) - 1)))
-    people = [
-        Person(key=f"p{i}", display_name=draw(names).format(i=i), addresses=(pool[i],))
-        for i in range(count)
-    ]
+    people = [Person(key=f"p{i}", display_name=draw(names).format(i=i), addresses=(pool[i],)) for i in range(count)]
     extra = pool[count:-1]
     if extra:  # someone with two addresses
         people[0] = Person("p0", people[0].display_name, (pool[0], *extra))
@@ -141,10 +136,16 @@ def _text_attachments(pick: Callable[[], str], rng: random.Random) -> list[str]:
         ]
     )
     key_type, key_name = rng.choice(
-        [("application/pgp-keys", "OpenPGP_0x1234.asc"), ("application/octet-stream", "key.asc"), ("text/plain", "pub.asc")]
+        [
+            ("application/pgp-keys", "OpenPGP_0x1234.asc"),
+            ("application/octet-stream", "key.asc"),
+            ("text/plain", "pub.asc"),
+        ]
     )
     return [
-        hostile.attachment(rng.choice(["application/ics", "text/calendar"]), "invite.ics", hostile.ics(pick(), pick()).encode()),
+        hostile.attachment(
+            rng.choice(["application/ics", "text/calendar"]), "invite.ics", hostile.ics(pick(), pick()).encode()
+        ),
         hostile.part("text/x-vcalendar; charset=utf-8", hostile.ics(pick(), pick()), cte="8bit"),
         hostile.attachment("application/octet-stream", "contact.vcf", hostile.vcard(pick()).encode()),
         hostile.attachment(*utf16),
@@ -291,9 +292,14 @@ def test_given_every_attachment_linked_then_neither_the_notes_nor_the_stored_fil
 
     raw = build_hostile_mail(sc)
     rendered = render(
-        parse_inbound(raw), author=sc.people[0], people=sc.people, chat=CHAT,
-        message_id="<m-2.k3x9q@relay.example.org>", in_reply_to="<m-1.k3x9q@relay.example.org>",
-        references=["<m-0.k3x9q@relay.example.org>", "<m-1.k3x9q@relay.example.org>"], date=WHEN,
+        parse_inbound(raw),
+        author=sc.people[0],
+        people=sc.people,
+        chat=CHAT,
+        message_id="<m-2.k3x9q@relay.example.org>",
+        in_reply_to="<m-1.k3x9q@relay.example.org>",
+        references=["<m-0.k3x9q@relay.example.org>", "<m-1.k3x9q@relay.example.org>"],
+        date=WHEN,
         files=FileLinks(limit=0, url=lambda n: f"https://muster.example.org/files/tok{n}.sig", expires=WHEN),
     )
     out = personalize(rendered.message, mute_url=MUTE_URL, list_unsubscribe_headers=list_unsubscribe_headers(MUTE_URL))
@@ -312,8 +318,21 @@ def test_given_every_attachment_linked_then_neither_the_notes_nor_the_stored_fil
 
 
 TOP_HEADERS = {
-    "list-unsubscribe", "list-unsubscribe-post", "content-type", "from", "to", "reply-to", "subject",
-    "date", "message-id", "in-reply-to", "references", "mime-version", "list-id", "list-post", "x-loop",
+    "list-unsubscribe",
+    "list-unsubscribe-post",
+    "content-type",
+    "from",
+    "to",
+    "reply-to",
+    "subject",
+    "date",
+    "message-id",
+    "in-reply-to",
+    "references",
+    "mime-version",
+    "list-id",
+    "list-post",
+    "x-loop",
     "x-auto-response-suppress",
 }
 
@@ -402,8 +421,18 @@ def assert_digest_well_formed(out: bytes, count: int) -> None:
     assert listing.count("\n1. ") + listing.count("\n 1. ") == 1 and MUTE_URL in listing
 
 
-_SPLITTERS = ("<script>x</script>", "<!-- x -->", "<style>p{}</style>", "<b></b>", "<iframe>x</iframe>",
-              "<title>x</title>", "<noscript></noscript>", "<wbr>", "<object></object>", "<svg></svg>")
+_SPLITTERS = (
+    "<script>x</script>",
+    "<!-- x -->",
+    "<style>p{}</style>",
+    "<b></b>",
+    "<iframe>x</iframe>",
+    "<title>x</title>",
+    "<noscript></noscript>",
+    "<wbr>",
+    "<object></object>",
+    "<svg></svg>",
+)
 
 
 def _split_by_markup(addr: str, rng: random.Random) -> str:
@@ -482,9 +511,7 @@ def _seed_of(message: object) -> str:
 
 @SETTINGS
 @given(scenarios(), st.sampled_from(fixture_names()))
-def test_given_real_client_fixtures_with_random_participants_then_none_survives(
-    sc: Scenario, name: str
-) -> None:
+def test_given_real_client_fixtures_with_random_participants_then_none_survives(sc: Scenario, name: str) -> None:
     rng = random.Random(sc.seed)
     real = sc.real
     filled = {key: _vary_case(rng.choice(real), rng) for key in ("ALICE", "BOB", "CAROL", "DAVE", "ERIN")}

@@ -59,8 +59,14 @@ def _pair_context(organizer: str, participant: str):  # type: ignore[no-untyped-
     )
     thread_id = thread_id_for(chat.chat_id, organizer, participant, settings.secret)
     thread = PrivateThread(
-        f"PT#{thread_id}", "META", thread_id=thread_id, chat_id=chat.chat_id, organizer_key=organizer,
-        participant_key=participant, relay_local=thread_local(chat, thread_id), created_at=WHEN,
+        f"PT#{thread_id}",
+        "META",
+        thread_id=thread_id,
+        chat_id=chat.chat_id,
+        organizer_key=organizer,
+        participant_key=participant,
+        relay_local=thread_local(chat, thread_id),
+        created_at=WHEN,
     )
     return private_context(chat, thread, settings)
 

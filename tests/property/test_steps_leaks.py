@@ -47,7 +47,7 @@ HOSTILE = st.sampled_from(
         "MUSTERMUTE" + MUTE_URL_PLACEHOLDER_TEXT + "URL",
         "Line one\r\nBcc: victim@evil.example",
         "=?utf-8?b?c3RlcEBldmlsLmV4YW1wbGU=?=",
-        "<script>alert(1)</script> & \"quotes\"",
+        '<script>alert(1)</script> & "quotes"',
     ]
 )
 

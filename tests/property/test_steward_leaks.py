@@ -41,7 +41,10 @@ def test_organizer_and_attendee_copies_carry_controls_and_no_address(sc: Scenari
     assert template.has_controls
     author = sc.people[0].display_name
     if organizer:
-        controls = [stewardmail.Control(a, f"{CONTROL_URL}{n}") for n, a in enumerate(("remove", "block", "private", "hold", "close"))]
+        controls = [
+            stewardmail.Control(a, f"{CONTROL_URL}{n}")
+            for n, a in enumerate(("remove", "block", "private", "hold", "close"))
+        ]
         text, markup = stewardmail.organizer_controls(author, controls)
     else:
         text, markup = stewardmail.attendee_controls(CONTROL_URL)
@@ -50,7 +53,9 @@ def test_organizer_and_attendee_copies_carry_controls_and_no_address(sc: Scenari
     assert find_leaks(out, sc.real) == []
     assert b"MUSTERMUTEURL" not in out
     message = BytesParser(policy=policy.default).parsebytes(out)
-    texts = [p.get_content() for p in message.walk() if p.get_content_type() == "text/plain" and p.get_filename() is None]
+    texts = [
+        p.get_content() for p in message.walk() if p.get_content_type() == "text/plain" and p.get_filename() is None
+    ]
     footer = [t for t in texts if "via Muster" in t]
     assert footer, "the text footer is there"
     # the control lines sit in the footer, after the mute link

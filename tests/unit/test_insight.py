@@ -65,8 +65,13 @@ def test_median_and_nearest_rank_p90() -> None:
 
 @pytest.mark.parametrize(
     ("start", "end", "field"),
-    [("2026-12-02", "2026-12-01", "from"), ("2026-1-01", None, "from"), (None, "tomorrow", "to"),
-     ("2025-01-01", "2026-01-02", "from"), ("2026-02-29", None, "from")],
+    [
+        ("2026-12-02", "2026-12-01", "from"),
+        ("2026-1-01", None, "from"),
+        (None, "tomorrow", "to"),
+        ("2025-01-01", "2026-01-02", "from"),
+        ("2026-02-29", None, "from"),
+    ],
 )
 def test_bad_ranges(start: str | None, end: str | None, field: str) -> None:
     with pytest.raises(kpis.RangeError) as err:

@@ -58,7 +58,9 @@ def service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[S
         adapter.reset()
 
 
-def test_a_text_goes_through_the_real_client_and_lands_in_the_outbox(service: tuple[SmsBackend, adapter.Texter]) -> None:
+def test_a_text_goes_through_the_real_client_and_lands_in_the_outbox(
+    service: tuple[SmsBackend, adapter.Texter],
+) -> None:
     backend, texter = service
     message_id = texter.send(to="+12025550143", body="Ann A. (Canvass): hi 🎉", context={"message": "m1"})
     assert backend.texts("+12025550143") == ["Ann A. (Canvass): hi 🎉"]

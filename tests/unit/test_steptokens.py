@@ -17,7 +17,9 @@ def test_a_token_reads_back_what_it_names_and_nothing_else() -> None:
     token = sign_step(SECRET, deployment=DEP, chat_id="chat1", step_id="petition", reader="s-7")
     claims = read_step(SECRET, token, deployment=DEP)
     assert claims is not None and (claims.chat_id, claims.step_id, claims.reader) == ("chat1", "petition", "s-7")
-    anonymous = read_step(SECRET, sign_step(SECRET, deployment=DEP, chat_id="chat1", step_id="petition"), deployment=DEP)
+    anonymous = read_step(
+        SECRET, sign_step(SECRET, deployment=DEP, chat_id="chat1", step_id="petition"), deployment=DEP
+    )
     assert anonymous is not None and anonymous.reader is None
     assert "https" not in token and "act.example" not in token  # no URL travels in a token
 

@@ -158,9 +158,16 @@ print(json.dumps(plain({"before": run(False), "after": run(True)})))
 
 
 def test_partition_queries_answer_exactly_what_moto_answers() -> None:
-    env = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    env = {
+        **os.environ,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }
     env.pop("AWS_ENDPOINT_URL", None)
-    out = subprocess.run([sys.executable, "-c", SCRIPT], cwd=ROOT, env=env, capture_output=True, text=True, check=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", SCRIPT], cwd=ROOT, env=env, capture_output=True, text=True, check=True, timeout=300
+    )
     result = json.loads(out.stdout.strip().splitlines()[-1])
     before, after = result["before"], result["after"]
     assert len(before) == len(after) == 31
@@ -168,7 +175,9 @@ def test_partition_queries_answer_exactly_what_moto_answers() -> None:
     assert any(len(query) > 1 for query in before[:29])  # and some of them page
     assert "bs" in before[29][0] and before[29][3]  # the other reads found rich items
     outcomes = before[30][:-1]
-    assert "ok" in outcomes and ["ConditionalCheckFailedException"] == sorted({o[0] for o in outcomes[:16] if o != "ok"})
+    assert "ok" in outcomes and sorted({o[0] for o in outcomes[:16] if o != "ok"}) == [
+        "ConditionalCheckFailedException"
+    ]
     assert any(o != "ok" and o[0] == "TransactionCanceledException" for o in outcomes)  # the conditions can refuse
     assert any(o != "ok" and o[0] == "ValidationException" for o in outcomes)
     for n, (expected, got) in enumerate(zip(before, after, strict=True)):

@@ -105,8 +105,13 @@ def test_given_a_subject_then_one_prefix_and_one_reply_tag(subject: str, expecte
 def test_given_the_rendered_copy_then_placeholders_appear_literally_for_cheap_fanout() -> None:
     rendered = anonymize(
         parse_inbound(_raw("<p>hi</p>", ctype="text/html")),
-        author=JANE, people=PEOPLE, chat=CHAT, message_id="<m@relay.example.org>",
-        in_reply_to=None, references=(), date=WHEN,
+        author=JANE,
+        people=PEOPLE,
+        chat=CHAT,
+        message_id="<m@relay.example.org>",
+        in_reply_to=None,
+        references=(),
+        date=WHEN,
     )
     assert MUTE_URL_PLACEHOLDER_HTML.encode() in rendered
     assert MUTE_URL_PLACEHOLDER_TEXT.encode() not in rendered  # html-only mail: one footer
@@ -114,8 +119,14 @@ def test_given_the_rendered_copy_then_placeholders_appear_literally_for_cheap_fa
 
 def test_given_two_recipients_when_personalized_then_each_sees_only_their_mute_url() -> None:
     rendered = anonymize(
-        parse_inbound(_raw("hello\n")), author=JANE, people=PEOPLE, chat=CHAT,
-        message_id="<m@relay.example.org>", in_reply_to=None, references=(), date=WHEN,
+        parse_inbound(_raw("hello\n")),
+        author=JANE,
+        people=PEOPLE,
+        chat=CHAT,
+        message_id="<m@relay.example.org>",
+        in_reply_to=None,
+        references=(),
+        date=WHEN,
     )
     url_a = "https://muster.example.org/mute?t=tokenA.sigA"
     url_b = "https://muster.example.org/mute?t=" + "B" * 150
@@ -127,7 +138,7 @@ def test_given_two_recipients_when_personalized_then_each_sees_only_their_mute_u
     assert f"{TEXT_SLOT_LEAD}{url_a}\n" in text_a and url_b not in text_a
     assert f"{TEXT_SLOT_LEAD}{url_b}\n" in text_b
     assert copy_b["List-Unsubscribe"] == f"<{url_b}>"
-    assert 'appear' in text_a and "Jane D." in text_a
+    assert "appear" in text_a and "Jane D." in text_a
 
 
 @pytest.mark.parametrize(
@@ -177,8 +188,14 @@ def test_given_a_large_message_then_personalize_costs_a_tenth_of_a_parse(size: i
     line = "Lorem ipsum dolor sit amet, bob@example.com consectetur adipiscing elit.\n"
     raw = _raw(line * (size // len(line)))
     rendered = anonymize(
-        parse_inbound(raw), author=JANE, people=PEOPLE, chat=CHAT,
-        message_id="<m@relay.example.org>", in_reply_to=None, references=(), date=WHEN,
+        parse_inbound(raw),
+        author=JANE,
+        people=PEOPLE,
+        chat=CHAT,
+        message_id="<m@relay.example.org>",
+        in_reply_to=None,
+        references=(),
+        date=WHEN,
     )
     headers = list_unsubscribe_headers(MUTE_URL)
 
@@ -191,9 +208,7 @@ def test_given_a_large_message_then_personalize_costs_a_tenth_of_a_parse(size: i
         return min(times)
 
     stdlib = best(lambda: BytesParser(policy=policy.default).parsebytes(raw).as_bytes(), 3)
-    per_recipient = best(
-        lambda: personalize(rendered, mute_url=MUTE_URL, list_unsubscribe_headers=headers), 20
-    )
+    per_recipient = best(lambda: personalize(rendered, mute_url=MUTE_URL, list_unsubscribe_headers=headers), 20)
     assert per_recipient <= 0.1 * stdlib
 
 
@@ -215,7 +230,7 @@ def test_given_parts_with_stray_headers_then_only_safelisted_content_headers_sur
     body = (
         "--b\nContent-Type: text/plain; charset=utf-8\nContent-Description: from jane.doe@example.org\n"
         "X-Attachment-Id: f_jane\nContent-Location: file:///Users/jane/notes.txt\n\nHello\n"
-        "--b\nContent-Type: application/pdf; name=\"map.pdf\"\nContent-Disposition: attachment; filename=\"map.pdf\"\n"
+        '--b\nContent-Type: application/pdf; name="map.pdf"\nContent-Disposition: attachment; filename="map.pdf"\n'
         "Content-Transfer-Encoding: base64\nX-Uploaded-By: jane.doe@example.org\n\nJVBERi0xLjQK\n--b--\n"
     )
     jane = Person(key="p-jane", display_name="Jane D.", addresses=("jane.doe@example.org",))
@@ -229,9 +244,22 @@ def test_given_the_split_modules_then_the_public_names_still_come_from_anonymize
 
     from chalicelib.relay import anonymize as module
 
-    for name in ("Person", "ChatContext", "CopyTemplate", "personalize", "list_unsubscribe_headers", "footer_text",
-                 "decode_bytes", "part_text", "compose_subject", "set_envelope_headers", "set_list_headers",
-                 "OUTPUT_POLICY", "MUTE_URL_PLACEHOLDER_TEXT", "MUTE_URL_PLACEHOLDER_HTML"):
+    for name in (
+        "Person",
+        "ChatContext",
+        "CopyTemplate",
+        "personalize",
+        "list_unsubscribe_headers",
+        "footer_text",
+        "decode_bytes",
+        "part_text",
+        "compose_subject",
+        "set_envelope_headers",
+        "set_list_headers",
+        "OUTPUT_POLICY",
+        "MUTE_URL_PLACEHOLDER_TEXT",
+        "MUTE_URL_PLACEHOLDER_HTML",
+    ):
         assert hasattr(module, name), name
     params = inspect.signature(module.anonymize).parameters
     assert list(params) == ["mail", "author", "people", "chat", "message_id", "in_reply_to", "references", "date"]

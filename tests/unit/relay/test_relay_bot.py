@@ -53,7 +53,10 @@ TABLE: list[tuple[str, bot.Command | None]] = [
     ("RIDE NEED from https://maps.example/x", RideUsage("Please name the place without an address or a link.")),
     ("RIDE OFFER 2 from 555-123-4567", RideUsage("Please name the place without a phone number.")),
     ("RIDE OFFER 2 from +1 (555) 123 4567", RideUsage("Please name the place without a phone number.")),
-    ("RIDE OFFER 2 from <b>x</b>", RideUsage("Please name the place with letters, digits and simple punctuation only.")),
+    (
+        "RIDE OFFER 2 from <b>x</b>",
+        RideUsage("Please name the place with letters, digits and simple punctuation only."),
+    ),
     ("RIDE NEED from " + "x" * 61, RideUsage("Please name the place in 1 to 60 characters.")),
     # sentences that start like a command are ordinary messages
     ("Ride home tonight, anyone?", None),
@@ -69,9 +72,22 @@ def test_parse_command(text: str, expected: bot.Command | None) -> None:
 
 
 def test_reserved_words_are_not_keywords_and_keys_are_shaped() -> None:
-    assert {"STOP", "START", "HELP", "MUTE", "UNMUTE", "CHATS", "RIDE", "RIDES", "UNSUBSCRIBE", "STOPALL"} <= bot.RESERVED
+    assert {
+        "STOP",
+        "START",
+        "HELP",
+        "MUTE",
+        "UNMUTE",
+        "CHATS",
+        "RIDE",
+        "RIDES",
+        "UNSUBSCRIBE",
+        "STOPALL",
+    } <= bot.RESERVED
     assert bot.could_be_keyword("where?") and bot.could_be_keyword(" T2 ")
-    assert not bot.could_be_keyword("w") and not bot.could_be_keyword("two words") and not bot.could_be_keyword("x" * 21)
+    assert (
+        not bot.could_be_keyword("w") and not bot.could_be_keyword("two words") and not bot.could_be_keyword("x" * 21)
+    )
 
 
 @pytest.mark.parametrize(
@@ -114,7 +130,9 @@ def test_body_text_reads_plain_or_html() -> None:
     plain.set_content("WHERE\n\n-- \nAnn")
     assert bot.first_line(bot.body_text(plain)) == "WHERE"
     html = EmailMessage()
-    html.set_content("<html><head><style>p{}</style></head><body><p>Parking</p><p>thanks</p></body></html>", subtype="html")
+    html.set_content(
+        "<html><head><style>p{}</style></head><body><p>Parking</p><p>thanks</p></body></html>", subtype="html"
+    )
     assert bot.first_line(bot.body_text(html)) == "Parking"
 
 
@@ -135,7 +153,9 @@ def test_board_and_answers_name_places_and_seats_only() -> None:
 
 
 def test_rendered_answer_is_threaded_from_the_chat_and_quotes_no_asker_text() -> None:
-    chat = ChatContext(chat_id="c", relay_address="canvass-c@muster.test", list_name="Canvass", subject_prefix="[Canvass]")
+    chat = ChatContext(
+        chat_id="c", relay_address="canvass-c@muster.test", list_name="Canvass", subject_prefix="[Canvass]"
+    )
     raw = bot.render_answer(
         chat=chat,
         command=bot.label(RideOffer(2, "ann@example.org")),

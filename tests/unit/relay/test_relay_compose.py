@@ -81,7 +81,9 @@ def test_given_a_kickoff_then_it_explains_the_chat_and_personalizes_like_relayed
         date=WHEN,
     )
     assert MUTE_URL_PLACEHOLDER_TEXT.encode() in rendered
-    kickoff = _parse(personalize(rendered, mute_url=MUTE_URL, list_unsubscribe_headers=list_unsubscribe_headers(MUTE_URL)))
+    kickoff = _parse(
+        personalize(rendered, mute_url=MUTE_URL, list_unsubscribe_headers=list_unsubscribe_headers(MUTE_URL))
+    )
 
     text = " ".join(kickoff.get_content().split())
     assert "Canvass, Sat 14 Dec 10:00–12:00 (America/New_York)" in text
@@ -94,10 +96,17 @@ def test_given_a_kickoff_then_it_explains_the_chat_and_personalizes_like_relayed
     assert "As an organizer" not in text
 
 
-def _kickoff(recipient_name: str = "Jane D.", *, organizer: bool = False, members: tuple[str, ...] = ()) -> EmailMessage:
+def _kickoff(
+    recipient_name: str = "Jane D.", *, organizer: bool = False, members: tuple[str, ...] = ()
+) -> EmailMessage:
     rendered = render_kickoff(
-        chat=CHAT, recipient_name=recipient_name, shift_label="Canvass", organizer=organizer,
-        message_id="<k-2@relay.example.org>", date=WHEN, members=members,
+        chat=CHAT,
+        recipient_name=recipient_name,
+        shift_label="Canvass",
+        organizer=organizer,
+        message_id="<k-2@relay.example.org>",
+        date=WHEN,
+        members=members,
     )
     return _parse(personalize(rendered, mute_url=MUTE_URL, list_unsubscribe_headers=list_unsubscribe_headers(MUTE_URL)))
 
@@ -167,8 +176,12 @@ def test_given_an_organizer_name_in_from_then_parsers_keep_the_brackets() -> Non
     message = EmailMessage(policy=policy.SMTP)
     message.set_content("hi\n")
     set_envelope_headers(
-        message, from_name=display_name("Olivia", "Organizer", organizer=True), chat=CHAT,
-        subject="hi", message_id="<m-1@relay.example.org>", date=WHEN,
+        message,
+        from_name=display_name("Olivia", "Organizer", organizer=True),
+        chat=CHAT,
+        subject="hi",
+        message_id="<m-1@relay.example.org>",
+        date=WHEN,
     )
     parsed = _parse(message.as_bytes())
 

@@ -14,7 +14,12 @@ NOW = 1_800_000_000
 
 def token(**over: object) -> str:
     fields: dict[str, object] = {
-        "deployment": DEP, "action": "remove", "chat_id": "c1", "actor": "o-org1", "target": "s-s9", "expires_at": NOW + 60,
+        "deployment": DEP,
+        "action": "remove",
+        "chat_id": "c1",
+        "actor": "o-org1",
+        "target": "s-s9",
+        "expires_at": NOW + 60,
     }
     fields.update(over)
     secret = fields.pop("secret", SECRET)
@@ -42,7 +47,11 @@ def _flip(t: str, at: int) -> str:
         ("another deployment", lambda: token(deployment="dev:muster.test"), {}),
         ("another secret", lambda: token(secret=b"another-secret-of-thirty-two-bytes!!"), {}),
         ("unknown version", lambda: "YzJ8eA.eA", {}),
-        ("a mute token", lambda: sign_token(SECRET, chat_id="c1", participant_key="o-org1", purpose="remove", expires_at=NOW + 60), {}),
+        (
+            "a mute token",
+            lambda: sign_token(SECRET, chat_id="c1", participant_key="o-org1", purpose="remove", expires_at=NOW + 60),
+            {},
+        ),
         ("replayed on another chat", token, {"chat_id": "c2"}),
         ("replayed by another organizer", token, {"actor": "o-org2"}),
         ("replayed on another target", token, {"target": "s-s8"}),
@@ -59,7 +68,9 @@ def test_tokens_that_must_not_act(name: str, make: object, expect: dict[str, str
 
 def test_every_bound_field_must_match_when_given() -> None:
     t = token()
-    assert verify_control(SECRET, t, deployment=DEP, now=NOW, chat_id="c1", actor="o-org1", target="s-s9", action="remove")
+    assert verify_control(
+        SECRET, t, deployment=DEP, now=NOW, chat_id="c1", actor="o-org1", target="s-s9", action="remove"
+    )
 
 
 @pytest.mark.parametrize("bad", ["", "a|b", "line\nbreak", "caf\u00e9"])

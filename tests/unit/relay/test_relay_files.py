@@ -47,8 +47,15 @@ def links(limit: int) -> FileLinks:
 
 def do_render(raw: bytes, limit: int | None) -> tuple[bytes, tuple]:  # type: ignore[type-arg]
     out = render(
-        parse_inbound(raw), author=JANE, people=[JANE, BOB], chat=CHAT, message_id="<m@relay.example.org>",
-        in_reply_to=None, references=(), date=WHEN, files=None if limit is None else links(limit),
+        parse_inbound(raw),
+        author=JANE,
+        people=[JANE, BOB],
+        chat=CHAT,
+        message_id="<m@relay.example.org>",
+        in_reply_to=None,
+        references=(),
+        date=WHEN,
+        files=None if limit is None else links(limit),
     )
     return out.message, out.files
 
@@ -117,13 +124,21 @@ def test_under_the_budget_attachments_stay_inline_exactly_as_before() -> None:
     assert files == ()
     assert attachment_payloads(parsed(message)) == [blob(4 * MIB)]
     plain = anonymize(
-        parse_inbound(raw), author=JANE, people=[JANE, BOB], chat=CHAT, message_id="<m@relay.example.org>",
-        in_reply_to=None, references=(), date=WHEN,
+        parse_inbound(raw),
+        author=JANE,
+        people=[JANE, BOB],
+        chat=CHAT,
+        message_id="<m@relay.example.org>",
+        in_reply_to=None,
+        references=(),
+        date=WHEN,
     )
 
     def shape(raw: bytes) -> list[tuple[str, str | None, object]]:
-        return [(p.get_content_type(), p.get_filename(), None if p.is_multipart() else p.get_content())
-                for p in parsed(raw).walk()]
+        return [
+            (p.get_content_type(), p.get_filename(), None if p.is_multipart() else p.get_content())
+            for p in parsed(raw).walk()
+        ]
 
     assert shape(message) == shape(plain)  # (MIME boundaries are drawn afresh by the stdlib)
 

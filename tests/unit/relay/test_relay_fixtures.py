@@ -51,9 +51,7 @@ def test_given_a_fixture_when_relayed_then_the_copy_is_well_formed_and_muted_per
     assert MUTE_URL_PLACEHOLDER_HTML.encode() not in out
     texts = [p.get_content() for p in message.walk() if p.get_content_type() == "text/plain"]
     assert any(MUTE_URL in t for t in texts) or any(
-        MUTE_URL.replace("&", "&amp;") in p.get_content()
-        for p in message.walk()
-        if p.get_content_type() == "text/html"
+        MUTE_URL.replace("&", "&amp;") in p.get_content() for p in message.walk() if p.get_content_type() == "text/html"
     )
     assert all(line_len <= 998 for line_len in map(len, out.split(b"\r\n")))
 

@@ -118,7 +118,9 @@ def test_given_certificates_and_smime_content_then_they_become_a_note(
         ("application/octet-stream", "smime.p7s"),
     ],
 )
-def test_given_a_signed_message_then_the_signature_is_dropped_and_the_text_stays(content_type: str, filename: str) -> None:
+def test_given_a_signed_message_then_the_signature_is_dropped_and_the_text_stays(
+    content_type: str, filename: str
+) -> None:
     signature = hostile.attachment(content_type, filename, PKCS7_SIGNED)
     out = relay(_mail(signature, subtype='signed; protocol="application/pkcs7-signature"; micalg=sha-256'), PEOPLE)
 

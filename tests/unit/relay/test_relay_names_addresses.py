@@ -82,9 +82,12 @@ def test_given_a_person_writing_a_role_tag_when_displayed_then_no_tag(first: str
 
 
 @pytest.mark.parametrize(
-    ("first", "last"), [("Olivia", "Organizer"), ("  ", None), ("A" * 80, "B"), ("José", "Ñúñez"), ("Eve (organizer)", "X")]
+    ("first", "last"),
+    [("Olivia", "Organizer"), ("  ", None), ("A" * 80, "B"), ("José", "Ñúñez"), ("Eve (organizer)", "X")],
 )
-def test_given_an_organizer_when_displayed_and_cleaned_again_then_one_form_with_the_tag(first: str, last: str | None) -> None:
+def test_given_an_organizer_when_displayed_and_cleaned_again_then_one_form_with_the_tag(
+    first: str, last: str | None
+) -> None:
     name = display_name(first, last, organizer=True)
 
     assert name.endswith(" (organizer)") and name.count("(") == 1

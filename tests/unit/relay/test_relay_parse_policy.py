@@ -95,9 +95,7 @@ def test_given_garbage_when_parsed_then_an_object_without_sender(raw: bytes) -> 
         ("DISABLED", "DISABLED", "DISABLED", False),
     ],
 )
-def test_given_verdict_combinations_then_authentication_follows_r6(
-    spf: str, dkim: str, dmarc: str, ok: bool
-) -> None:
+def test_given_verdict_combinations_then_authentication_follows_r6(spf: str, dkim: str, dmarc: str, ok: bool) -> None:
     assert sender_authenticated(Verdicts(spf, dkim, dmarc, "PASS", "PASS")) is ok
 
 
@@ -123,8 +121,11 @@ def test_given_verdict_combinations_then_authentication_follows_r6(
         (f"From: <k3x9@{RELAY}>", SENDER, Outcome.LOOP),
         (f"From: <{SENDER}>", f"bounce@mail.{RELAY}", Outcome.LOOP),
         (f"From: <{SENDER}>\nX-Loop: {RELAY}", SENDER, Outcome.LOOP),
-        (f"From: <{SENDER}>\nContent-Type: multipart/report; report-type=delivery-status; boundary=x",
-         SENDER, Outcome.DELIVERY_REPORT),
+        (
+            f"From: <{SENDER}>\nContent-Type: multipart/report; report-type=delivery-status; boundary=x",
+            SENDER,
+            Outcome.DELIVERY_REPORT,
+        ),
         (f"From: <{SENDER}>\nContent-Type: message/delivery-status", SENDER, Outcome.DELIVERY_REPORT),
     ],
 )
@@ -163,16 +164,13 @@ def test_given_an_active_participant_in_an_open_chat_then_relayed() -> None:
         ({"sender": None}, Outcome.NOT_A_PARTICIPANT),
         ({"sender": SenderInfo(active=False)}, Outcome.SENDER_INACTIVE),
         ({"chat": ChatWindow("scheduled", NOW + timedelta(hours=3), None)}, Outcome.CHAT_NOT_OPEN),
-        ({"chat": ChatWindow("open", NOW - timedelta(days=9), NOW - timedelta(days=1))},
-         Outcome.CHAT_CLOSED),
+        ({"chat": ChatWindow("open", NOW - timedelta(days=9), NOW - timedelta(days=1))}, Outcome.CHAT_CLOSED),
         ({"chat": ChatWindow("closed", NOW - timedelta(days=1), None)}, Outcome.CHAT_CLOSED),
         ({"chat": ChatWindow("disabled", NOW - timedelta(days=1), None)}, Outcome.CHAT_CLOSED),
         ({"chat": ChatWindow("open", NOW - timedelta(days=1), None)}, Outcome.RELAYED),
     ],
 )
-def test_given_one_failing_condition_then_authorize_names_it(
-    overrides: dict[str, object], expected: Outcome
-) -> None:
+def test_given_one_failing_condition_then_authorize_names_it(overrides: dict[str, object], expected: Outcome) -> None:
     assert _authorize(**overrides) is expected
 
 
@@ -180,9 +178,7 @@ def test_given_spoofed_from_without_dmarc_then_spf_of_another_domain_is_not_enou
     gray = Verdicts("PASS", "FAIL", "GRAY", "PASS", "PASS")
 
     assert _authorize(verdicts=gray, envelope_sender="attacker@evil.example") is Outcome.AUTH_FAILED
-    assert _authorize(verdicts=gray, envelope_sender=f"bounces@{SENDER.split('@')[1]}") is (
-        Outcome.RELAYED
-    )
+    assert _authorize(verdicts=gray, envelope_sender=f"bounces@{SENDER.split('@')[1]}") is (Outcome.RELAYED)
 
 
 def test_given_forged_mail_then_rejection_wins_over_every_bounceable_reason() -> None:
@@ -195,13 +191,21 @@ def test_given_forged_mail_then_rejection_wins_over_every_bounceable_reason() ->
 
 def test_given_outcomes_then_only_safe_ones_may_bounce() -> None:
     never = {
-        Outcome.AUTH_FAILED, Outcome.SPAM, Outcome.VIRUS, Outcome.AUTO_REPLY,
-        Outcome.DELIVERY_REPORT, Outcome.NULL_SENDER, Outcome.LOOP, Outcome.MALFORMED,
+        Outcome.AUTH_FAILED,
+        Outcome.SPAM,
+        Outcome.VIRUS,
+        Outcome.AUTO_REPLY,
+        Outcome.DELIVERY_REPORT,
+        Outcome.NULL_SENDER,
+        Outcome.LOOP,
+        Outcome.MALFORMED,
         Outcome.FROM_INVALID,
         Outcome.RELAYED,
         # R15: a held message is not refused, and the moderation service itself
         # tells the author once when it is declined or expires.
-        Outcome.HELD, Outcome.MODERATION_REJECTED, Outcome.MODERATION_EXPIRED,
+        Outcome.HELD,
+        Outcome.MODERATION_REJECTED,
+        Outcome.MODERATION_EXPIRED,
         # Issue 12: a bot command got its answer already, privately.
         Outcome.BOT_ANSWERED,
     }
@@ -313,7 +317,9 @@ def test_given_300000_mime_parts_then_too_complex_and_the_headers_are_still_read
 
 def test_given_the_ses_headers_of_a_huge_subject_then_too_complex() -> None:
     subject = " ".join(["=?utf-8?q?a?="] * 15_000)
-    mail = parse_ses_headers([{"name": "From", "value": f"Sam <{SENDER}>"}, {"name": "Subject", "value": subject}], size=99)
+    mail = parse_ses_headers(
+        [{"name": "From", "value": f"Sam <{SENDER}>"}, {"name": "Subject", "value": subject}], size=99
+    )
 
     assert mail.too_complex and mail.size == 99
     assert parse_ses_headers([{"name": "From", "value": f"Sam <{SENDER}>"}], size=5).from_address == SENDER
@@ -424,7 +430,14 @@ _DKIM_OK = f"DKIM-Signature: v=1; a=rsa-sha256; d=example.net; s=s1;\n bh=x; b=y
         # ...unless DMARC passed, which (SPF having failed) proves the aligned one
         ("FAIL", "PASS", "PASS", "DKIM-Signature: d=esp.example; b=z\n" + _DKIM_OK, "", SENDER),
         # never to a From that was refused
-        ("FAIL", "PASS", "PASS", _DKIM_OK.replace(f"From: Sam <{SENDER}>", f"From: {SENDER} <m@example.net>"), "", None),
+        (
+            "FAIL",
+            "PASS",
+            "PASS",
+            _DKIM_OK.replace(f"From: Sam <{SENDER}>", f"From: {SENDER} <m@example.net>"),
+            "",
+            None,
+        ),
     ],
 )
 def test_given_verdicts_then_a_notice_goes_only_to_an_authenticated_address(

@@ -47,7 +47,7 @@ HOSTILE = {
     "object embed": '<object data="https://evil.example/x.swf"></object><embed src="https://evil.example/x">',
     "style url": '<p style="color:red;background:url(https://evil.example/bg.png)">t</p>',
     "style escaped url": '<p style="background-image:u\\72l(https://evil.example/bg.png)">t</p>',
-    "style image-set": '<p style="background-image:image-set(\'https://evil.example/a.png\' 1x)">t</p>',
+    "style image-set": "<p style=\"background-image:image-set('https://evil.example/a.png' 1x)\">t</p>",
     "style expression": '<p style="width:expression(alert(1))">t</p>',
     "style block": "<style>@import 'https://evil.example/s.css'; p{background:url(https://evil.example/x)}</style>",
     "link stylesheet": '<link rel="stylesheet" href="https://evil.example/s.css"><p>t</p>',
@@ -56,7 +56,7 @@ HOSTILE = {
     "srcset": '<img srcset="https://evil.example/a.png 1x, https://evil.example/b.png 2x">',
     "background attribute": '<table background="https://evil.example/bg.png"><tr><td background="https://evil.example/td.png">c</td></tr></table>',
     "svg script": '<svg><script>alert(1)</script><image href="https://evil.example/i.png"/><a xlink:href="javascript:alert(1)">x</a></svg>',
-    "math": '<math><mtext><table><mglyph><style><img src=x onerror=alert(1)>',
+    "math": "<math><mtext><table><mglyph><style><img src=x onerror=alert(1)>",
     "video poster": '<video poster="https://evil.example/p.png" src="https://evil.example/v.mp4" autoplay></video>',
     "audio": '<audio src="https://evil.example/a.mp3" autoplay></audio>',
     "picture": '<picture><source srcset="https://evil.example/p.webp"><img src="cid:a@b"></picture>',
@@ -152,15 +152,22 @@ def test_given_remote_images_when_allowed_then_images_load_but_frames_and_media_
         "https://photos.example.com/bg.png",
     ]
     assert "[video: videos.example.com]" in out and "<video" not in out
-    assert sanitize_html('<p style="background:url(https://photos.example.com/x.png)">t</p>', "allow").count("url(") == 0
+    assert (
+        sanitize_html('<p style="background:url(https://photos.example.com/x.png)">t</p>', "allow").count("url(") == 0
+    )
 
 
 def test_given_markup_inside_attribute_values_then_only_real_tags_are_rewritten() -> None:
-    doc = '<p title="<img src=https://evil.example/t.png>">t</p><img alt="x > y" src="https://photos.example.com/p.png">'
+    doc = (
+        '<p title="<img src=https://evil.example/t.png>">t</p><img alt="x > y" src="https://photos.example.com/p.png">'
+    )
     out = sanitize_html(doc, "block")
 
     assert out.count("[image: ") == 1 and "[image: x &gt; y, photos.example.com]" in out
-    assert 'title="&lt;img src=https://evil.example/t.png&gt;"' in out or 'title="<img src=https://evil.example/t.png>"' in out
+    assert (
+        'title="&lt;img src=https://evil.example/t.png&gt;"' in out
+        or 'title="<img src=https://evil.example/t.png>"' in out
+    )
     assert loads(out).remote == []
 
 
@@ -231,7 +238,9 @@ def test_given_the_tracker_list_then_each_entry_matches_its_own_pixel_and_not_a_
 
 
 def test_given_a_normal_sized_image_in_allow_mode_then_it_is_not_taken_for_a_tracker() -> None:
-    out = sanitize_html('<img src="https://photos.example.com/x.png" width="2" height="40" style="display:block">', "allow")
+    out = sanitize_html(
+        '<img src="https://photos.example.com/x.png" width="2" height="40" style="display:block">', "allow"
+    )
 
     assert loads(out).remote == ["https://photos.example.com/x.png"]
 
@@ -268,7 +277,9 @@ def test_given_the_outlook_reply_then_its_inline_logo_keeps_pointing_at_its_part
     assert "banner.jpg" not in [u for u in loads(document).urls]
 
 
-def test_given_a_real_client_reply_when_the_deployment_allows_remote_content_then_images_load_but_trackers_do_not() -> None:
+def test_given_a_real_client_reply_when_the_deployment_allows_remote_content_then_images_load_but_trackers_do_not() -> (
+    None
+):
     from chalicelib.relay.anonymize import anonymize, list_unsubscribe_headers, personalize
     from chalicelib.relay.parse import parse_inbound
     from tests.fixtures.emails.scenario import WHEN

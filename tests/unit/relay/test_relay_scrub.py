@@ -80,7 +80,8 @@ def test_given_an_address_below_or_beside_the_relay_domain_then_it_is_not_kept(d
 def test_given_an_address_below_the_relay_domain_then_the_relayed_copy_hides_it() -> None:
     raw = hostile.message(
         [hostile.part("text/plain; charset=utf-8", f"ask stranger@elsewhere.example.{RELAY_DOMAIN}\r\n")],
-        sender="ann@example.org", to=RELAY_ADDRESS,
+        sender="ann@example.org",
+        to=RELAY_ADDRESS,
     )
     text = _parse(relay(raw, PEOPLE)).get_body(("plain",)).get_content()  # type: ignore[union-attr]
 
@@ -102,7 +103,8 @@ def test_given_an_address_below_the_relay_domain_then_the_relayed_copy_hides_it(
 def test_given_an_attachment_name_that_spells_an_address_once_cleaned_then_it_is_scrubbed(filename: str) -> None:
     raw = hostile.message(
         [hostile.part("text/plain", "see file\r\n"), hostile.attachment("application/pdf", filename, b"%PDF-1.4 x")],
-        sender="ann@example.org", to=RELAY_ADDRESS,
+        sender="ann@example.org",
+        to=RELAY_ADDRESS,
     )
     out = relay(raw, PEOPLE)
 
@@ -134,7 +136,11 @@ def test_given_many_participants_at_one_domain_then_the_binary_scan_finds_exactl
     )
 
     assert scrubber.binary_mentions_known(noise) is False
-    for needle in (b"ANN1999@PEOPLE.EXAMPLE", b"zzann7+tag@people.example.org", "ann42@people.example".encode("utf-16-be")):
+    for needle in (
+        b"ANN1999@PEOPLE.EXAMPLE",
+        b"zzann7+tag@people.example.org",
+        "ann42@people.example".encode("utf-16-be"),
+    ):
         assert scrubber.binary_mentions_known(noise + needle) is True
     assert scrubber.binary_mentions_known(noise + b"ann2000@people.example") is False
     assert scrubber.binary_mentions_known(noise + b"nn7@people.example") is False
@@ -143,7 +149,9 @@ def test_given_many_participants_at_one_domain_then_the_binary_scan_finds_exactl
 @pytest.mark.parametrize("spelling", ["bob\u00ad@example.com", "bob@exa\u200bmple.com", "ｂｏｂ＠example.com"])
 def test_given_a_disguised_address_in_the_subject_then_it_is_scrubbed(spelling: str) -> None:
     raw = hostile.message(
-        [hostile.part("text/plain", "hi\r\n")], sender="ann@example.org", to=RELAY_ADDRESS,
+        [hostile.part("text/plain", "hi\r\n")],
+        sender="ann@example.org",
+        to=RELAY_ADDRESS,
         subject=hostile.b64(f"Re: ask {spelling} now".encode()).strip().join(["=?utf-8?b?", "?="]),
     )
     out = relay(raw, PEOPLE)

@@ -122,7 +122,12 @@ def test_a_copy_names_the_author_and_the_chat_and_fits_its_segments() -> None:
 
 def test_emoji_copies_are_cut_on_ucs2_segments() -> None:
     text = render_text(
-        author="Jane D.", chat_title="Canvass", text="🎉 " * 200, attachments=[], max_segments=2, more_link="https://x/m/1"
+        author="Jane D.",
+        chat_title="Canvass",
+        text="🎉 " * 200,
+        attachments=[],
+        max_segments=2,
+        more_link="https://x/m/1",
     )
     assert count_segments(text).encoding == "UCS-2" and count_segments(text).count <= 2
 
@@ -215,7 +220,9 @@ def test_other_numbers_are_left_alone() -> None:
         assert scrubber.scrub(text) == text
 
 
-@pytest.mark.parametrize("name", ["contact tel:+15551234567.vcf", "telephone+15551234567.vcf", "card_+1 555 123 4567.vcf"])
+@pytest.mark.parametrize(
+    "name", ["contact tel:+15551234567.vcf", "telephone+15551234567.vcf", "card_+1 555 123 4567.vcf"]
+)
 def test_a_number_in_an_attachment_name_is_scrubbed_after_the_name_rules_drop_the_colon(name: str) -> None:
     # Found by the property test: "tel:+1…" becomes "tel+1…" once ":" is dropped
     # from a file name, and a number glued to a word was not looked at.

@@ -29,8 +29,20 @@ from tests.fixtures.emails.scenario import RELAY_ADDRESS, WHEN
 LEAD = TEXT_SLOT_LEAD.rstrip("\n")
 MUTE_URL = "https://muster.example.org/mute/tok.SIG=="
 TOP_HEADERS = {
-    "list-unsubscribe", "list-unsubscribe-post", "content-type", "from", "to", "reply-to", "subject",
-    "date", "message-id", "mime-version", "list-id", "list-post", "x-loop", "x-auto-response-suppress",
+    "list-unsubscribe",
+    "list-unsubscribe-post",
+    "content-type",
+    "from",
+    "to",
+    "reply-to",
+    "subject",
+    "date",
+    "message-id",
+    "mime-version",
+    "list-id",
+    "list-post",
+    "x-loop",
+    "x-auto-response-suppress",
 }
 CHAT = ChatContext(
     chat_id="k3x9q",
@@ -48,8 +60,14 @@ def _parse(data: bytes) -> EmailMessage:
 
 def _copy(raw: bytes, author: Person, people: list[Person]) -> bytes:
     rendered = anonymize(
-        parse_inbound(raw), author=author, people=people, chat=CHAT, message_id="<m-1.k3x9q@relay.example.org>",
-        in_reply_to=None, references=(), date=WHEN,
+        parse_inbound(raw),
+        author=author,
+        people=people,
+        chat=CHAT,
+        message_id="<m-1.k3x9q@relay.example.org>",
+        in_reply_to=None,
+        references=(),
+        date=WHEN,
     )
     return personalize(rendered, mute_url=MUTE_URL, list_unsubscribe_headers=list_unsubscribe_headers(MUTE_URL))
 
@@ -83,7 +101,10 @@ def test_given_a_participant_named_like_the_placeholder_then_every_copy_keeps_it
             hostile.part("text/html; charset=utf-8", f"<p>Ask <a href='mailto:bob@example.com'>{placeholder}</a></p>"),
             hostile.attachment("text/csv", f"{placeholder}.csv", f"{placeholder},bob@example.com\r\n".encode()),
         ],
-        sender="ann@example.org", to=RELAY_ADDRESS, subject=f"{placeholder} Re: {placeholder}", subtype="mixed",
+        sender="ann@example.org",
+        to=RELAY_ADDRESS,
+        subject=f"{placeholder} Re: {placeholder}",
+        subtype="mixed",
     )
     for author in (ann, bob):  # posts, and receives the other's post
         copy = _copy(raw, author, [ann, bob])
@@ -100,7 +121,9 @@ def test_given_nested_placeholder_stems_then_none_is_rebuilt() -> None:
     ann = Person("p1", nested, ("ann@example.org",))
     raw = hostile.message(
         [hostile.part("text/plain; charset=utf-8", f"{nested}\r\n{deep}\r\n{LEAD}\r\n{nested}\r\n")],
-        sender="ann@example.org", to=RELAY_ADDRESS, subject=nested,
+        sender="ann@example.org",
+        to=RELAY_ADDRESS,
+        subject=nested,
     )
     _assert_well_formed(_copy(raw, ann, [ann]))
 
@@ -111,7 +134,8 @@ def test_given_a_binary_whose_base64_ends_in_the_placeholder_then_it_is_not_spli
     ann = Person("p1", "Ann A.", ("ann@example.org",))
     raw = hostile.message(
         [hostile.part("text/plain", "see\r\n"), hostile.attachment("application/x-thing", "t.bin", data)],
-        sender="ann@example.org", to=RELAY_ADDRESS,
+        sender="ann@example.org",
+        to=RELAY_ADDRESS,
     )
     copy = _copy(raw, ann, [ann])
 
@@ -124,7 +148,7 @@ def test_given_placeholders_outside_footer_slots_then_the_template_leaves_them()
     rendered = (
         f"Subject: {MUTE_URL_PLACEHOLDER_TEXT}\r\nX: {LEAD}\r\n {MUTE_URL_PLACEHOLDER_TEXT}\r\n\r\n"
         f"{MUTE_URL_PLACEHOLDER_TEXT}\r\n{LEAD}\r\n{MUTE_URL_PLACEHOLDER_TEXT}\r\n"
-        f"<a href=3D\"{MUTE_URL_PLACEHOLDER_HTML}\">x</a> {MUTE_URL_PLACEHOLDER_HTML}\r\n"
+        f'<a href=3D"{MUTE_URL_PLACEHOLDER_HTML}">x</a> {MUTE_URL_PLACEHOLDER_HTML}\r\n'
     ).encode()
     template = CopyTemplate.of(rendered)
 

@@ -40,7 +40,9 @@ def _mail(*parts: str) -> bytes:
 def _attachment_text(out: bytes, filename: str | None) -> tuple[EmailMessage, str]:
     message = _parse(out)
     parts = [p for p in message.walk() if not p.is_multipart()]
-    found = next(p for p in parts if (p.get_filename() == filename if filename else p.get_content_type() != "text/plain"))
+    found = next(
+        p for p in parts if (p.get_filename() == filename if filename else p.get_content_type() != "text/plain")
+    )
     payload = found.get_payload(decode=True)
     assert isinstance(payload, bytes)
     return found, payload.decode(found.get_content_charset() or "utf-8")
@@ -49,22 +51,64 @@ def _attachment_text(out: bytes, filename: str | None) -> tuple[EmailMessage, st
 TEXT_LIKE = [
     pytest.param("application/ics", "invite.ics", ICS.encode(), "application/ics", id="google-application-ics"),
     pytest.param("text/x-vcalendar", "invite.vcs", ICS.encode(), "text/x-vcalendar", id="text-x-vcalendar"),
-    pytest.param("application/octet-stream", "invite.ics", ICS.encode(), "application/octet-stream", id="ics-as-octet-stream"),
-    pytest.param("application/octet-stream", "bob.vcf", VCF.encode(), "application/octet-stream", id="vcf-as-octet-stream"),
+    pytest.param(
+        "application/octet-stream", "invite.ics", ICS.encode(), "application/octet-stream", id="ics-as-octet-stream"
+    ),
+    pytest.param(
+        "application/octet-stream", "bob.vcf", VCF.encode(), "application/octet-stream", id="vcf-as-octet-stream"
+    ),
     pytest.param("text/directory", "bob.vcf", VCF.encode(), "text/directory", id="text-directory"),
     pytest.param("application/octet-stream", "list.txt", CSV.encode(), "application/octet-stream", id="txt"),
     pytest.param("application/octet-stream", "list.csv", CSV.encode(), "application/octet-stream", id="csv"),
-    pytest.param("application/octet-stream", "list.json", f'{{"email": "{BOB_ADDR}", "x": "{STRANGER}"}}'.encode(), "application/octet-stream", id="json"),
-    pytest.param("application/octet-stream", "list.xml", f"<p><e>{BOB_ADDR}</e><e>{STRANGER}</e></p>".encode(), "application/octet-stream", id="xml"),
-    pytest.param("application/octet-stream", "page.html", f'<a href="mailto:{BOB_ADDR}">{STRANGER}</a>'.encode(), "application/octet-stream", id="html"),
-    pytest.param("application/json", "data", f'["{BOB_ADDR}", "{STRANGER}"]'.encode(), "application/json", id="application-json"),
-    pytest.param("application/octet-stream", "export.txt", CSV.encode("utf-16"), "application/octet-stream", id="utf16-bom"),
-    pytest.param("application/octet-stream", "export.txt", CSV.encode("utf-16-le"), "application/octet-stream", id="utf16le-no-bom"),
-    pytest.param("application/octet-stream", "export.csv", CSV.encode("utf-16-be"), "application/octet-stream", id="utf16be-no-bom"),
-    pytest.param("text/plain; charset=utf-16le", "export.txt", CSV.encode("utf-16-le"), "text/plain", id="text-utf16le"),
+    pytest.param(
+        "application/octet-stream",
+        "list.json",
+        f'{{"email": "{BOB_ADDR}", "x": "{STRANGER}"}}'.encode(),
+        "application/octet-stream",
+        id="json",
+    ),
+    pytest.param(
+        "application/octet-stream",
+        "list.xml",
+        f"<p><e>{BOB_ADDR}</e><e>{STRANGER}</e></p>".encode(),
+        "application/octet-stream",
+        id="xml",
+    ),
+    pytest.param(
+        "application/octet-stream",
+        "page.html",
+        f'<a href="mailto:{BOB_ADDR}">{STRANGER}</a>'.encode(),
+        "application/octet-stream",
+        id="html",
+    ),
+    pytest.param(
+        "application/json", "data", f'["{BOB_ADDR}", "{STRANGER}"]'.encode(), "application/json", id="application-json"
+    ),
+    pytest.param(
+        "application/octet-stream", "export.txt", CSV.encode("utf-16"), "application/octet-stream", id="utf16-bom"
+    ),
+    pytest.param(
+        "application/octet-stream",
+        "export.txt",
+        CSV.encode("utf-16-le"),
+        "application/octet-stream",
+        id="utf16le-no-bom",
+    ),
+    pytest.param(
+        "application/octet-stream",
+        "export.csv",
+        CSV.encode("utf-16-be"),
+        "application/octet-stream",
+        id="utf16be-no-bom",
+    ),
+    pytest.param(
+        "text/plain; charset=utf-16le", "export.txt", CSV.encode("utf-16-le"), "text/plain", id="text-utf16le"
+    ),
     pytest.param("text/plain", "export.txt", CSV.encode("utf-16"), "text/plain", id="text-utf16-undeclared"),
     pytest.param("application/octet-stream", "noname.bin", CSV.encode(), "application/octet-stream", id="sniffed-utf8"),
-    pytest.param("application/x-unknown", "card", VCF.encode("utf-16"), "application/x-unknown", id="sniffed-vcard-utf16"),
+    pytest.param(
+        "application/x-unknown", "card", VCF.encode("utf-16"), "application/x-unknown", id="sniffed-vcard-utf16"
+    ),
 ]
 
 
@@ -91,7 +135,7 @@ def test_given_a_folded_invite_then_it_is_unfolded_scrubbed_and_folded_again() -
     lines = text.split("\r\n")
     assert all(len(line.encode()) <= 75 for line in lines)
     unfolded = text.replace("\r\n ", "")
-    assert "ORGANIZER;CN=Organizer Person;SENT-BY=\"mailto:Bob B.\":mailto:Bob B." in unfolded
+    assert 'ORGANIZER;CN=Organizer Person;SENT-BY="mailto:Bob B.":mailto:Bob B.' in unfolded
     assert f"mailto:{HIDDEN}" in unfolded
     assert unfolded.startswith("BEGIN:VCALENDAR\r\n") and "END:VCALENDAR" in unfolded
 
