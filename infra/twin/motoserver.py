@@ -47,15 +47,25 @@ over the same values, as every copy claim of one batch is.
 
 ``tests/unit/test_twin_moto.py`` checks that these changes answer exactly as moto does.
 
+Eighth: werkzeug's development server answers every request with ``Connection:
+close`` (http.server cannot drain an unread body before the next request line), so
+each AWS call from a worker opened a new TCP connection and the server a new
+thread. The twin's moto keeps connections alive: each request's body is read
+through a stream that stops at its Content-Length and whatever the handler left
+unread is drained before the next request, responses carry their length, and a
+body without a length (chunked) still closes the connection.
+
 Each request is logged only at DEBUG (``MUSTER_TWIN_LOG=DEBUG``).
 """
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -77,11 +87,24 @@ class Serialized:
         self.stats = stats
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        answer: list[Any] = []
+
+        def remember(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
+            answer[:] = [status, headers, exc_info]
+            return lambda data: None  # moto never writes through start_response's callable
+
         with self.lock:
             started = time.perf_counter()
-            body = self.app(environ, start_response)
+            body = self.app(environ, remember)
             try:
-                return [b"".join(body)]
+                content = b"".join(body)
+                status, headers, exc_info = answer
+                if environ.get("REQUEST_METHOD") != "HEAD" and not any(
+                    k.lower() == "content-length" for k, _ in headers
+                ):
+                    headers = [*headers, ("Content-Length", str(len(content)))]
+                start_response(status, headers, exc_info)
+                return [content]
             finally:
                 close = getattr(body, "close", None)
                 if close is not None:
@@ -102,6 +125,81 @@ def operation(environ: dict[str, Any]) -> str:
     if service == "s3":
         return f"s3 {environ.get('REQUEST_METHOD', '?')}"
     return f"{service} {environ.get('REQUEST_METHOD', '?')} {environ.get('PATH_INFO', '').split('/')[1:3]}"
+
+
+class BodyStream(io.RawIOBase):
+    """A request body: at most ``length`` bytes of the connection, counted, so the
+    rest can be drained and the connection used for the next request."""
+
+    def __init__(self, raw: Any, length: int) -> None:
+        self.raw = raw
+        self.left = length
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self.left <= 0:
+            return 0
+        view = memoryview(buffer)[: self.left]
+        n = self.raw.readinto(view) or 0
+        self.left -= n
+        return n
+
+    def drain(self) -> bool:
+        """Read what the handler left; False if the connection ended first."""
+        while self.left > 0:
+            if not self.read(min(self.left, 1 << 16)):
+                return False
+        return True
+
+
+def keep_alive_handler() -> type:
+    """moto's request handler, keeping HTTP/1.1 connections open between requests."""
+    from moto.moto_server.werkzeug_app import MotoRequestHandler
+
+    class KeepAlive(MotoRequestHandler):  # type: ignore[misc,valid-type]
+        protocol_version = "HTTP/1.1"
+        body: BodyStream | None = None
+        connection_stream: Any = None
+
+        def setup(self) -> None:
+            super().setup()
+            # werkzeug writes the headers and the body separately: without this,
+            # Nagle holds the body until the client's delayed ACK (~40 ms a call).
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+        def make_environ(self) -> dict[str, Any]:
+            environ: dict[str, Any] = super().make_environ()
+            self.body = None
+            if "chunked" not in self.headers.get("Transfer-Encoding", "").lower():
+                try:
+                    length = int(self.headers.get("Content-Length") or 0)
+                except ValueError:
+                    return environ  # left as werkzeug has it; the connection closes
+                self.body = environ["wsgi.input"] = BodyStream(self.rfile, max(0, length))
+                # After answering, werkzeug reads whatever the socket holds until it
+                # goes quiet ("the connection closes anyway"): on a kept connection
+                # that is the client's next request. It gets an empty stream instead;
+                # the real one is back for the next request line (run_wsgi).
+                self.connection_stream, self.rfile = self.rfile, io.BytesIO()
+            return environ
+
+        def send_header(self, keyword: str, value: str) -> None:
+            if keyword.lower() == "connection" and value.lower() == "close" and self.body is not None:
+                return  # werkzeug's blanket "close": this request's body is delimited, keep the connection
+            super().send_header(keyword, value)
+
+        def run_wsgi(self) -> None:
+            try:
+                super().run_wsgi()
+            finally:
+                if self.body is not None:
+                    self.rfile = self.connection_stream
+            if self.body is None or not self.body.drain():
+                self.close_connection = True
+
+    return KeepAlive
 
 
 def stop_tracking_instances() -> None:
@@ -331,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="moto %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("werkzeug").setLevel(logging.INFO if level == "DEBUG" else logging.WARNING)
 
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
     from werkzeug.serving import make_server
 
     stop_tracking_instances()
@@ -343,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
     stats_path = os.environ.get("MUSTER_MOTO_STATS")
     stats: dict[str, list[float]] | None = {} if stats_path else None
     app = Serialized(DomainDispatcherApplication(create_backend_app), stats)
-    server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
+    server = make_server(host, port, app, threaded=True, request_handler=keep_alive_handler())
     server.daemon_threads = True  # type: ignore[attr-defined]
 
     def stop(signum: int, frame: Any) -> None:
