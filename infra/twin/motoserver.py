@@ -99,9 +99,8 @@ class Serialized:
             try:
                 content = b"".join(body)
                 status, headers, exc_info = answer
-                if environ.get("REQUEST_METHOD") != "HEAD" and not any(
-                    k.lower() == "content-length" for k, _ in headers
-                ):
+                bodiless = environ.get("REQUEST_METHOD") == "HEAD" or status[:3] in {"204", "304"} or status[:1] == "1"
+                if not bodiless and not any(k.lower() == "content-length" for k, _ in headers):
                     headers = [*headers, ("Content-Length", str(len(content)))]
                 start_response(status, headers, exc_info)
                 return [content]

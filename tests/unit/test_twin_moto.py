@@ -182,3 +182,78 @@ def test_partition_queries_answer_exactly_what_moto_answers() -> None:
     assert any(o != "ok" and o[0] == "ValidationException" for o in outcomes)
     for n, (expected, got) in enumerate(zip(before, after, strict=True)):
         assert got == expected, f"request group {n} answered differently with the twin's changes"
+
+
+KEEP_ALIVE = r"""
+import sys, boto3, urllib3.connection as uc
+opened = [0]
+real = uc.HTTPConnection._new_conn
+def counted(self):
+    opened[0] += 1
+    return real(self)
+uc.HTTPConnection._new_conn = counted
+kw = dict(endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")
+d, s3, sqs = boto3.client("dynamodb", **kw), boto3.client("s3", **kw), boto3.client("sqs", **kw)
+d.create_table(TableName="t", BillingMode="PAY_PER_REQUEST", KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}], AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}])
+s3.create_bucket(Bucket="keep-alive")
+queue = sqs.create_queue(QueueName="keep-alive")["QueueUrl"]
+for i in range(30):
+    d.put_item(TableName="t", Item={"pk": {"S": str(i)}, "v": {"S": "x" * i}})
+    assert d.get_item(TableName="t", Key={"pk": {"S": str(i)}})["Item"]["v"]["S"] == "x" * i
+    body = bytes([i]) * (i * 4099)
+    s3.put_object(Bucket="keep-alive", Key=f"k{i}", Body=body)
+    assert s3.get_object(Bucket="keep-alive", Key=f"k{i}")["Body"].read() == body
+    assert s3.head_object(Bucket="keep-alive", Key=f"k{i}")["ContentLength"] == len(body)
+    try:
+        s3.get_object(Bucket="keep-alive", Key="missing")
+        raise AssertionError("a missing key was found")
+    except s3.exceptions.NoSuchKey:
+        pass
+    s3.delete_object(Bucket="keep-alive", Key=f"k{i}")  # 204, no body
+    sqs.send_message(QueueUrl=queue, MessageBody=f"m{i}")
+big = b"z" * (3 * 1024 * 1024)
+s3.put_object(Bucket="keep-alive", Key="big", Body=big)
+assert s3.get_object(Bucket="keep-alive", Key="big")["Body"].read() == big
+got = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+assert len(got) == 10
+print(opened[0])
+"""
+
+
+def test_the_twins_moto_keeps_connections_alive_and_answers_every_kind_of_request(tmp_path: Path) -> None:
+    """One client, 214 requests (bodies of every size, HEAD, 204, 404 with a body):
+    every answer right, and no new connection after the first one per client."""
+    import socket
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "infra.twin.motoserver", "127.0.0.1", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp_path / "moto.log").open("wb"),
+    )
+    try:
+        for _ in range(300):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        out = subprocess.run(
+            [sys.executable, "-c", KEEP_ALIVE, f"http://127.0.0.1:{port}"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert out.returncode == 0, out.stderr[-3000:]
+        assert int(out.stdout.strip().splitlines()[-1]) <= 3  # one per client (dynamodb, s3, sqs), not one per request
+    finally:
+        server.terminate()
+        server.wait(10)
