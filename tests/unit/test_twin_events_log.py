@@ -1,0 +1,39 @@
+"""The twin's CRM log (``events.jsonl``) keeps up with a busy bus.
+
+Under load the twin puts more than ten integration events a second on the bus; the
+log used to take one receive (ten messages) a tick, so the CRM rule's queue grew
+without end (965 behind after ten minutes of the soak) and moto's SQS, which walks
+its whole queue on each receive, slowed every call of the run.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import boto3
+from moto import mock_aws
+
+from chalicelib.settings import get_settings
+from infra.twin.dispatcher import Dispatcher
+from infra.twin.resources import Topology
+
+
+def test_one_tick_logs_everything_the_queue_holds_each_once(tmp_path: Path) -> None:
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        url = sqs.create_queue(QueueName="events-out")["QueueUrl"]
+        for n in range(137):
+            sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"detail-type": "MessageRelayed", "n": n}))
+        topology: Any = Topology()
+        topology.events_out_url = url
+        log = tmp_path / "events.jsonl"
+        dispatcher = Dispatcher(lambdas=None, topology=topology, settings=get_settings(), events_log=log)
+
+        assert dispatcher.log_events(sqs) == 137
+        lines = [json.loads(line) for line in log.read_text().splitlines()]
+        assert sorted(e["n"] for e in lines) == list(range(137))  # each once
+        left = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
+        assert left["Attributes"]["ApproximateNumberOfMessages"] == "0"
+        assert dispatcher.log_events(sqs) == 0
