@@ -39,13 +39,12 @@ ten-member structure, so a Query answering 50 participants spent 85 % of its tim
 there (~30 ms). The twin's moto writes a DynamoDB ``AttributeValue`` (already in
 wire form) straight to JSON, with the same conversions moto applies (strings,
 base64 for binaries, nested maps and lists), and leaves every other shape to moto.
+
 Seventh: moto parses a condition expression with a tokenizer in Python up to three
 times per item it writes (to validate it, in the transaction, in the write): 75 % of a
 claim transaction's time. The twin's moto remembers each parsed condition by its
 text, names and values (the tree is only read afterwards) - the same expression
 over the same values, as every copy claim of one batch is.
-
-``tests/unit/test_twin_moto.py`` checks that these changes answer exactly as moto does.
 
 Eighth: werkzeug's development server answers every request with ``Connection:
 close`` (http.server cannot drain an unread body before the next request line), so
@@ -54,6 +53,9 @@ thread. The twin's moto keeps connections alive: each request's body is read
 through a stream that stops at its Content-Length and whatever the handler left
 unread is drained before the next request, responses carry their length, and a
 body without a length (chunked) still closes the connection.
+
+``tests/unit/test_twin_moto.py`` checks that the fifth to seventh answer exactly as
+moto does, and that a client keeps its connection over requests of every kind.
 
 Each request is logged only at DEBUG (``MUSTER_TWIN_LOG=DEBUG``).
 """
