@@ -65,6 +65,18 @@ class Unprocessable(ApiError):
     status, code = 422, "validation_error"
 
 
+class ChatNotOpen(ApiError):
+    """A chat action (an announcement, a private conversation) on a chat that is not open."""
+
+    status, code = 409, "chat_not_open"
+
+
+class NotAnOrganizer(ApiError):
+    """An organizer-only action by someone who is not an organizer of the chat."""
+
+    status, code = 422, "not_an_organizer"
+
+
 def _loc(loc: tuple[int | str, ...]) -> str | None:
     parts = [str(p) for p in loc if not (isinstance(p, str) and p.startswith("function-"))]
     return ".".join(parts) or None

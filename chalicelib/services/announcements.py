@@ -34,7 +34,7 @@ from pynamodb.exceptions import DoesNotExist, PutError
 
 from chalicelib import clock
 from chalicelib.adapters.blobs import MailStore
-from chalicelib.errors import ApiError, NotFound, Unprocessable
+from chalicelib.errors import ChatNotOpen, NotAnOrganizer, NotFound, Unprocessable
 from chalicelib.models import Announcement, Chat, Event, MessageLog, Participant
 from chalicelib.observability import logger, metrics
 from chalicelib.relay import anonymize
@@ -52,14 +52,6 @@ from chalicelib.services.roster import is_active, participants, recipients
 from chalicelib.settings import Settings, get_settings
 
 DEFAULT_SUBJECT = "Announcement"
-
-
-class ChatNotOpen(ApiError):
-    status, code = 409, "chat_not_open"
-
-
-class NotAnOrganizer(ApiError):
-    status, code = 422, "not_an_organizer"
 
 
 @dataclass(frozen=True)

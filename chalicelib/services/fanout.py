@@ -305,15 +305,19 @@ class FanOut:
         ).save()
 
     @staticmethod
-    def _claim_record(message_id: str, batch: str, p: Participant, chat_id: str, now: datetime) -> Delivery:
+    def _claim_record(
+        message_id: str, batch: str, p: Participant, chat_id: str, now: datetime, *, ses_id: str | None = None
+    ) -> Delivery:
+        """The copy record: ``sending`` while claimed, ``sent`` with its SES id once out."""
         return Delivery(
             f"MSG#{message_id}",
             f"TO#{p.participant_key}",
             chat_id=chat_id,
             participant_key=p.participant_key,
-            status="sending",
+            status="sending" if ses_id is None else "sent",
             batch=batch,
             at=now,
+            ses_message_id=ses_id,
             expires=timedelta(days=RECORD_DAYS),
         )
 
@@ -371,19 +375,7 @@ class FanOut:
             try:
                 with Delivery.batch_write() as writer:
                     for p, ses_id in sent:
-                        writer.save(
-                            Delivery(
-                                f"MSG#{message_id}",
-                                f"TO#{p.participant_key}",
-                                chat_id=chat_id,
-                                participant_key=p.participant_key,
-                                status="sent",
-                                batch=batch,
-                                at=now,
-                                ses_message_id=ses_id,
-                                expires=timedelta(days=RECORD_DAYS),
-                            )
-                        )
+                        writer.save(FanOut._claim_record(message_id, batch, p, chat_id, now, ses_id=ses_id))
                 return
             except PutError:
                 if attempt == RECORD_ATTEMPTS - 1:

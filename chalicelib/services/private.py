@@ -42,7 +42,7 @@ from zoneinfo import ZoneInfo
 from pynamodb.exceptions import DoesNotExist, PutError
 
 from chalicelib import clock
-from chalicelib.errors import ApiError, NotFound
+from chalicelib.errors import ApiError, ChatNotOpen, NotAnOrganizer, NotFound
 from chalicelib.models import Chat, Event, Participant, PrivateThread, SignupRef
 from chalicelib.observability import logger, metrics
 from chalicelib.relay.context import ChatContext
@@ -55,16 +55,8 @@ THREAD_ID_CHARS = 20
 _BASE32 = frozenset("abcdefghijklmnopqrstuvwxyz234567")
 
 
-class NotAnOrganizer(ApiError):
-    status, code = 422, "not_an_organizer"
-
-
 class NotActiveParticipant(ApiError):
     status, code = 422, "inactive_signup"
-
-
-class ChatNotOpen(ApiError):
-    status, code = 409, "chat_not_open"
 
 
 @dataclass(frozen=True)
@@ -75,6 +67,17 @@ class PrivateThreadInfo:
     organizer_key: str
     participant_key: str
     created: bool  # False when it already existed
+
+
+def _open_chat(chat_id: str) -> Chat:
+    """The chat, if it exists and is open: private conversations need an open chat."""
+    try:
+        chat = Chat.get(f"CH#{chat_id}", "META", consistent_read=True)
+    except DoesNotExist:
+        raise NotFound("no such chat", "timeslot_id") from None
+    if chat.state != "open":
+        raise ChatNotOpen(f"the chat is {chat.state}: private conversations need an open chat", "timeslot_id")
+    return chat
 
 
 def thread_id_for(chat_id: str, organizer_key: str, participant_key: str, secret: bytes) -> str:
@@ -162,12 +165,7 @@ def open_private_thread(
     ``participant_key`` is an active signup of it (and another person).
     Idempotent; each side's intro goes out exactly once."""
     s = settings or get_settings()
-    try:
-        chat = Chat.get(f"CH#{chat_id}", "META", consistent_read=True)
-    except DoesNotExist:
-        raise NotFound("no such chat", "timeslot_id") from None
-    if chat.state != "open":
-        raise ChatNotOpen(f"the chat is {chat.state}: private conversations need an open chat", "timeslot_id")
+    chat = _open_chat(chat_id)
     people = participants(chat_id)
     by_key = {p.participant_key: p for p in people}
     organizer, participant = by_key.get(organizer_key), by_key.get(participant_key)
@@ -198,12 +196,7 @@ def open_pair(
     no organizer rule, but both must be active members of the open chat and two
     different people. Idempotent; each side's intro goes out exactly once."""
     s = settings or get_settings()
-    try:
-        chat = Chat.get(f"CH#{chat_id}", "META", consistent_read=True)
-    except DoesNotExist:
-        raise NotFound("no such chat", "timeslot_id") from None
-    if chat.state != "open":
-        raise ChatNotOpen(f"the chat is {chat.state}: private conversations need an open chat", "timeslot_id")
+    chat = _open_chat(chat_id)
     by_key = {p.participant_key: p for p in participants(chat_id)}
     first, second = by_key.get(first_key), by_key.get(second_key)
     if not member_active(first) or not member_active(second):

@@ -80,10 +80,14 @@ def pending() -> int:
 
 def item(detail: Detail | Raw, now: datetime | None = None) -> Signal:
     """The outbox item for ``detail``, for a caller that writes it in its own transaction."""
+    kind, key, body = _encode(detail)
+    return _owed(kind, key, body, now or clock.now())
+
+
+def _owed(kind: str, key: str, body: str, now: datetime) -> Signal:
+    """An outbox item due now (the drain puts it on the bus)."""
     from chalicelib.models import Signal
 
-    kind, key, body = _encode(detail)
-    now = now or clock.now()
     return Signal(
         f"SIG#{key}",
         "OUT",
@@ -110,18 +114,7 @@ def flush() -> int:
         try:
             with Signal.batch_write() as batch:
                 for key, (kind, body) in owed.items():
-                    batch.save(
-                        Signal(
-                            f"SIG#{key}",
-                            "OUT",
-                            detail_type=kind,
-                            detail=body,
-                            attempts=0,
-                            due_bucket=BUCKET,
-                            due_at=now,
-                            expires=timedelta(days=KEEP_DAYS),
-                        )
-                    )
+                    batch.save(_owed(kind, key, body, now))
             metrics.add_metric(name="SignalsOwed", unit="Count", value=len(owed))
             return len(owed)
         except Exception:
