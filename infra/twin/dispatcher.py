@@ -111,7 +111,9 @@ class Dispatcher:
     def log_events(self, sqs: Any, rounds: int = 100) -> int:
         """Everything the CRM rule's queue holds (up to ``rounds`` receives of 10), not
         one receive a tick: under load the twin puts more than 10 events a second on
-        the bus, and an undrained queue makes every moto SQS call slower."""
+        the bus, and an undrained queue makes every moto SQS call slower. At least
+        once, as a CRM's consumer is: a crash between the append and the delete (or
+        a refused delete) logs those events again, each with its idempotency key."""
         logged = 0
         for _ in range(rounds):
             got = sqs.receive_message(QueueUrl=self.topology.events_out_url, MaxNumberOfMessages=10).get("Messages", [])

@@ -558,3 +558,46 @@ def test_sent_copies_are_recorded_in_groups_not_one_write_each(world: World) -> 
     assert sum(groups) == 40 and len([d for d in records if d.pk == records[0].pk]) >= 40
     assert max(groups) <= 8
     assert len(groups) <= 40 // 4 + 2, groups
+
+
+def test_a_crash_while_recording_a_group_repeats_at_most_send_concurrency_copies(world: World) -> None:
+    """8 send threads, records in groups: the process dies while writing the second
+    group of records. A redelivery sends every copy whose record never landed again
+    - never more than the 8 the bound allows - and nobody goes without one."""
+    from chalicelib.adapters.mail import Mailer
+    from chalicelib.services.fanout import FanOut
+
+    big = world.open_chat(["registered"] * 40)
+    dead: list[bool] = []
+    real_record, real_send = FanOut._record_sent, Mailer.send_raw
+
+    def record(message_id: str, batch: str, chat_id: str, now: Any, sent: list[Any]) -> None:
+        if dead or record.calls:  # type: ignore[attr-defined]
+            dead.append(True)
+            raise Killed
+        record.calls += 1  # type: ignore[attr-defined]
+        real_record(message_id, batch, chat_id, now, sent)
+
+    record.calls = 0  # type: ignore[attr-defined]
+
+    def send(self: Mailer, *, sender: str, recipient: str, raw: bytes) -> str:
+        if dead:
+            raise Killed
+        return real_send(self, sender=sender, recipient=recipient, raw=raw)
+
+    with world.settings_override(MUSTER_SEND_CONCURRENCY="8"):
+        post(world, big, "Crash while recording")
+        world.patch("chalicelib.services.fanout.FanOut._record_sent", staticmethod(record))
+        world.patch("chalicelib.adapters.mail.Mailer.send_raw", send)
+        with pytest.raises(Killed):
+            world.drain()
+        for p in world._patches:
+            p.stop()
+        world._patches.clear()
+        expire_leases(world)
+        world.drain()
+
+    got = copies(world, "Crash while recording")
+    assert len(got) == 40  # everyone (39 attendees and the organizer) has the message
+    repeated = [to for to, n in got.items() if n > 1]
+    assert 0 < len(repeated) <= 8 and max(got.values()) == 2
