@@ -283,12 +283,14 @@ def main() -> int:
         f"{1000 / out['ses_floor_ms']:.1f} messages/s; the twin reaches {out['messages_per_s'] * out['ses_floor_ms'] / 10:.0f}% of it"
     )
     for port, ops in sorted(moto_stats.items()):
-        busy = sum(seconds for _, seconds in ops.values())
-        calls = sum(count for count, _ in ops.values())
-        top = sorted(ops.items(), key=lambda kv: -kv[1][1])[:8]
+        busy = sum(seconds for _, seconds, _ in ops.values())
+        cpu = sum(seconds for _, _, seconds in ops.values())
+        calls = sum(count for count, _, _ in ops.values())
+        top = sorted(ops.items(), key=lambda kv: -kv[1][2])[:8]
         print(
-            f"moto :{port}: {calls} requests, {busy:.1f} s inside its one-at-a-time lock; most time: "
-            + ", ".join(f"{op} {count}x {seconds / count * 1000:.1f} ms" for op, (count, seconds) in top)
+            f"moto :{port}: {calls} requests, {busy:.1f} s inside its one-at-a-time lock ({cpu:.1f} s of CPU); "
+            "most CPU: "
+            + ", ".join(f"{op} {count}x {seconds / count * 1000:.1f} ms" for op, (count, _, seconds) in top)
         )
     if peer:
         out["mailman_copies_per_s"] = float(peer["copies_per_s"])

@@ -22,6 +22,7 @@ holds ``address_hash``.
 
 from __future__ import annotations
 
+import threading
 from functools import cache
 from typing import Any
 
@@ -37,7 +38,7 @@ from pynamodb.attributes import (
     UTCDateTimeAttribute,
     VersionAttribute,
 )
-from pynamodb.connection import Connection
+from pynamodb.connection import Connection, TableConnection
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
@@ -96,6 +97,22 @@ class Base(Model):
     Meta = _Meta  # type: ignore[assignment]
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True)
+
+    @classmethod
+    def _get_connection(cls) -> TableConnection:
+        """PynamoDB's connection for this model, calling DynamoDB through the one
+        botocore client every model shares.
+
+        PynamoDB gives each model class a connection of its own, and each builds its
+        own botocore client on first use, in a session of its own: ~0.1 s a client
+        (botocore reads its endpoint and service JSON again for each session). A
+        relayed message touches about ten models, so a container's first message
+        paid a second or more; one client is thread-safe and serves them all."""
+        connection = super()._get_connection()
+        inner = connection.connection
+        if inner._client is None:
+            inner._client = shared_client()
+        return connection
 
 
 class TimeslotMap(MapAttribute[str, Any]):
@@ -306,11 +323,22 @@ class ThreadRef(Base):
     expires = TTLAttribute(null=True)
 
 
+_CLIENT_LOCK = threading.Lock()
+
+
 @cache
 def transactions() -> Connection:
     """The PynamoDB connection for transactions (TransactWrite needs one outside a
-    model): one per container, as building its botocore client costs ~0.1 s."""
+    model); its botocore client is the one every model uses (:func:`shared_client`)."""
     return Connection(region=_Meta.region)
+
+
+def shared_client() -> Any:
+    """The container's one DynamoDB client, built by PynamoDB (its retry and timeout
+    settings) on first use. botocore clients are safe to share between threads;
+    building one is not, hence the lock."""
+    with _CLIENT_LOCK:
+        return transactions().client
 
 
 def bind(table_name: str | None = None, region: str | None = None) -> None:

@@ -78,8 +78,8 @@ from typing import Any
 class Serialized:
     """WSGI middleware: one request at a time, body consumed under the lock.
 
-    With ``MUSTER_MOTO_STATS`` set to a path, it counts each operation's requests
-    and the seconds they held the lock, and writes them there as JSON when the
+    With ``MUSTER_MOTO_STATS`` set to a path, it counts each operation's requests,
+    the seconds they held the lock and the CPU seconds they used, and writes them there as JSON when the
     server stops (``bench/twin.py`` reads them to say what bounds the twin).
     """
 
@@ -97,6 +97,7 @@ class Serialized:
 
         with self.lock:
             started = time.perf_counter()
+            cpu = time.thread_time()
             body = self.app(environ, remember)
             try:
                 content = b"".join(body)
@@ -111,9 +112,10 @@ class Serialized:
                 if close is not None:
                     close()
                 if self.stats is not None:
-                    entry = self.stats.setdefault(operation(environ), [0, 0.0])
+                    entry = self.stats.setdefault(operation(environ), [0, 0.0, 0.0])
                     entry[0] += 1
                     entry[1] += time.perf_counter() - started
+                    entry[2] += time.thread_time() - cpu
 
 
 def operation(environ: dict[str, Any]) -> str:
