@@ -19,6 +19,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -105,14 +106,54 @@ def conditional(c):
     out.append(sorted(c.scan(TableName="c")["Items"], key=lambda it: (it["PK"]["S"], it["SK"]["S"])))
     return out
 
+def sizes(c):
+    """The item and page size limits, before and after items change size in place."""
+    from botocore.exceptions import ClientError
+
+    def attempt(call, **kw):
+        try:
+            call(**kw)
+            return "ok"
+        except ClientError as e:
+            return [e.response["Error"]["Code"], e.response["Error"].get("Message", "")]
+
+    def page_sizes():
+        out, start = [], None
+        while True:
+            extra = {"ExclusiveStartKey": start} if start else {}
+            page = c.query(TableName="c", KeyConditionExpression="PK = :p", ExpressionAttributeValues={":p": {"S": "BIG"}}, **extra)
+            out.append([it["SK"]["S"] for it in page["Items"]])
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                return out
+
+    out = []
+    for i in range(30):  # 30 items of ~60 KB: a Query pages at 1 MB
+        out.append(attempt(c.put_item, TableName="c", Item={"PK": {"S": "BIG"}, "SK": {"S": f"{i:02d}"}, "v": {"S": "x" * 60000}, "w": {"L": [{"S": "y" * 1000}] * 3}}))
+    out.append(page_sizes())
+    for i in range(0, 30, 3):  # grow some in place (SET), shrink others (REMOVE, AttributeUpdates)
+        out.append(attempt(c.update_item, TableName="c", Key={"PK": {"S": "BIG"}, "SK": {"S": f"{i:02d}"}}, UpdateExpression="SET v2 = :v", ExpressionAttributeValues={":v": {"S": "z" * 150000}}))
+        out.append(attempt(c.update_item, TableName="c", Key={"PK": {"S": "BIG"}, "SK": {"S": f"{i + 1:02d}"}}, UpdateExpression="REMOVE v"))
+        out.append(attempt(c.update_item, TableName="c", Key={"PK": {"S": "BIG"}, "SK": {"S": f"{i + 2:02d}"}}, AttributeUpdates={"v": {"Action": "DELETE"}}))
+    out.append(page_sizes())
+    out.append(attempt(c.update_item, TableName="c", Key={"PK": {"S": "BIG"}, "SK": {"S": "00"}}, UpdateExpression="SET v3 = :v", ExpressionAttributeValues={":v": {"S": "z" * 250000}}))  # over 400 KB
+    out.append(attempt(c.put_item, TableName="c", Item={"PK": {"S": "BIG"}, "SK": {"S": "huge"}, "a": {"S": "q" * 300000}, "b": {"S": "q" * 110000}}))
+    out.append(attempt(c.put_item, TableName="c", Item={"PK": {"S": "BIG"}, "SK": {"S": "edge"}, "a": {"S": "q" * 404990}}))  # 2 bytes over
+    out.append(attempt(c.put_item, TableName="c", Item={"PK": {"S": "BIG"}, "SK": {"S": "edge"}, "a": {"S": "q" * 404985}}))  # 3 bytes under
+    tx = [{"Update": {"TableName": "c", "Key": {"PK": {"S": "BIG"}, "SK": {"S": "05"}}, "UpdateExpression": "SET v = :v", "ExpressionAttributeValues": {":v": {"S": "r" * 200000}}}}]
+    out.append(attempt(c.transact_write_items, TransactItems=tx))
+    out.append(page_sizes())
+    return out
+
 def run(patch):
     with mock_aws():
         if patch:
             from infra.twin.motoserver import fast_attribute_values, partition_queries
-            from infra.twin.motoserver import remember_conditions
+            from infra.twin.motoserver import cached_item_sizes, remember_conditions
             partition_queries()
             fast_attribute_values()
             remember_conditions()
+            cached_item_sizes()
         c = boto3.client("dynamodb", region_name="us-east-1")
         c.create_table(
             TableName="t", BillingMode="PAY_PER_REQUEST",
@@ -141,7 +182,7 @@ def run(patch):
             KeySchema=[{"AttributeName": "PK", "KeyType": "HASH"}, {"AttributeName": "SK", "KeyType": "RANGE"}],
             AttributeDefinitions=[{"AttributeName": "PK", "AttributeType": "S"}, {"AttributeName": "SK", "AttributeType": "S"}],
         )
-        return [pages(c, q) for q in queries()] + [others(c), conditional(c)]
+        return [pages(c, q) for q in queries()] + [others(c), conditional(c), sizes(c)]
 
 def plain(value):
     """Binary values as text, so the answers compare as JSON."""
@@ -170,7 +211,7 @@ def test_partition_queries_answer_exactly_what_moto_answers() -> None:
     )
     result = json.loads(out.stdout.strip().splitlines()[-1])
     before, after = result["before"], result["after"]
-    assert len(before) == len(after) == 31
+    assert len(before) == len(after) == 32
     assert sum(len(page["Items"]) for query in before[:29] for page in query) > 300  # the queries find things
     assert any(len(query) > 1 for query in before[:29])  # and some of them page
     assert "bs" in before[29][0] and before[29][3]  # the other reads found rich items
@@ -180,6 +221,11 @@ def test_partition_queries_answer_exactly_what_moto_answers() -> None:
     ]
     assert any(o != "ok" and o[0] == "TransactionCanceledException" for o in outcomes)  # the conditions can refuse
     assert any(o != "ok" and o[0] == "ValidationException" for o in outcomes)
+    first_pages, grown_pages = before[31][30], before[31][61]
+    assert len(first_pages) > 1 and grown_pages != first_pages  # the page limit bites, and follows the updates
+    limits = before[31][62:67]  # over 400 KB by update, by put, by 2 bytes; 3 bytes under; a transaction
+    assert [o == "ok" for o in limits] == [False, False, False, True, True], limits
+    assert all("size" in o[1].lower() for o in limits[:3])
     for n, (expected, got) in enumerate(zip(before, after, strict=True)):
         assert got == expected, f"request group {n} answered differently with the twin's changes"
 
@@ -257,3 +303,74 @@ def test_the_twins_moto_keeps_connections_alive_and_answers_every_kind_of_reques
     finally:
         server.terminate()
         server.wait(10)
+
+
+HEADER_BLOCKS = [
+    b"Host: a\r\nContent-Length: 5\r\nX-Amz-Target: DynamoDB_20120810.Query\r\n\r\n",
+    b"Host:a\r\n\r\n",
+    b"Host:   \t spaced  \r\n\r\n",
+    b"A: 1\r\nA: 2\r\na: 3\r\n\r\n",
+    b"Folded: a\r\n  b\r\nNext: c\r\n\r\n",
+    b"NoColon\r\nB: 1\r\n\r\n",
+    b" Lead: x\r\n\r\n",
+    b"Bad Name: x\r\n\r\n",
+    b"E: a\rb\r\n\r\n",
+    b"Lf: only\nAnd: this\n\n",
+    b":empty\r\n\r\n",
+    b"\xe9t\xe9: v\xe9\r\n\r\n",
+    b"K: v\xe9\r\n\r\n",
+    b"From someone\r\nX: y\r\n\r\n",
+    b"\r\n",
+]
+
+
+def test_request_headers_read_as_the_email_parser_reads_them(monkeypatch: Any) -> None:
+    """``fast_header_parsing``: every header block, well-formed or not, gives the same
+    headers, payload and defects as ``http.client``'s email parser."""
+    import http.client
+    import io
+
+    from infra.twin.motoserver import fast_header_parsing
+
+    slow = http.client.parse_headers
+    monkeypatch.setattr(http.client, "parse_headers", slow)  # restored after the test
+    fast_header_parsing()
+    fast = http.client.parse_headers
+    assert fast is not slow
+    for block in HEADER_BLOCKS:
+        expected, got = slow(io.BytesIO(block)), fast(io.BytesIO(block))
+        assert got.items() == expected.items(), block
+        assert got.get_payload() == expected.get_payload(), block
+        assert [type(d) for d in got.defects] == [type(d) for d in expected.defects], block
+    assert fast(io.BytesIO(HEADER_BLOCKS[0]))["x-amz-target"] == "DynamoDB_20120810.Query"
+
+
+def test_random_ids_keep_their_alphabets_and_lengths(monkeypatch: Any) -> None:
+    """``cheap_random_ids`` draws request and SES message ids faster, in the same shapes."""
+    import re
+
+    import moto.ses.utils as ses_utils
+    from moto.moto_api._internal import mock_random
+    from moto.moto_api._internal.moto_random import MotoRandom
+    from moto.utilities.aws_headers import gen_amzn_requestid_long
+
+    from infra.twin.motoserver import cheap_random_ids
+
+    shapes = {
+        "request": (gen_amzn_requestid_long, r"[A-Za-z0-9]{52}"),
+        "ses": (ses_utils.get_random_message_id, r"[a-z]{16}-[a-z]{8}-[a-z]{4}-[a-z]{4}-[a-z]{4}-[a-z]{12}-[a-z]{6}"),
+        "hex": (lambda: mock_random.get_random_hex(12), r"[0-9a-f]{12}"),
+        "lower": (lambda: mock_random.get_random_string(9, include_digits=False, lower_case=True), r"[a-z]{9}"),
+    }
+    before = {name: {make() for _ in range(200)} for name, (make, _) in shapes.items()}
+    for name in ("get_random_hex", "get_random_string"):
+        monkeypatch.setattr(MotoRandom, name, getattr(MotoRandom, name))
+    monkeypatch.setattr(ses_utils, "random_hex", ses_utils.random_hex)
+    cheap_random_ids()
+    after = {name: {make() for _ in range(200)} for name, (make, _) in shapes.items()}
+    for name, (_, shape) in shapes.items():
+        for ids in (before[name], after[name]):
+            assert len(ids) == 200, name  # no repeats
+            assert all(re.fullmatch(shape, i) for i in ids), (name, sorted(ids)[:3])
+        # every character of the alphabet still turns up
+        assert set("".join(after[name])) - {"-"} == set("".join(before[name])) - {"-"}, name
