@@ -160,6 +160,9 @@ def main() -> int:
     parser.add_argument("--idle", type=int, default=10)
     parser.add_argument("--starts", type=int, default=3)
     parser.add_argument("--no-peer", dest="peer", action="store_false", help="skip the Mailman run")
+    parser.add_argument(
+        "--env", action="append", default=[], metavar="KEY=VALUE", help="a setting for the twin under load (repeatable)"
+    )
     args = parser.parse_args()
     out: dict[str, float] = {}
     peer: dict[str, float] = {}
@@ -185,7 +188,8 @@ def main() -> int:
         )
 
         stats_base = tmp / "moto-stats"
-        twin = start_twin(tmp / "load", duplicates=False, MUSTER_MOTO_STATS=str(stats_base))
+        settings = dict(pair.split("=", 1) for pair in args.env)
+        twin = start_twin(tmp / "load", duplicates=False, MUSTER_MOTO_STATS=str(stats_base), **settings)
         try:
             client = twin.client
             organizer = {"id": "o0", "first_name": "Olga", "last_name": "Owner", "email": "owner@bench.example"}

@@ -517,9 +517,9 @@ def fast_header_parsing() -> None:
     name_re = re.compile(r"[\041-\071\073-\176]+")
 
     def fast(fp: Any, _class: type = http.client.HTTPMessage) -> Any:
-        lines = read_headers(fp)
+        lines = read_headers(fp)  # the last line ends the block: blank, or b"" at the end of the stream
         message = _class()
-        for raw in lines:
+        for raw in lines[:-1] if lines and lines[-1] in (b"\r\n", b"\n", b"") else lines:
             line = raw.decode("iso-8859-1")
             name, colon, value = line.partition(":")
             if not colon or not name_re.fullmatch(name) or "\r" in line.rstrip("\r\n"):
@@ -527,6 +527,7 @@ def fast_header_parsing() -> None:
 
                 return email.parser.Parser(_class=_class).parsestr(b"".join(lines).decode("iso-8859-1"))
             message._headers.append((name, value.lstrip(" \t").rstrip("\r\n")))
+        message.set_payload("")  # the parser's empty body
         return message
 
     fast.slow = parse_headers  # type: ignore[attr-defined]
