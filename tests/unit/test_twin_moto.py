@@ -389,3 +389,103 @@ def test_random_ids_keep_their_alphabets_and_lengths(monkeypatch: Any) -> None:
             assert all(re.fullmatch(shape, i) for i in ids), (name, sorted(ids)[:3])
         # every character of the alphabet still turns up
         assert set("".join(after[name])) - {"-"} == set("".join(before[name])) - {"-"}, name
+
+
+DISPATCH = r"""
+import json, re, sys
+from urllib.parse import urlsplit
+
+import boto3
+from botocore.awsrequest import AWSResponse
+from moto.core.botocore_stubber import MockRawResponse
+from moto.moto_api._internal import mock_random
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+from werkzeug.test import Client
+
+from infra.twin import motoserver
+
+motoserver.stop_tracking_instances()
+motoserver.remember_backends()
+if sys.argv[1] == "direct":
+    motoserver.direct_dispatch()
+mock_random.seed(14)
+import flask
+through_flask = []
+wsgi_app = flask.Flask.wsgi_app
+flask.Flask.wsgi_app = lambda self, environ, start: through_flask.append(1) or wsgi_app(self, environ, start)
+app = Client(DomainDispatcherApplication(create_backend_app))
+VOLATILE = {"date", "last-modified", "x-amz-id-2", "x-amz-crc32"}  # the CRC covers timestamps
+TIMES = re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:?\d\d)?|\b1[7-9]\d{8}(\.\d+)?\b|\w{3}, \d\d \w{3} \d{4} \d\d:\d\d:\d\d GMT")
+answers = []
+
+def forward(request, **kwargs):
+    url = urlsplit(request.url)
+    body = request.body.read() if hasattr(request.body, "read") else request.body
+    got = app.open(url.path, query_string=url.query, method=request.method, headers={k: v.decode() if isinstance(v, bytes) else v for k, v in request.headers.items()}, data=body, base_url=f"{url.scheme}://{url.netloc}")
+    content = got.get_data()
+    headers = sorted((k.lower(), v) for k, v in got.headers.items() if k.lower() not in VOLATILE)
+    answers.append([request.method, url.path, got.status_code, [(k, TIMES.sub(b"T", v.encode()).decode()) for k, v in headers], TIMES.sub(b"T", content).decode("latin-1")])
+    return AWSResponse(request.url, got.status_code, dict(got.headers.items()), MockRawResponse(content))
+
+def client(service):
+    c = boto3.client(service, endpoint_url="http://localhost:5000", region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")
+    c.meta.events.register("before-send", forward)
+    return c
+
+def attempt(call, **kw):
+    try:
+        return call(**kw)
+    except Exception as exc:
+        return type(exc).__name__
+
+d, sqs, s3, ses, sesv1, events, sns = (client(s) for s in ("dynamodb", "sqs", "s3", "sesv2", "ses", "events", "sns"))
+d.create_table(TableName="t", BillingMode="PAY_PER_REQUEST", KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}], AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}])
+d.put_item(TableName="t", Item={"pk": {"S": "a"}, "n": {"N": "1"}, "b": {"B": b"\x00\xff"}})
+attempt(d.put_item, TableName="t", Item={"pk": {"S": "a"}}, ConditionExpression="attribute_not_exists(pk)")
+d.get_item(TableName="t", Key={"pk": {"S": "a"}})
+attempt(d.get_item, TableName="missing", Key={"pk": {"S": "a"}})
+d.query(TableName="t", KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "a"}})
+q = sqs.create_queue(QueueName="q")["QueueUrl"]
+sqs.send_message(QueueUrl=q, MessageBody="hello")
+for m in sqs.receive_message(QueueUrl=q, MaxNumberOfMessages=10).get("Messages", []):
+    sqs.delete_message(QueueUrl=q, ReceiptHandle=m["ReceiptHandle"])
+attempt(sqs.get_queue_url, QueueName="nope")
+s3.create_bucket(Bucket="bkt-dispatch")
+s3.put_object(Bucket="bkt-dispatch", Key="k/é x", Body=b"body" * 100, Metadata={"under_score": "1"})
+s3.get_object(Bucket="bkt-dispatch", Key="k/é x")["Body"].read()
+s3.head_object(Bucket="bkt-dispatch", Key="k/é x")
+attempt(s3.get_object, Bucket="bkt-dispatch", Key="missing")
+s3.list_objects_v2(Bucket="bkt-dispatch")
+s3.delete_object(Bucket="bkt-dispatch", Key="k/é x")
+sesv1.verify_domain_identity(Domain="relay.example")
+ses.send_email(FromEmailAddress="x@relay.example", Destination={"ToAddresses": ["r@people.example"]}, Content={"Raw": {"Data": b"From: x@relay.example\r\nTo: r@people.example\r\nSubject: hi\r\n\r\nbody"}})
+attempt(ses.send_email, FromEmailAddress="x@unverified.example", Destination={"ToAddresses": ["r@people.example"]}, Content={"Simple": {"Subject": {"Data": "s"}, "Body": {"Text": {"Data": "b"}}}})
+attempt(ses.get_email_identity, EmailIdentity="nope.example")
+events.put_events(Entries=[{"Source": "muster", "DetailType": "t", "Detail": "{}"}])
+topic = sns.create_topic(Name="n")["TopicArn"]
+sns.publish(TopicArn=topic, Message="m")
+print(json.dumps({"answers": answers, "through_flask": len(through_flask)}))
+"""
+
+
+def test_direct_dispatch_answers_as_moto_through_flask() -> None:
+    """``direct_dispatch``: DynamoDB, SQS, S3 (keys with spaces and accents,
+    metadata with underscores, HEAD, 404, 204), SES v1 and v2 (a refusal included),
+    EventBridge and SNS answer with the same status, headers and body as through
+    Flask (moto's ids seeded alike; times masked)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    runs = {}
+    for mode in ("flask", "direct"):
+        out = subprocess.run(
+            [sys.executable, "-c", DISPATCH, mode], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180
+        )
+        assert out.returncode == 0, out.stderr[-3000:]
+        runs[mode] = json.loads(out.stdout.strip().splitlines()[-1])
+    assert runs["direct"]["through_flask"] == 0  # every request took the direct path
+    assert runs["flask"]["through_flask"] == len(runs["flask"]["answers"])
+    flask, direct = runs["flask"]["answers"], runs["direct"]["answers"]
+    assert len(flask) >= 25
+    statuses = {status for _, _, status, _, _ in flask}
+    assert {200, 204, 400, 404} <= statuses  # refusals and bodiless answers are in the comparison
+    for expected, got in zip(flask, direct, strict=True):
+        assert got == expected
