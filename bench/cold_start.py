@@ -30,11 +30,22 @@ FIRST_USE = {
     "+ first API request": "import app; from chalicelib.services import keys",
     "+ first inbound mail": "import app; from chalicelib.blueprints import inbound; inbound.relay()",
     "+ first delivery batch": "import app; from chalicelib.blueprints import delivery; delivery.fanout()",
+    # What the first DynamoDB call of each model builds (no request is made): one
+    # botocore client for all of them, not one per model (chalicelib/models.py).
+    "+ every model's DynamoDB client": (
+        "import app; from chalicelib import models; [m._get_connection().connection.client for m in models.ALL_MODELS]"
+    ),
 }
 
 
 def sample(stmt: str) -> float:
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "0", "AWS_DEFAULT_REGION": "us-east-1"}
+    env = {
+        **os.environ,
+        "PYTHONDONTWRITEBYTECODE": "0",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "cold",  # a Lambda has credentials in its environment
+        "AWS_SECRET_ACCESS_KEY": "cold",
+    }
     out = subprocess.run(
         [sys.executable, "-X", "frozen_modules=on", "-c", TIMER.format(stmt=stmt)],
         cwd=ROOT,
@@ -60,12 +71,12 @@ def main() -> int:
             first[label].append(sample(stmt))
     b, a = statistics.median(base), statistics.median(app)
     ratio = a / b
-    print(f"{'import':<24}{'median ms':>10}{'min ms':>10}{'/ baseline':>12}")
-    print(f"{BASELINE:<24}{b * 1000:>10.1f}{min(base) * 1000:>10.1f}{1:>11.2f}x")
-    print(f"{APP:<24}{a * 1000:>10.1f}{min(app) * 1000:>10.1f}{ratio:>11.2f}x")
+    print(f"{'import':<34}{'median ms':>10}{'min ms':>10}{'/ baseline':>12}")
+    print(f"{BASELINE:<34}{b * 1000:>10.1f}{min(base) * 1000:>10.1f}{1:>11.2f}x")
+    print(f"{APP:<34}{a * 1000:>10.1f}{min(app) * 1000:>10.1f}{ratio:>11.2f}x")
     for label, samples in first.items():
         m = statistics.median(samples)
-        print(f"{label:<24}{m * 1000:>10.1f}{min(samples) * 1000:>10.1f}{m / b:>11.2f}x")
+        print(f"{label:<34}{m * 1000:>10.1f}{min(samples) * 1000:>10.1f}{m / b:>11.2f}x")
     print(f"ratio app/baseline: {ratio:.2f}x (target <= {TARGET}x) -> {'OK' if ratio <= TARGET else 'OVER'}")
     return 0 if ratio <= TARGET else 1
 
