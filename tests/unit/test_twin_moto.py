@@ -74,17 +74,18 @@ def others(c):
     out.append(c.update_item(TableName="t", Key=key, UpdateExpression="SET n = n + :one, l = list_append(l, :more) ADD ss :x", ExpressionAttributeValues={":one": {"N": "1"}, ":more": {"L": [{"B": b"z"}]}, ":x": {"SS": ["new"]}}, ReturnValues="ALL_NEW")["Attributes"])
     return out
 
-def conditional(c):
-    """Conditional writes, claims and transactions: what each answers, then what the table holds."""
+def attempt(call, **kw):
+    """"ok", or what DynamoDB refused with: code, message, cancellation reasons."""
     from botocore.exceptions import ClientError
 
-    def attempt(call, **kw):
-        try:
-            call(**kw)
-            return "ok"
-        except ClientError as e:
-            return [e.response["Error"]["Code"], e.response["Error"].get("Message", ""), [r.get("Code") for r in e.response.get("CancellationReasons", [])]]
+    try:
+        call(**kw)
+        return "ok"
+    except ClientError as e:
+        return [e.response["Error"]["Code"], e.response["Error"].get("Message", ""), [r.get("Code") for r in e.response.get("CancellationReasons", [])]]
 
+def conditional(c):
+    """Conditional writes, claims and transactions: what each answers, then what the table holds."""
     claim = "attribute_not_exists (#0) OR (#1 = :0 AND #2 = :1)"
     names = {"#0": "PK", "#1": "status", "#2": "batch"}
     out = []
@@ -108,15 +109,6 @@ def conditional(c):
 
 def sizes(c):
     """The item and page size limits, before and after items change size in place."""
-    from botocore.exceptions import ClientError
-
-    def attempt(call, **kw):
-        try:
-            call(**kw)
-            return "ok"
-        except ClientError as e:
-            return [e.response["Error"]["Code"], e.response["Error"].get("Message", "")]
-
     def page_sizes():
         out, start = [], None
         while True:
