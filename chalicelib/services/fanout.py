@@ -305,7 +305,7 @@ class FanOut:
         ).save()
 
     @staticmethod
-    def _claim_record(
+    def _copy_record(
         message_id: str, batch: str, p: Participant, chat_id: str, now: datetime, *, ses_id: str | None = None
     ) -> Delivery:
         """The copy record: ``sending`` while claimed, ``sent`` with its SES id once out."""
@@ -328,7 +328,7 @@ class FanOut:
     @classmethod
     def _claim_copy(cls, message_id: str, batch: str, p: Participant, chat_id: str, now: datetime) -> bool:
         """Claim one (message, recipient) pair; False if it is someone else's or done."""
-        return claim_once(cls._claim_record(message_id, batch, p, chat_id, now), batch)
+        return claim_once(cls._copy_record(message_id, batch, p, chat_id, now), batch)
 
     @property
     def _transactions(self) -> Connection:
@@ -348,7 +348,7 @@ class FanOut:
             with TransactWrite(connection=self._transactions) as tx:
                 for p in people:
                     tx.save(
-                        self._claim_record(message_id, batch, p, chat_id, now), condition=self._claim_condition(batch)
+                        self._copy_record(message_id, batch, p, chat_id, now), condition=self._claim_condition(batch)
                     )
             return list(people)
         except TransactWriteError as exc:
@@ -375,7 +375,7 @@ class FanOut:
             try:
                 with Delivery.batch_write() as writer:
                     for p, ses_id in sent:
-                        writer.save(FanOut._claim_record(message_id, batch, p, chat_id, now, ses_id=ses_id))
+                        writer.save(FanOut._copy_record(message_id, batch, p, chat_id, now, ses_id=ses_id))
                 return
             except PutError:
                 if attempt == RECORD_ATTEMPTS - 1:

@@ -105,9 +105,7 @@ def restart(world: World) -> None:
     cached services, the rendered-copy cache); everything a retry reads is in AWS."""
     from chalicelib.services import copies
 
-    for p in world._patches:
-        p.stop()
-    world._patches.clear()
+    world.unpatch()
     _forget_services()
     copies.rendered.cache_clear()
 

@@ -20,6 +20,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from chalicelib.models import BatchClaim, Delivery, MessageLog
+from tests.integration.faults import expire_leases
 from tests.integration.test_relay import ORGANIZER, addr, chat, mail  # noqa: F401  (chat is a fixture)
 from tests.integration.world import World, event_body, signup_body
 
@@ -46,9 +47,14 @@ def post(world: World, chat: dict[str, Any], subject: str, sender: str = "ann0",
     )
 
 
-def expire_leases(world: World) -> None:
-    """A killed invocation's lease lapses after its Lambda timeout."""
-    world.advance(0.1)
+def crash_then_redeliver(world: World) -> None:
+    """Deliver until the injected crash, then (injections gone, the batch's lease
+    lapsed) again: SQS redelivering the batch to a new container."""
+    with pytest.raises(Killed):
+        world.drain()
+    world.unpatch()
+    expire_leases(world)
+    world.drain()
 
 
 def fail_first(
@@ -185,13 +191,7 @@ def test_a_crash_in_the_middle_of_a_batch_repeats_at_most_the_copy_in_flight(
     with world.settings_override(MUSTER_SEND_CONCURRENCY="1"):
         post(world, chat, "Crash mid batch")
         _kill_on_send(world, after=2, before_record=before_record)
-        with pytest.raises(Killed):
-            world.drain()
-        for p in world._patches:
-            p.stop()
-        world._patches.clear()
-        expire_leases(world)
-        world.drain()
+        crash_then_redeliver(world)
 
     got = copies(world, "Crash mid batch")
     assert set(got) == set(ACTIVE_OTHERS)
@@ -216,9 +216,7 @@ def test_a_dlq_redrive_after_a_crash_sends_no_copy_twice(world: World, chat: dic
         _kill_on_send(world, after=2, before_record=False)
         with pytest.raises(Killed):
             world.drain()
-        for p in world._patches:
-            p.stop()
-        world._patches.clear()
+        world.unpatch()
         # The batch went to the DLQ; an operator redrives it: a new SQS message
         # with the same body, received for the first time.
         sqs.purge_queue(QueueUrl=queue_url(world))
@@ -589,13 +587,7 @@ def test_a_crash_while_recording_a_group_repeats_at_most_send_concurrency_copies
         post(world, big, "Crash while recording")
         world.patch("chalicelib.services.fanout.FanOut._record_sent", staticmethod(record))
         world.patch("chalicelib.adapters.mail.Mailer.send_raw", send)
-        with pytest.raises(Killed):
-            world.drain()
-        for p in world._patches:
-            p.stop()
-        world._patches.clear()
-        expire_leases(world)
-        world.drain()
+        crash_then_redeliver(world)
 
     got = copies(world, "Crash while recording")
     assert len(got) == 40  # everyone (39 attendees and the organizer) has the message

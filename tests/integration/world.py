@@ -119,8 +119,7 @@ class World:
     def close(self) -> None:
         import os
 
-        for p in self._patches:
-            p.stop()
+        self.unpatch()
         if self._serial is not None:
             self._serial.stop()
         os.unlink(os.environ.pop("MUSTER_CLOCK_FILE"))
@@ -319,6 +318,12 @@ class World:
         p = mock.patch(target, new)
         self._patches.append(p)
         return p.start()
+
+    def unpatch(self) -> None:
+        """Stop every injection made with :meth:`patch`."""
+        for p in self._patches:
+            p.stop()
+        self._patches.clear()
 
 
 _BOUND: list[tuple[str, str] | None] = [None]
