@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import pytest
 from moto import mock_aws
 
 from chalicelib.settings import get_settings
@@ -36,4 +37,39 @@ def test_one_tick_logs_everything_the_queue_holds_each_once(tmp_path: Path) -> N
         assert sorted(e["n"] for e in lines) == list(range(137))  # each once
         left = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
         assert left["Attributes"]["ApproximateNumberOfMessages"] == "0"
+        assert dispatcher.log_events(sqs) == 0
+
+
+def test_a_failed_delete_logs_those_events_again_and_loses_none(tmp_path: Path) -> None:
+    """At least once, as a CRM's consumer is: a crash between the append and the
+    delete leaves the events on the queue, and the next tick logs them again."""
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        url = sqs.create_queue(QueueName="events-out", Attributes={"VisibilityTimeout": "0"})["QueueUrl"]
+        for n in range(25):
+            sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"detail-type": "MessageRelayed", "n": n}))
+        topology: Any = Topology()
+        topology.events_out_url = url
+        log = tmp_path / "events.jsonl"
+        dispatcher = Dispatcher(lambdas=None, topology=topology, settings=get_settings(), events_log=log)
+
+        class Crash(Exception):
+            pass
+
+        real = sqs.delete_message_batch
+        calls = [0]
+
+        def delete_once_failing(**kwargs: Any) -> Any:
+            calls[0] += 1
+            if calls[0] == 1:
+                raise Crash
+            return real(**kwargs)
+
+        sqs.delete_message_batch = delete_once_failing  # type: ignore[method-assign]
+        with pytest.raises(Crash):
+            dispatcher.log_events(sqs)
+        assert dispatcher.log_events(sqs) == 25
+        seen = [json.loads(line)["n"] for line in log.read_text().splitlines()]
+        assert sorted(set(seen)) == list(range(25))  # none lost
+        assert len(seen) == 25 + 10  # the ten whose delete failed, logged twice
         assert dispatcher.log_events(sqs) == 0
