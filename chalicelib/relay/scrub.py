@@ -105,6 +105,7 @@ class _KnownIndex:
 # letter: an attachment name loses the ":" of "tel:+1202..." to the name rules.
 _PHONE_RE = re.compile(r"(?:(?<![\w+])|(?<=[^\W\d_])(?=\+))\+?\(?\d[\d \t.()/\u00a0-]{5,28}\d(?![\w])")
 _PHONE_TAIL = 7  # digits every spelling of a number ends with
+_DIGITS_RE = re.compile(r"\d+")
 
 
 class _Phones:
@@ -135,6 +136,34 @@ class _Phones:
                 if known.endswith(d) and len(known) - len(d) <= 3:
                     return self.names[known]
         return None
+
+    def named_spans(self, token: str) -> list[tuple[int, int, str]]:
+        """The known numbers in a run of digits and separators: ``(start, end,
+        name)`` within ``token``. The whole run if it names one; otherwise the
+        longest runs of whole digit groups that do, left to right, so a number
+        next to other figures ("call 415-555-0101 5 pm", "415 555 0101 2025550143")
+        is still found."""
+        name = self.name(token)
+        if name is not None:
+            return [(0, len(token), name)]
+        groups = [(g.start(), g.end()) for g in _DIGITS_RE.finditer(token)]
+        found: list[tuple[int, int, str]] = []
+        i = 0
+        while i < len(groups):
+            for j in range(len(groups), i, -1):
+                start, end = groups[i][0], groups[j - 1][1]
+                while start > 0 and token[start - 1] in "+(":
+                    start -= 1
+                name = self.name(token[start:end])
+                if name is not None:
+                    if token.count("(", start, end) > token.count(")", start, end) and token[end : end + 1] == ")":
+                        end += 1
+                    found.append((start, end, name))
+                    i = j
+                    break
+            else:
+                i += 1
+        return found
 
 
 class Scrubber:
@@ -203,16 +232,14 @@ class Scrubber:
         out: list[str] = []
         last = 0
         for m in _PHONE_RE.finditer(view.text):
-            name = self._phones.name(m.group(0))
-            if name is None:
-                continue
-            o_start = view.to_original(m.start(), is_end=False)
-            o_end = view.to_original(m.end(), is_end=True)
-            if o_start < last:
-                continue
-            out.append(text[last:o_start])
-            out.append(html.escape(name, quote=True) if is_html else name)
-            last = o_end
+            for start, end, name in self._phones.named_spans(m.group(0)):
+                o_start = view.to_original(m.start() + start, is_end=False)
+                o_end = view.to_original(m.start() + end, is_end=True)
+                if o_start < last:
+                    continue
+                out.append(text[last:o_start])
+                out.append(html.escape(name, quote=True) if is_html else name)
+                last = o_end
         if not out:
             return text
         out.append(text[last:])

@@ -1,6 +1,7 @@
 """R5 for phone numbers (issue 12): participants' numbers, in every common
 spelling, in every position of a message (subject, text, HTML text and links,
-quoted lines, attachment names, a text attachment's content), never survive the
+quoted lines, attachment names, a text attachment's content; next to other
+figures, as in "call 415-555-0101 5 pm"), never survive the
 relay: neither in the mail copy nor in the SMS copy made from it. Reuses
 test_no_leaks' address strategies, so addresses and numbers are mixed."""
 
@@ -62,6 +63,15 @@ def spell(e164: str, rng: random.Random) -> str:
     return rng.choice(forms)
 
 
+def beside(spelled: str, rng: random.Random) -> str:
+    """A spelling with other figures next to it, as people write: "5 pm",
+    a house number, an order number, a second number."""
+    figure = lambda: "".join(rng.choice("0123456789") for _ in range(rng.randint(1, 6)))  # noqa: E731
+    before = rng.choice(["", "", f"{figure()} ", f"{figure()} {figure()} "])
+    after = rng.choice(["", "", f" {figure()}", f" {figure()} pm", f" {figure()} {figure()}"])
+    return f"{before}{spelled}{after}"
+
+
 def spell_html(e164: str, rng: random.Random) -> str:
     plain = spell(e164, rng)
     if rng.random() < 0.5:
@@ -99,7 +109,8 @@ def _mail(people: list[Person], rng: random.Random) -> bytes:
     m["To"] = CHAT.relay_address
     m["Subject"] = f"Call {spell(pick(), rng)} tonight"
     text = (
-        f"Hi all, ring me on {spell(pick(), rng)} or text {spell(pick(), rng)}.\n"
+        f"Hi all, ring me on {beside(spell(pick(), rng), rng)} or text {spell(pick(), rng)}.\n"
+        f"Room {beside(spell(pick(), rng), rng)}\n"
         f"> On Monday, someone at {spell(pick(), rng)} wrote:\n> call {spell(pick(), rng)}\n"
     )
     m.set_content(text)

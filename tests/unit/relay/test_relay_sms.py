@@ -214,6 +214,29 @@ def test_every_participants_number_is_scrubbed_in_any_common_spelling(spelling: 
         assert digits not in "".join(c for c in html_out if c.isdigit())
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # Found in the twin: a number followed by other figures was read as one
+        # longer number, named no one, and went out as written.
+        ("call me at 555-123-4567 5 pm", "call me at Ann B. 5 pm"),
+        ("call 555-123-4567 123456", "call Ann B. 123456"),
+        ("room 12 (555) 123-4567 ext 9", "room 12 Ann B. ext 9"),
+        ("1 2 3 +1 (555) 123-4567", "1 2 3 Ann B."),
+        ("555 123 4567 4479 1112", "Ann B. 4479 1112"),
+        ("555 123 4567 +44 7911 123456", "Ann B. Kai L."),
+        ("07911 123456 555.123.4567", "Kai L. Ann B."),
+        ("codes 12 34 56 78 90 12", "codes 12 34 56 78 90 12"),
+    ],
+)
+def test_a_number_among_other_figures_is_still_found(text: str, expected: str) -> None:
+    scrubber = scrubber_for(
+        [], keep_domain="relay.example", phones=[("Ann B.", ["+15551234567"]), ("Kai L.", ["+447911123456"])]
+    )
+    assert scrubber.scrub(text) == expected
+    assert scrubber.scrub(f"<p>{text}</p>", is_html=True) == f"<p>{expected}</p>"
+
+
 def test_other_numbers_are_left_alone() -> None:
     scrubber = scrubber_for([], keep_domain="relay.example", phones=[("Ann B.", ["+15551234567"])])
     for text in ("We need 12 people at 9:30", "Call 555-987-6543", "Order 2024-06-01, room 1234567"):
