@@ -25,7 +25,7 @@ import html
 import re
 from collections.abc import Iterable, Mapping
 
-from chalicelib.relay.normalize import MAY_SPELL_ADDRESS, View
+from chalicelib.relay.normalize import ENCODED_WORD_RE, MAY_SPELL_ADDRESS, View, decoded_words
 from chalicelib.relay.placeholders import strip_placeholders
 
 HIDDEN = "[address hidden]"
@@ -106,6 +106,9 @@ class _KnownIndex:
 _PHONE_RE = re.compile(r"(?:(?<![\w+])|(?<=[^\W\d_])(?=\+))\+?\(?\d[\d \t.()/\u00a0-]{5,28}\d(?![\w])")
 _PHONE_TAIL = 7  # digits every spelling of a number ends with
 _DIGITS_RE = re.compile(r"\d+")
+_SEVEN_DIGITS_RE = re.compile(r"(?:\d\D{0,3}){7}")
+_TOKEN_TAIL_RE = re.compile(r"[^\s<>]*")
+_SPACE_RE = re.compile(r"\s+")
 
 
 class _Phones:
@@ -217,6 +220,8 @@ class Scrubber:
 
     def scrub(self, text: str, *, is_html: bool = False) -> str:
         """``text`` with every address replaced (HTML-escaped names when ``is_html``)."""
+        if "=?" in text:
+            text = self._scrub_encoded_words(text, is_html=is_html)
         text = self._scrub_view(text, tags=False, is_html=is_html)
         if is_html:
             text = self._scrub_view(text, tags=True, is_html=is_html)
@@ -225,6 +230,46 @@ class Scrubber:
             if is_html:
                 text = self._scrub_phones(text, tags=True, is_html=is_html)
         return text
+
+    def _scrub_encoded_words(self, text: str, *, is_html: bool) -> str:
+        """RFC 2047 encoded words belong in headers, but a body can carry them
+        too ("=?utf-8?b?YW5u...?="), and a reader who decodes one must not find
+        an address or a number in it. Each token holding encoded words (up to
+        whitespace; adjacent words are one text, as in a header) is decoded;
+        if that names anyone, the token becomes its scrubbed decoded text,
+        otherwise it stays as written. Linear in the text."""
+        out: list[str] = []
+        last = 0  # end of the previous token (and of what ``out`` holds)
+        pos = 0
+        while True:
+            m = ENCODED_WORD_RE.search(text, pos)
+            if m is None:
+                break
+            start = m.start()
+            while start > last and not text[start - 1].isspace() and text[start - 1] not in "<>":
+                start -= 1
+            end = _TOKEN_TAIL_RE.match(text, m.end()).end()  # type: ignore[union-attr]
+            while True:  # adjacent words, whitespace between them
+                gap = _SPACE_RE.match(text, end)
+                nxt = ENCODED_WORD_RE.match(text, gap.end()) if gap else None  # type: ignore[union-attr]
+                if nxt is None:
+                    break
+                end = _TOKEN_TAIL_RE.match(text, nxt.end()).end()  # type: ignore[union-attr]
+            pos = end
+            token = text[start:end]
+            decoded = decoded_words(token)
+            if not (MAY_SPELL_ADDRESS.search(decoded) or _SEVEN_DIGITS_RE.search(decoded) or "=?" in decoded):
+                continue
+            scrubbed = self.scrub(decoded)  # "=?" left in it: a word inside a word
+            if scrubbed == decoded:
+                continue
+            out.append(text[last:start])
+            out.append(html.escape(scrubbed, quote=True) if is_html else scrubbed)
+            last = end
+        if not out:
+            return text
+        out.append(text[last:])
+        return "".join(out)
 
     def _scrub_phones(self, text: str, *, tags: bool, is_html: bool) -> str:
         """Participants' phone numbers, in any common spelling, become their names."""

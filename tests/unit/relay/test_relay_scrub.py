@@ -157,3 +157,28 @@ def test_given_a_disguised_address_in_the_subject_then_it_is_scrubbed(spelling: 
     out = relay(raw, PEOPLE)
 
     assert _parse(out)["Subject"] == "Re: [Canvass Sat 10:00] ask Bob B. now"
+
+
+def _b(text: str) -> str:
+    return "=?utf-8?b?" + binascii.b2a_base64(text.encode(), newline=False).decode() + "?="
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param(f"write to {_b(BOB)} today", "write to Bob B. today", id="one-word"),
+        pytest.param("write =?utf-8?q?bob?= =?utf-8?q?=40example.com?= now", "write Bob B. now", id="adjacent-words"),
+        pytest.param(f"ask {_b(_b(BOB))}", "ask Bob B.", id="nested-word"),
+        pytest.param(f"ask {_b('carol@elsewhere.example')}", f"ask {HIDDEN}", id="unknown-address"),
+        pytest.param("=?utf-8?q?caf=C3=A9?= at 9", "=?utf-8?q?caf=C3=A9?= at 9", id="nothing-to-hide-kept-as-written"),
+        pytest.param("x =?no-such-charset?b?Ym9i?= y", "x =?no-such-charset?b?Ym9i?= y", id="undecodable-kept"),
+    ],
+)
+def test_given_an_encoded_word_in_a_body_then_what_it_decodes_to_is_scrubbed(text: str, expected: str) -> None:
+    assert SCRUBBER.scrub(text) == expected
+    assert SCRUBBER.scrub(f"<p>{text}</p>", is_html=True) == f"<p>{expected.replace(HIDDEN, '[address hidden]')}</p>"
+
+
+def test_given_a_number_in_an_encoded_word_then_it_is_scrubbed() -> None:
+    scrubber = scrubber_for([], keep_domain=RELAY_DOMAIN, phones=[("Ann A.", ["+14155550101"])])
+    assert scrubber.scrub("call =?utf-8?q?415-555-0101?= tonight") == "call Ann A. tonight"
