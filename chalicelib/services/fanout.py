@@ -27,7 +27,8 @@ batch identically and a different one differently. The delivery Lambda, per batc
    untouched rest as a continuation batch;
 5. marks the lease done.
 
-What each reader's copy says is ``services/copies.py``'s business (one
+The lease, claims and records themselves are :mod:`chalicelib.services.ledger`'s
+writes. What each reader's copy says is ``services/copies.py``'s business (one
 :class:`~chalicelib.services.copies.BatchCopies` per batch); the texts of SMS
 readers are ``services/sms_copies.py``'s.
 
@@ -47,23 +48,19 @@ from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import cached_property
 from typing import Any
-
-from pynamodb.connection import Connection
-from pynamodb.exceptions import PutError, TransactWriteError
-from pynamodb.transactions import TransactWrite
 
 from chalicelib import clock
 from chalicelib.adapters.blobs import MailStore
 from chalicelib.adapters.mail import Mailer, SendFailed
 from chalicelib.adapters.queue import DeliveryQueue
-from chalicelib.models import BatchClaim, Chat, Delivery, Participant, claim_condition, claim_once, transactions
+from chalicelib.models import Chat, Participant
 from chalicelib.observability import logger, metrics, traced
 from chalicelib.relay import anonymize
 from chalicelib.relay.addresses import transport_address
-from chalicelib.services import kpis, nextsteps
+from chalicelib.services import kpis, ledger, nextsteps
 from chalicelib.services.copies import BatchCopies, chat_label, rendered
 from chalicelib.services.digest import DigestService, wants_digest
 from chalicelib.services.pacing import SendPacer
@@ -76,12 +73,6 @@ from chalicelib.services.roster import (
 from chalicelib.services.sms_copies import SmsCopies
 from chalicelib.settings import Settings, get_settings
 
-# A crashed invocation cannot outlive its Lambda timeout; after that its lease lapses.
-LEASE_SECONDS = 90
-# A sent copy's record is retried this often (0.1 s, 0.2 s, ... apart) before the
-# batch fails and a redelivery would repeat the copy (issue 14's fault matrix, E7).
-RECORD_ATTEMPTS = 5
-RECORD_DAYS = 90
 # Each copy in flight costs ~4x its size (the copy, botocore's base64 and JSON
 # bodies). Cap the bytes in flight per delivery Lambda, and the copies per batch
 # of a large message, so a 10 MB message to 500 people fits 512 MB.
@@ -270,128 +261,6 @@ class FanOut:
 
     # -- deliver ---------------------------------------------------------------
 
-    def _lease(self, message_id: str, batch: str) -> str:
-        """One conditional write: "go" (ours), "done" (a duplicate) or "busy"."""
-        now = int(clock.now().timestamp())
-        claim = BatchClaim(
-            f"MSG#{message_id}",
-            f"B#{batch}",
-            state="working",
-            lease_until=now + LEASE_SECONDS,
-            expires=timedelta(days=RECORD_DAYS),
-        )
-        try:
-            claim.save(
-                condition=BatchClaim.pk.does_not_exist()
-                | ((BatchClaim.state != "done") & (BatchClaim.lease_until < now))
-            )
-            return "go"
-        except PutError as exc:
-            if exc.cause_response_code != "ConditionalCheckFailedException":
-                raise
-        # Only duplicates and races pay for this read.
-        old = BatchClaim.get(f"MSG#{message_id}", f"B#{batch}", consistent_read=True)
-        return "done" if old.state == "done" else "busy"
-
-    @staticmethod
-    def _release(message_id: str, batch: str, *, done: bool) -> None:
-        # Lease 0 releases the batch at once so the redelivery can take over.
-        BatchClaim(
-            f"MSG#{message_id}",
-            f"B#{batch}",
-            state="done" if done else "working",
-            lease_until=0,
-            expires=timedelta(days=RECORD_DAYS),
-        ).save()
-
-    @staticmethod
-    def _copy_record(
-        message_id: str, batch: str, p: Participant, chat_id: str, now: datetime, *, ses_id: str | None = None
-    ) -> Delivery:
-        """The copy record: ``sending`` while claimed, ``sent`` with its SES id once out."""
-        return Delivery(
-            f"MSG#{message_id}",
-            f"TO#{p.participant_key}",
-            chat_id=chat_id,
-            participant_key=p.participant_key,
-            status="sending" if ses_id is None else "sent",
-            batch=batch,
-            at=now,
-            ses_message_id=ses_id,
-            expires=timedelta(days=RECORD_DAYS),
-        )
-
-    @staticmethod
-    def _claim_condition(batch: str) -> Any:
-        return claim_condition(Delivery, batch)
-
-    @classmethod
-    def _claim_copy(cls, message_id: str, batch: str, p: Participant, chat_id: str, now: datetime) -> bool:
-        """Claim one (message, recipient) pair; False if it is someone else's or done."""
-        return claim_once(cls._copy_record(message_id, batch, p, chat_id, now), batch)
-
-    @property
-    def _transactions(self) -> Connection:
-        return transactions()
-
-    def _claim_copies(
-        self, message_id: str, batch: str, people: list[Participant], chat_id: str, now: datetime
-    ) -> list[Participant]:
-        """Claim several pairs in one TransactWriteItems (each with the same
-        condition as ``_claim_copy``); the ones now ours. A transaction is all
-        or nothing: when it is cancelled, the pairs whose condition failed are
-        someone else's, and the rest are claimed one by one (a duplicate
-        fan-out or a conflict: rare, and correct either way)."""
-        if len(people) == 1:
-            return people if self._claim_copy(message_id, batch, people[0], chat_id, now) else []
-        try:
-            with TransactWrite(connection=self._transactions) as tx:
-                for p in people:
-                    tx.save(
-                        self._copy_record(message_id, batch, p, chat_id, now), condition=self._claim_condition(batch)
-                    )
-            return list(people)
-        except TransactWriteError as exc:
-            reasons = list(exc.cancellation_reasons or [])
-            if exc.cause_response_code != "TransactionCanceledException" or len(reasons) != len(people):
-                raise
-        return [
-            p
-            for p, reason in zip(people, reasons, strict=True)
-            if not (reason is not None and reason.code == "ConditionalCheckFailed")
-            and self._claim_copy(message_id, batch, p, chat_id, now)
-        ]
-
-    @staticmethod
-    def _record_sent(
-        message_id: str, batch: str, chat_id: str, now: datetime, sent: list[tuple[Participant, str]]
-    ) -> None:
-        """Record sent copies and their SES ids: BatchWriteItem, 25 a call. Each
-        item is one we claimed (``sending``, this batch), written whole. Until a
-        record lands, a redelivery would send its copy again (SES has no
-        idempotency key), so a failed write is retried here, on top of botocore's
-        and PynamoDB's own retries, before the batch gives up (fault matrix E7)."""
-        for attempt in range(RECORD_ATTEMPTS):
-            try:
-                with Delivery.batch_write() as writer:
-                    for p, ses_id in sent:
-                        writer.save(FanOut._copy_record(message_id, batch, p, chat_id, now, ses_id=ses_id))
-                return
-            except PutError:
-                if attempt == RECORD_ATTEMPTS - 1:
-                    raise
-                time.sleep(0.1 * 2**attempt)
-
-    @staticmethod
-    def _record_copy(message_id: str, p: Participant, *, ses_id: str | None, error: str | None) -> None:
-        Delivery(f"MSG#{message_id}", f"TO#{p.participant_key}").update(
-            actions=[
-                Delivery.status.set("sent" if error is None else "failed"),
-                Delivery.ses_message_id.set(ses_id) if ses_id else Delivery.ses_message_id.remove(),
-                Delivery.reason.set(error) if error else Delivery.reason.remove(),
-            ]
-        )
-
     @cached_property
     def digests(self) -> DigestService:
         return DigestService(self.settings)
@@ -460,7 +329,7 @@ class FanOut:
     def _deliver(self, body: dict[str, Any], deadline: float | None) -> BatchResult:
         message_id, batch = body["message_id"], body["batch"]
         result = BatchResult()
-        verdict = self._lease(message_id, batch)
+        verdict = ledger.lease(message_id, batch)
         if verdict == "done":
             result.duplicate = True
             metrics.add_metric(name="DuplicateBatches", unit="Count", value=1)
@@ -474,7 +343,7 @@ class FanOut:
         except Exception:
             # An error we did not expect: hand the batch back at once (its
             # claimed copies stay ours), SQS redelivers it.
-            self._release(message_id, batch, done=False)
+            ledger.release(message_id, batch, done=False)
             raise
 
     def _deliver_leased(self, body: dict[str, Any], deadline: float | None, result: BatchResult) -> BatchResult:
@@ -517,7 +386,7 @@ class FanOut:
             nonlocal unrecorded
             try:
                 if group:
-                    self._record_sent(message_id, batch, chat.chat_id, now, group)
+                    ledger.record_sent(message_id, batch, chat.chat_id, now, group)
             finally:
                 with lock:
                     unrecorded -= len(group)
@@ -566,7 +435,7 @@ class FanOut:
                             "permanent send failure",
                             extra={"message_id": message_id, "participant": p.participant_key, "code": exc.code},
                         )
-                        self._record_copy(message_id, p, ses_id=None, error=exc.code)
+                        ledger.record_failed(message_id, p, exc.code)
                     return
                 with lock:
                     result.sent += 1
@@ -599,7 +468,7 @@ class FanOut:
                         break
                 if not take:
                     return
-                mine = self._claim_copies(message_id, batch, take, chat.chat_id, now)
+                mine = ledger.claim_copies(message_id, batch, take, chat.chat_id, now)
                 with lock:
                     result.skipped += len(take) - len(mine)
                 for n, p in enumerate(mine):
@@ -630,7 +499,7 @@ class FanOut:
             rest = {**body, "batch": f"{batch}+{len(targets) - len(work)}", "recipients": result.continued}
             self.queue.send_all([rest])
             metrics.add_metric(name="BatchesContinued", unit="Count", value=1)
-        self._release(message_id, batch, done=not result.retry and not result.halted)
+        ledger.release(message_id, batch, done=not result.retry and not result.halted)
         metrics.add_metric(name="CopiesSent", unit="Count", value=result.sent)
         if result.failed:
             metrics.add_metric(name="CopiesFailed", unit="Count", value=result.failed)

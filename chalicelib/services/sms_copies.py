@@ -215,7 +215,7 @@ class SmsCopies:
             actions.append(SmsCopy.reason.set(reason))
         if encoding:
             actions.append(SmsCopy.encoding.set(encoding))
-        for attempt in range(5):  # as fanout._record_sent: a lost record would repeat the text
+        for attempt in range(5):  # as ledger.record_sent: a lost record would repeat the text
             try:
                 SmsCopy(f"MSG#{message_id}", f"SMS#{p.participant_key}").update(actions=actions)
                 return

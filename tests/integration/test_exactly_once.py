@@ -536,17 +536,17 @@ def test_sent_copies_are_recorded_in_groups_not_one_write_each(world: World) -> 
     """With 8 send threads at most 8 copies are ever sent without their record,
     and the records go out in groups of 4 (a quarter of the writes), not one
     BatchWriteItem per copy as when waiting senders flushed whatever was pending."""
-    from chalicelib.services.fanout import FanOut
+    from chalicelib.services import ledger
 
     big = world.open_chat(["registered"] * 40)
     groups: list[int] = []
-    real = FanOut._record_sent
+    real = ledger.record_sent
 
     def counted(message_id: str, batch: str, chat_id: str, now: Any, sent: list[Any]) -> None:
         groups.append(len(sent))
         real(message_id, batch, chat_id, now, sent)
 
-    world.patch("chalicelib.services.fanout.FanOut._record_sent", staticmethod(counted))
+    world.patch("chalicelib.services.ledger.record_sent", counted)
     with world.settings_override(MUSTER_SEND_CONCURRENCY="8"):
         post(world, big, "Grouped records")
         world.drain()
@@ -563,11 +563,11 @@ def test_a_crash_while_recording_a_group_repeats_at_most_send_concurrency_copies
     group of records. A redelivery sends every copy whose record never landed again
     - never more than the 8 the bound allows - and nobody goes without one."""
     from chalicelib.adapters.mail import Mailer
-    from chalicelib.services.fanout import FanOut
+    from chalicelib.services import ledger
 
     big = world.open_chat(["registered"] * 40)
     dead: list[bool] = []
-    real_record, real_send = FanOut._record_sent, Mailer.send_raw
+    real_record, real_send = ledger.record_sent, Mailer.send_raw
 
     def record(message_id: str, batch: str, chat_id: str, now: Any, sent: list[Any]) -> None:
         if dead or record.calls:  # type: ignore[attr-defined]
@@ -585,7 +585,7 @@ def test_a_crash_while_recording_a_group_repeats_at_most_send_concurrency_copies
 
     with world.settings_override(MUSTER_SEND_CONCURRENCY="8"):
         post(world, big, "Crash while recording")
-        world.patch("chalicelib.services.fanout.FanOut._record_sent", staticmethod(record))
+        world.patch("chalicelib.services.ledger.record_sent", record)
         world.patch("chalicelib.adapters.mail.Mailer.send_raw", send)
         crash_then_redeliver(world)
 

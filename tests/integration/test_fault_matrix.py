@@ -255,7 +255,6 @@ def crash_at(
     target: str,
     *,
     after: bool = False,
-    static: bool = False,
     when: Callable[[int], bool] = lambda n: n == 1,
 ) -> None:
     """Kill the process at the call of ``target`` for which ``when(call number)``
@@ -274,7 +273,7 @@ def crash_at(
             raise Killed
         return real(*args, **kwargs)
 
-    world.patch(target, staticmethod(dying) if static else dying)
+    world.patch(target, dying)
 
 
 def queued_bodies(world: World) -> list[dict[str, Any]]:
@@ -488,12 +487,12 @@ def test_e4_ses_sending_paused_parks_then_a_redrive_delivers(world: World, chat:
 
 def test_e5_a_real_conditional_check_failure_on_a_claim(world: World, chat: dict, matrix: Matrix) -> None:
     from chalicelib.blueprints import delivery
-    from chalicelib.services.fanout import FanOut
+    from chalicelib.services import ledger
 
     with world.settings_override(MUSTER_SEND_CONCURRENCY="1"):
         post(world, chat, "Claimed elsewhere")
         (body,) = [b for b in queued_bodies(world) if b["kind"] == "relay"]
-        crash_at(world, "chalicelib.services.fanout.FanOut._claim_copies", after=True)
+        crash_at(world, "chalicelib.services.ledger.claim_copies", after=True)
         with pytest.raises(Killed):
             world.drain()
         restart(world)
@@ -502,13 +501,13 @@ def test_e5_a_real_conditional_check_failure_on_a_claim(world: World, chat: dict
         # (one send thread claimed them all at once), so DynamoDB's condition
         # fails for every one of them and the transaction is cancelled.
         claimed: list[list[Any]] = []
-        real = FanOut._claim_copies
+        real = ledger.claim_copies
 
-        def spy(self: Any, *args: Any) -> list[Any]:
-            claimed.append(real(self, *args))
+        def spy(*args: Any) -> list[Any]:
+            claimed.append(real(*args))
             return claimed[-1]
 
-        world.patch("chalicelib.services.fanout.FanOut._claim_copies", spy)
+        world.patch("chalicelib.services.ledger.claim_copies", spy)
         again = delivery.fanout().deliver({**body, "batch": body["batch"] + "-again"})
         assert claimed and not any(claimed) and again.sent == 0
         expire_leases(world)
@@ -615,20 +614,20 @@ def test_k1_k4_a_crash_in_the_inbound_handler_then_lambdas_retry(
 
 
 DELIVERY_CRASHES = {
-    "K5": ("chalicelib.services.fanout.FanOut._claim_copies", False, False, 1, 0),
-    "K6": ("chalicelib.services.fanout.FanOut._claim_copies", True, False, 1, 0),
-    "K7": ("chalicelib.adapters.mail.Mailer.send_raw", True, False, 3, 1),
-    "K8": ("chalicelib.services.fanout.FanOut._release", False, True, 1, 0),
+    "K5": ("chalicelib.services.ledger.claim_copies", False, 1, 0),
+    "K6": ("chalicelib.services.ledger.claim_copies", True, 1, 0),
+    "K7": ("chalicelib.adapters.mail.Mailer.send_raw", True, 3, 1),
+    "K8": ("chalicelib.services.ledger.release", False, 1, 0),
 }
 
 
 @pytest.mark.parametrize("row", list(DELIVERY_CRASHES))
 def test_k5_k8_a_crash_in_deliver_then_sqs_redelivers(world: World, chat: dict, matrix: Matrix, row: str) -> None:
-    target, after, static, nth, repeats = DELIVERY_CRASHES[row]
+    target, after, nth, repeats = DELIVERY_CRASHES[row]
     subject = f"Delivery crash {row}"
     with world.settings_override(MUSTER_SEND_CONCURRENCY="1"):
         post(world, chat, subject)
-        crash_at(world, target, after=after, static=static, when=lambda n: n == nth)
+        crash_at(world, target, after=after, when=lambda n: n == nth)
         with pytest.raises(Killed):
             world.drain()
         restart(world)
