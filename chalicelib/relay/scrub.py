@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 from chalicelib.relay.normalize import ENCODED_WORD_RE, MAY_SPELL_ADDRESS, View, decoded_words
 from chalicelib.relay.placeholders import strip_placeholders
@@ -169,6 +169,23 @@ class _Phones:
         return found
 
 
+def _splice(text: str, replacements: Iterable[tuple[int, int, str]]) -> str:
+    """``text`` with each ``(start, end, new)`` span replaced, in order; a span
+    that starts inside one already replaced is skipped."""
+    out: list[str] = []
+    last = 0
+    for start, end, new in replacements:
+        if start < last:
+            continue
+        out.append(text[last:start])
+        out.append(new)
+        last = end
+    if not out:
+        return text
+    out.append(text[last:])
+    return "".join(out)
+
+
 class Scrubber:
     """Replaces addresses in text; build once per message, use for every part."""
 
@@ -238,8 +255,10 @@ class Scrubber:
         whitespace; adjacent words are one text, as in a header) is decoded;
         if that names anyone, the token becomes its scrubbed decoded text,
         otherwise it stays as written. Linear in the text."""
-        out: list[str] = []
-        last = 0  # end of the previous token (and of what ``out`` holds)
+        return _splice(text, self._encoded_word_replacements(text, is_html=is_html))
+
+    def _encoded_word_replacements(self, text: str, *, is_html: bool) -> Iterator[tuple[int, int, str]]:
+        last = 0  # end of the previous token
         pos = 0
         while True:
             m = ENCODED_WORD_RE.search(text, pos)
@@ -263,32 +282,24 @@ class Scrubber:
             scrubbed = self.scrub(decoded)  # "=?" left in it: a word inside a word
             if scrubbed == decoded:
                 continue
-            out.append(text[last:start])
-            out.append(html.escape(scrubbed, quote=True) if is_html else scrubbed)
+            yield start, end, html.escape(scrubbed, quote=True) if is_html else scrubbed
             last = end
-        if not out:
-            return text
-        out.append(text[last:])
-        return "".join(out)
 
     def _scrub_phones(self, text: str, *, tags: bool, is_html: bool) -> str:
         """Participants' phone numbers, in any common spelling, become their names."""
         view = View(text, tags=tags)
-        out: list[str] = []
-        last = 0
-        for m in _PHONE_RE.finditer(view.text):
-            for start, end, name in self._phones.named_spans(m.group(0)):
-                o_start = view.to_original(m.start() + start, is_end=False)
-                o_end = view.to_original(m.start() + end, is_end=True)
-                if o_start < last:
-                    continue
-                out.append(text[last:o_start])
-                out.append(html.escape(name, quote=True) if is_html else name)
-                last = o_end
-        if not out:
-            return text
-        out.append(text[last:])
-        return "".join(out)
+        return _splice(
+            text,
+            (
+                (
+                    view.to_original(m.start() + start, is_end=False),
+                    view.to_original(m.start() + end, is_end=True),
+                    html.escape(name, quote=True) if is_html else name,
+                )
+                for m in _PHONE_RE.finditer(view.text)
+                for start, end, name in self._phones.named_spans(m.group(0))
+            ),
+        )
 
     def _render(self, token: str, is_html: bool) -> str | None:
         new = self.replacement(token)
@@ -302,23 +313,14 @@ class Scrubber:
         view = View(text, tags=tags)
         if "@" not in view.text:
             return text
-        out: list[str] = []
-        last = 0
-        for m in self._pattern.finditer(view.text):
-            new = self._render(m.group(0), is_html)
-            if new is None:
-                continue
-            o_start = view.to_original(m.start(), is_end=False)
-            o_end = view.to_original(m.end(), is_end=True)
-            if o_start < last:
-                continue
-            out.append(text[last:o_start])
-            out.append(new)
-            last = o_end
-        if not out:
-            return text
-        out.append(text[last:])
-        return "".join(out)
+        return _splice(
+            text,
+            (
+                (view.to_original(m.start(), is_end=False), view.to_original(m.end(), is_end=True), new)
+                for m in self._pattern.finditer(view.text)
+                if (new := self._render(m.group(0), is_html)) is not None
+            ),
+        )
 
     def binary_mentions_known(self, data: bytes) -> bool:
         """Whether a participant's address appears in binary content.
