@@ -29,6 +29,8 @@ from chalicelib.relay.normalize import ENCODED_WORD_RE, MAY_SPELL_ADDRESS, View,
 from chalicelib.relay.placeholders import strip_placeholders
 
 HIDDEN = "[address hidden]"
+HIDDEN_TEXT = "[encoded text hidden]"
+MAX_WORD_DEPTH = 8  # encoded words decoded inside encoded words, at most
 FALLBACK_NAME = "Participant"
 # The lookbehind lets a match start only where a run of local-part characters
 # starts; without it a long run with no "@" is rescanned from every position
@@ -237,8 +239,11 @@ class Scrubber:
 
     def scrub(self, text: str, *, is_html: bool = False) -> str:
         """``text`` with every address replaced (HTML-escaped names when ``is_html``)."""
+        return self._scrub(text, is_html=is_html, depth=0)
+
+    def _scrub(self, text: str, *, is_html: bool, depth: int) -> str:
         if "=?" in text:
-            text = self._scrub_encoded_words(text, is_html=is_html)
+            text = self._scrub_encoded_words(text, is_html=is_html, depth=depth)
         text = self._scrub_view(text, tags=False, is_html=is_html)
         if is_html:
             text = self._scrub_view(text, tags=True, is_html=is_html)
@@ -248,16 +253,18 @@ class Scrubber:
                 text = self._scrub_phones(text, tags=True, is_html=is_html)
         return text
 
-    def _scrub_encoded_words(self, text: str, *, is_html: bool) -> str:
+    def _scrub_encoded_words(self, text: str, *, is_html: bool, depth: int) -> str:
         """RFC 2047 encoded words belong in headers, but a body can carry them
         too ("=?utf-8?b?YW5u...?="), and a reader who decodes one must not find
         an address or a number in it. Each token holding encoded words (up to
         whitespace; adjacent words are one text, as in a header) is decoded;
         if that names anyone, the token becomes its scrubbed decoded text,
-        otherwise it stays as written. Linear in the text."""
-        return _splice(text, self._encoded_word_replacements(text, is_html=is_html))
+        otherwise it stays as written. Linear in the text. Words inside words
+        are decoded up to ``MAX_WORD_DEPTH`` levels (no client nests them at
+        all); a token still holding encoded words below that is hidden."""
+        return _splice(text, self._encoded_word_replacements(text, is_html=is_html, depth=depth))
 
-    def _encoded_word_replacements(self, text: str, *, is_html: bool) -> Iterator[tuple[int, int, str]]:
+    def _encoded_word_replacements(self, text: str, *, is_html: bool, depth: int) -> Iterator[tuple[int, int, str]]:
         last = 0  # end of the previous token
         pos = 0
         while True:
@@ -277,11 +284,16 @@ class Scrubber:
             pos = end
             token = text[start:end]
             decoded = decoded_words(token)
+            if decoded == token:
+                continue  # no word in it decodes: the passes after this one see it all
             if not (MAY_SPELL_ADDRESS.search(decoded) or _SEVEN_DIGITS_RE.search(decoded) or "=?" in decoded):
                 continue
-            scrubbed = self.scrub(decoded)  # "=?" left in it: a word inside a word
-            if scrubbed == decoded:
-                continue
+            if depth >= MAX_WORD_DEPTH and ENCODED_WORD_RE.search(decoded):
+                scrubbed = HIDDEN_TEXT
+            else:
+                scrubbed = self._scrub(decoded, is_html=False, depth=depth + 1)  # "=?": a word inside a word
+                if scrubbed == decoded:
+                    continue
             yield start, end, html.escape(scrubbed, quote=True) if is_html else scrubbed
             last = end
 

@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import email
+import email.policy
 import os
 import time
 from dataclasses import dataclass
@@ -362,6 +364,13 @@ def test_hostile_mime_never_raises_leaks_or_blows_up(raw: bytes) -> None:
     check(raw)
 
 
+def _nested(depth: int) -> bytes:
+    word = ADDRESSES[1].encode()
+    for _ in range(depth):
+        word = b"=?utf-8?b?" + base64.b64encode(word) + b"?="
+    return word
+
+
 HEAD = b"From: Alice <alice.a@example.com>\r\nTo: k3x9q@relay.example.org\r\nSubject: x\r\nMIME-Version: 1.0\r\n"
 EXTREMES = {
     "10k parts": (HEAD + many_parts_bytes(10_000, b"\r\n"), Outcome.TOO_COMPLEX),
@@ -387,6 +396,8 @@ EXTREMES = {
         + b"\r\nhi\r\n",
         Outcome.RELAYED,
     ),
+    "an encoded word that does not decode, in a body": (HEAD + b"\r\nx =?utf-8?b?A?= y\r\n", Outcome.RELAYED),
+    "an address in encoded words nested 30 deep, in a body": (HEAD + b"\r\n" + _nested(30) + b"\r\n", Outcome.RELAYED),
     "bare CR everywhere": (HEAD.replace(b"\r\n", b"\r") + b"\r" + _b(ADDRESSES[1]) + b"\r", Outcome.RELAYED),
     "bare LF everywhere": (HEAD.replace(b"\r\n", b"\n") + b"\n" + _b(ADDRESSES[2]) + b"\n", Outcome.RELAYED),
 }
@@ -418,3 +429,13 @@ def test_an_address_in_an_encoded_word_in_a_body_is_scrubbed(body: bytes) -> Non
     # one in a body must not find an address in it.
     result = check(HEAD + b"\r\n" + body + b"\r\n")
     assert result.outcome is Outcome.RELAYED
+
+
+def test_a_body_with_an_encoded_word_that_does_not_decode_reaches_readers_whole() -> None:
+    # Scrubbing it once recursed until Python gave up, and the renderer dropped
+    # the whole part as unreadable.
+    result = check(HEAD + b"\r\nMeet at =?utf-8?b?A?= gate 9\r\n")
+    assert result.outcome is Outcome.RELAYED and result.out is not None
+    message = email.message_from_bytes(result.out, policy=email.policy.default)
+    text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "Meet at =?utf-8?b?A?= gate 9" in text and "could not be read" not in text

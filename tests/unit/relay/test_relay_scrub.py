@@ -171,7 +171,10 @@ def _b(text: str) -> str:
         pytest.param(f"ask {_b(_b(BOB))}", "ask Bob B.", id="nested-word"),
         pytest.param(f"ask {_b('carol@elsewhere.example')}", f"ask {HIDDEN}", id="unknown-address"),
         pytest.param("=?utf-8?q?caf=C3=A9?= at 9", "=?utf-8?q?caf=C3=A9?= at 9", id="nothing-to-hide-kept-as-written"),
-        pytest.param("x =?no-such-charset?b?Ym9i?= y", "x =?no-such-charset?b?Ym9i?= y", id="undecodable-kept"),
+        pytest.param("x =?no-such-charset?b?Ym9i?= y", "x =?no-such-charset?b?Ym9i?= y", id="unknown-charset-kept"),
+        # a word that does not decode is itself again: it once recursed forever
+        pytest.param("x =?utf-8?b?A?= y", "x =?utf-8?b?A?= y", id="bad-base64-kept"),
+        pytest.param(f"=?utf-8?b?A?= {_b(BOB)}", "=?utf-8?b?A?= Bob B.", id="bad-word-beside-a-good-one"),
     ],
 )
 def test_given_an_encoded_word_in_a_body_then_what_it_decodes_to_is_scrubbed(text: str, expected: str) -> None:
@@ -182,3 +185,15 @@ def test_given_an_encoded_word_in_a_body_then_what_it_decodes_to_is_scrubbed(tex
 def test_given_a_number_in_an_encoded_word_then_it_is_scrubbed() -> None:
     scrubber = scrubber_for([], keep_domain=RELAY_DOMAIN, phones=[("Ann A.", ["+14155550101"])])
     assert scrubber.scrub("call =?utf-8?q?415-555-0101?= tonight") == "call Ann A. tonight"
+
+
+def test_given_encoded_words_nested_deeper_than_any_client_then_the_token_is_hidden() -> None:
+    from chalicelib.relay.scrub import HIDDEN_TEXT, MAX_WORD_DEPTH
+
+    word = BOB
+    for _ in range(MAX_WORD_DEPTH):
+        word = _b(word)
+    assert SCRUBBER.scrub(f"x {word} y") == "x Bob B. y"  # as deep as we decode
+    for _ in range(30):
+        word = _b(word)
+    assert SCRUBBER.scrub(f"x {word} y") == f"x {HIDDEN_TEXT} y"  # deeper: hidden, not a RecursionError
