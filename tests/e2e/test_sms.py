@@ -81,14 +81,16 @@ def test_a_mixed_chat_over_the_twin_both_ways_and_the_phone_page(twin: Twin) -> 
     # Mail -> texts.
     since = len(client.outbox())
     client.send(
-        chat_message("ann@people.example", chat["address"], "Plan", f"Meet at 9, call 415-555-0101 {tag}"),
+        # A number among other figures (the random tag may be all digits, too).
+        chat_message("ann@people.example", chat["address"], "Plan", f"Meet at 9, call 415-555-0101 5 pm {tag}"),
         "ann@people.example",
         [chat["address"]],
     )
     for number in (SAM, BEA):
         got = wait_text(twin, number, tag)
-        assert got == f"Ann A. (Canvass Mon): Meet at 9, call Ann A. {tag}"
-    client.wait_for_copies(3, since=since, timeout=30)
+        assert got == f"Ann A. (Canvass Mon): Meet at 9, call Ann A. 5 pm {tag}"
+    for c in client.wait_for_copies(3, since=since, timeout=30):
+        no_leaks(c.raw.decode("utf-8", "replace"))
 
     # Text -> mail and texts: through POST /sms, SNS in moto, the real handler.
     since = len(client.outbox())
