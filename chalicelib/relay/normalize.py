@@ -28,6 +28,8 @@ import unicodedata
 from bisect import bisect_right
 from dataclasses import dataclass
 
+from chalicelib.relay.charsets import decode_bytes
+
 MAX_ROUNDS = 4
 
 # Format characters (Cf: soft hyphen, zero-width space/joiners, word joiner,
@@ -167,8 +169,9 @@ def decoded_words(text: str) -> str:
     """``text`` with its encoded words decoded, as a reader's client would
     decode a header: whitespace between adjacent words dropped, the bytes of
     adjacent words of one charset decoded together (a character may be split
-    between them). A word that does not decode stays as written; an unknown
-    charset is read as UTF-8. Stricter than the stdlib's ``decode_header``,
+    between them) under the mail-charset allowlist (``charsets.decode_bytes``:
+    ``idna``, ``rot13`` and other codecs no mail uses fall back to utf-8, cp1252,
+    latin-1). A word that does not decode stays as written. Stricter than the stdlib's ``decode_header``,
     which puts spaces between parts of different charsets, and linear."""
     pieces: list[str | tuple[bytes, str]] = []
     pos = 0
@@ -192,11 +195,4 @@ def decoded_words(text: str) -> str:
                 pieces.append((raw, charset))
         pos = m.end()
     pieces.append(text[pos:])
-    return "".join(p if isinstance(p, str) else _decode_bytes(*p) for p in pieces)
-
-
-def _decode_bytes(raw: bytes, charset: str) -> str:
-    try:
-        return raw.decode(charset, "replace")
-    except LookupError:
-        return raw.decode("utf-8", "replace")
+    return "".join(p if isinstance(p, str) else decode_bytes(*p) for p in pieces)

@@ -174,6 +174,9 @@ def _b(text: str) -> str:
         pytest.param("x =?no-such-charset?b?Ym9i?= y", "x =?no-such-charset?b?Ym9i?= y", id="unknown-charset-kept"),
         # a word that does not decode is itself again: it once recursed forever
         pytest.param("x =?utf-8?b?A?= y", "x =?utf-8?b?A?= y", id="bad-base64-kept"),
+        # codecs no mail uses ("idna" refuses errors="replace") go through the allowlist
+        pytest.param("=?idna?q?bob=40example.com?= at 9", "Bob B. at 9", id="idna-charset"),
+        pytest.param("=?punycode?b?" + _b(BOB)[10:-2] + "?=", "Bob B.", id="punycode-charset"),
         pytest.param(f"=?utf-8?b?A?= {_b(BOB)}", "=?utf-8?b?A?= Bob B.", id="bad-word-beside-a-good-one"),
     ],
 )
