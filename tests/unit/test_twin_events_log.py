@@ -21,16 +21,21 @@ from infra.twin.dispatcher import Dispatcher
 from infra.twin.resources import Topology
 
 
+def _queue_of_events(tmp_path: Path, count: int, **attributes: str) -> tuple[Any, str, Dispatcher, Path]:
+    """The CRM rule's queue holding ``count`` events, and a dispatcher logging it (inside mock_aws)."""
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    url = sqs.create_queue(QueueName="events-out", Attributes=attributes)["QueueUrl"]
+    for n in range(count):
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"detail-type": "MessageRelayed", "n": n}))
+    topology: Any = Topology()
+    topology.events_out_url = url
+    log = tmp_path / "events.jsonl"
+    return sqs, url, Dispatcher(lambdas=None, topology=topology, settings=get_settings(), events_log=log), log
+
+
 def test_one_tick_logs_everything_the_queue_holds_each_once(tmp_path: Path) -> None:
     with mock_aws():
-        sqs = boto3.client("sqs", region_name="us-east-1")
-        url = sqs.create_queue(QueueName="events-out")["QueueUrl"]
-        for n in range(137):
-            sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"detail-type": "MessageRelayed", "n": n}))
-        topology: Any = Topology()
-        topology.events_out_url = url
-        log = tmp_path / "events.jsonl"
-        dispatcher = Dispatcher(lambdas=None, topology=topology, settings=get_settings(), events_log=log)
+        sqs, url, dispatcher, log = _queue_of_events(tmp_path, 137)
 
         assert dispatcher.log_events(sqs) == 137
         lines = [json.loads(line) for line in log.read_text().splitlines()]
@@ -44,14 +49,7 @@ def test_a_failed_delete_logs_those_events_again_and_loses_none(tmp_path: Path) 
     """At least once, as a CRM's consumer is: a crash between the append and the
     delete leaves the events on the queue, and the next tick logs them again."""
     with mock_aws():
-        sqs = boto3.client("sqs", region_name="us-east-1")
-        url = sqs.create_queue(QueueName="events-out", Attributes={"VisibilityTimeout": "0"})["QueueUrl"]
-        for n in range(25):
-            sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"detail-type": "MessageRelayed", "n": n}))
-        topology: Any = Topology()
-        topology.events_out_url = url
-        log = tmp_path / "events.jsonl"
-        dispatcher = Dispatcher(lambdas=None, topology=topology, settings=get_settings(), events_log=log)
+        sqs, _, dispatcher, log = _queue_of_events(tmp_path, 25, VisibilityTimeout="0")
 
         class Crash(Exception):
             pass

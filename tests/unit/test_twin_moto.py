@@ -1,6 +1,6 @@
 """The twin's moto changes how fast DynamoDB answers, never what it answers.
 
-``infra.twin.motoserver.partition_queries`` hands moto's ``Table.query`` only the
+``infra.twin.motopatches.partition_queries`` hands moto's ``Table.query`` only the
 partition (or the index partition) a Query names; ``fast_attribute_values`` writes
 each item's attribute values to JSON directly instead of through moto's shape
 walker. The same requests - Queries with range conditions, both orders, paging,
@@ -140,8 +140,8 @@ def sizes(c):
 def run(patch):
     with mock_aws():
         if patch:
-            from infra.twin.motoserver import fast_attribute_values, partition_queries
-            from infra.twin.motoserver import cached_item_sizes, remember_conditions
+            from infra.twin.motopatches import fast_attribute_values, partition_queries
+            from infra.twin.motopatches import cached_item_sizes, remember_conditions
             partition_queries()
             fast_attribute_values()
             remember_conditions()
@@ -361,7 +361,7 @@ def test_random_ids_keep_their_alphabets_and_lengths(monkeypatch: Any) -> None:
     from moto.moto_api._internal.moto_random import MotoRandom
     from moto.utilities.aws_headers import gen_amzn_requestid_long
 
-    from infra.twin.motoserver import cheap_random_ids
+    from infra.twin.motopatches import cheap_random_ids
 
     shapes = {
         "request": (gen_amzn_requestid_long, r"[A-Za-z0-9]{52}"),
@@ -394,12 +394,12 @@ from moto.moto_api._internal import mock_random
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from werkzeug.test import Client
 
-from infra.twin import motoserver
+from infra.twin import motopatches
 
-motoserver.stop_tracking_instances()
-motoserver.remember_backends()
+motopatches.stop_tracking_instances()
+motopatches.remember_backends()
 if sys.argv[1] == "direct":
-    motoserver.direct_dispatch()
+    motopatches.direct_dispatch()
 mock_random.seed(14)
 import flask
 through_flask = []
