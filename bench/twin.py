@@ -153,6 +153,13 @@ class Tail:
         return max(self.copies[n])
 
 
+def setting(pair: str) -> tuple[str, str]:
+    key, eq, value = pair.partition("=")
+    if not eq or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {pair!r}")
+    return key.strip(), value
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=200)
@@ -161,7 +168,12 @@ def main() -> int:
     parser.add_argument("--starts", type=int, default=3)
     parser.add_argument("--no-peer", dest="peer", action="store_false", help="skip the Mailman run")
     parser.add_argument(
-        "--env", action="append", default=[], metavar="KEY=VALUE", help="a setting for the twin under load (repeatable)"
+        "--env",
+        action="append",
+        default=[],
+        type=setting,
+        metavar="KEY=VALUE",
+        help="a setting for the twin under load (repeatable)",
     )
     args = parser.parse_args()
     out: dict[str, float] = {}
@@ -188,7 +200,7 @@ def main() -> int:
         )
 
         stats_base = tmp / "moto-stats"
-        settings = dict(pair.split("=", 1) for pair in args.env)
+        settings = dict(args.env)
         twin = start_twin(tmp / "load", duplicates=False, MUSTER_MOTO_STATS=str(stats_base), **settings)
         try:
             client = twin.client
