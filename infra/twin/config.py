@@ -13,7 +13,9 @@ How handlers run (see docs/local-twin.md, "Process model"):
 ``MUSTER_TWIN_WORKERS`` (4): worker processes, each a warm Lambda "container";
 ``MUSTER_TWIN_POLLERS`` (as many as workers): SQS pollers per event source mapping;
 ``MUSTER_TWIN_DUPLICATES`` (0): 1 delivers every SES receipt and SQS batch twice,
-at the same time, to two workers (AWS's at-least-once delivery, made the rule).
+at the same time, to two workers (AWS's at-least-once delivery, made the rule);
+``MUSTER_MOTO_SERVER`` (``oneloop``): the moto processes' HTTP server, one thread
+(``infra.twin.oneloop``); ``werkzeug`` for werkzeug's threaded one, to compare.
 """
 
 from __future__ import annotations

@@ -7,22 +7,23 @@ pass their condition; DynamoDB applies each write to an item atomically, and
 the twin's concurrent (and deliberately duplicated) handlers rely on that. moto
 is CPU-bound Python under one GIL, so serializing costs almost nothing.
 
-The HTTP side: werkzeug's development server answers every request with
-``Connection: close`` (http.server cannot drain an unread body before the next
-request line), so each AWS call from a worker opened a new TCP connection and the
-server a new thread. The twin's moto keeps connections alive: each request's body
-is read to its Content-Length before the request waits for the lock (so a client
-still sending never holds the others up), responses carry their length, and a body
-without a length (chunked) still closes the connection. Request headers are read
-without the email package's parser when every line is a plain ``Name: value``
-(anything else still goes to it).
+The HTTP side is :mod:`infra.twin.oneloop`: one thread reads every connection and
+runs each complete request in turn, connections kept alive. With werkzeug's threaded
+development server (``MUSTER_MOTO_SERVER=werkzeug``, kept for comparison) each
+kept-alive connection had a thread, ~40 under load, and each request paid for the
+hand-offs between them: ~35 % more server CPU per SES ``SendEmail`` and ~25 % per
+``GetItem`` (``docs/performance.md``). On that path, each request's body is read to
+its Content-Length before the request waits for the lock, werkzeug's blanket
+``Connection: close`` is dropped for delimited bodies, and plain header blocks are
+read without the email package's parser.
 
 What the twin changes in moto itself (every change makes it cheaper, none changes an
 answer) is :mod:`infra.twin.motopatches`.
 
 ``tests/unit/test_twin_moto.py`` checks that the header reader reads every block as
 the email parser does and that a client keeps its connection over requests of every
-kind.
+kind; ``tests/unit/test_twin_oneloop.py`` that the one-thread server gives the app the
+environ, and the client the answers, werkzeug's does.
 
 Each request is logged only at DEBUG (``MUSTER_TWIN_LOG=DEBUG``).
 """
@@ -197,8 +198,13 @@ def main(argv: list[str] | None = None) -> int:
     stats_path = os.environ.get("MUSTER_MOTO_STATS")
     stats: dict[str, list[float]] | None = {} if stats_path else None
     app = Serialized(DomainDispatcherApplication(create_backend_app), stats)
-    server = make_server(host, port, app, threaded=True, request_handler=keep_alive_handler())
-    server.daemon_threads = True  # type: ignore[attr-defined]
+    if os.environ.get("MUSTER_MOTO_SERVER", "oneloop") == "oneloop":
+        from infra.twin.oneloop import OneLoopServer
+
+        server: Any = OneLoopServer(host, port, app)
+    else:
+        server = make_server(host, port, app, threaded=True, request_handler=keep_alive_handler())
+        server.daemon_threads = True
 
     def stop(signum: int, frame: Any) -> None:
         threading.Thread(target=server.shutdown, daemon=True).start()
