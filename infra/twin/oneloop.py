@@ -194,6 +194,9 @@ class OneLoopServer:
                 sock, peer = self.listener.accept()
             except (BlockingIOError, InterruptedError):
                 return
+            except OSError:  # out of descriptors, say: the client retries, the loop goes on
+                log.exception("accept failed")
+                return
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self.selector.register(sock, selectors.EVENT_READ, Connection(sock, peer[:2]))
@@ -298,6 +301,9 @@ class OneLoopServer:
             )
         lines = [f"HTTP/1.1 {status}", f"Server: {SERVER_SOFTWARE}", f"Date: {formatdate(usegmt=True)}"]
         lines += [f"{name}: {value}" for name, value in headers]
+        bodiless = method == "HEAD" or status[:3] in {"204", "304"} or status[:1] == "1"
+        if not bodiless and not any(name.lower() == "content-length" for name, _ in headers):
+            lines.append(f"Content-Length: {len(content)}")  # a kept connection needs the length
         if close:
             lines.append("Connection: close")
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")

@@ -241,6 +241,19 @@ def test_close_is_honoured(raw: bytes) -> None:
         assert answers[1] == b""
 
 
+def test_an_answer_without_a_length_gets_one_and_the_connection_stays_usable() -> None:
+    def unsized(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        environ["wsgi.input"].read()
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"no ", b"length"]
+
+    with one_loop(unsized) as port:
+        first, second = exchange(port, REQUESTS[0] * 2, answers=2)
+        assert split(first) == split(second)
+        assert split(first)[1]["content-length"] == "9"
+        assert split(first)[2] == b"no length"
+
+
 def test_an_app_that_raises_gets_500_and_the_server_goes_on() -> None:
     with one_loop() as port:
         first, second = exchange(port, b"GET /boom HTTP/1.1\r\nHost: h\r\n\r\n" + REQUESTS[0], answers=2)
