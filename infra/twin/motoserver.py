@@ -42,6 +42,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from infra.twin.oneloop import OneLoopServer, with_length
+
 
 class Serialized:
     """WSGI middleware: one request at a time (its body already read, see ``keep_alive_handler``).
@@ -70,9 +72,7 @@ class Serialized:
             try:
                 content = b"".join(body)
                 status, headers, exc_info = answer
-                bodiless = environ.get("REQUEST_METHOD") == "HEAD" or status[:3] in {"204", "304"} or status[:1] == "1"
-                if not bodiless and not any(k.lower() == "content-length" for k, _ in headers):
-                    headers = [*headers, ("Content-Length", str(len(content)))]
+                headers = with_length(environ.get("REQUEST_METHOD", ""), status, headers, content)
                 start_response(status, headers, exc_info)
                 return [content]
             finally:
@@ -199,8 +199,6 @@ def main(argv: list[str] | None = None) -> int:
     stats: dict[str, list[float]] | None = {} if stats_path else None
     app = Serialized(DomainDispatcherApplication(create_backend_app), stats)
     if os.environ.get("MUSTER_MOTO_SERVER", "oneloop") == "oneloop":
-        from infra.twin.oneloop import OneLoopServer
-
         server: Any = OneLoopServer(host, port, app)
     else:
         server = make_server(host, port, app, threaded=True, request_handler=keep_alive_handler())

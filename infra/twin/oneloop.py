@@ -36,6 +36,15 @@ SERVER_SOFTWARE = "Werkzeug (muster twin, one thread)"
 log = logging.getLogger("werkzeug")
 
 
+def with_length(method: str, status: str, headers: list[tuple[str, str]], content: bytes) -> list[tuple[str, str]]:
+    """``headers``, with the body's ``Content-Length`` added when the answer has a
+    body and does not say its length: a kept-alive connection needs it."""
+    bodiless = method == "HEAD" or status[:3] in {"204", "304"} or status[:1] == "1"
+    if bodiless or any(name.lower() == "content-length" for name, _ in headers):
+        return headers
+    return [*headers, ("Content-Length", str(len(content)))]
+
+
 class BadRequest(Exception):
     pass
 
@@ -300,10 +309,7 @@ class OneLoopServer:
                 status[:3],
             )
         lines = [f"HTTP/1.1 {status}", f"Server: {SERVER_SOFTWARE}", f"Date: {formatdate(usegmt=True)}"]
-        lines += [f"{name}: {value}" for name, value in headers]
-        bodiless = method == "HEAD" or status[:3] in {"204", "304"} or status[:1] == "1"
-        if not bodiless and not any(name.lower() == "content-length" for name, _ in headers):
-            lines.append(f"Content-Length: {len(content)}")  # a kept connection needs the length
+        lines += [f"{name}: {value}" for name, value in with_length(method, status, headers, content)]
         if close:
             lines.append("Connection: close")
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
