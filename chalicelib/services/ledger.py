@@ -19,6 +19,7 @@ send and when; this module is every DynamoDB write that makes a send happen once
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from pynamodb.exceptions import PutError, TransactWriteError
@@ -118,22 +119,33 @@ def claim_copies(
     ]
 
 
+def with_retries(write: Callable[[], None], retry_on: tuple[type[Exception], ...]) -> None:
+    """``write()``, tried ``RECORD_ATTEMPTS`` times in all (0.1 s, 0.2 s, ... apart)
+    while it raises one of ``retry_on``: for a sent copy's record, which a
+    redelivery needs to find, on top of botocore's and PynamoDB's own retries."""
+    for attempt in range(RECORD_ATTEMPTS):
+        try:
+            write()
+            return
+        except retry_on:
+            if attempt == RECORD_ATTEMPTS - 1:
+                raise
+            time.sleep(0.1 * 2**attempt)
+
+
 def record_sent(message_id: str, batch: str, chat_id: str, now: datetime, sent: list[tuple[Participant, str]]) -> None:
     """Record sent copies and their SES ids: BatchWriteItem, 25 a call. Each
     item is one we claimed (``sending``, this batch), written whole. Until a
     record lands, a redelivery would send its copy again (SES has no
-    idempotency key), so a failed write is retried here, on top of botocore's
-    and PynamoDB's own retries, before the batch gives up (fault matrix E7)."""
-    for attempt in range(RECORD_ATTEMPTS):
-        try:
-            with Delivery.batch_write() as writer:
-                for p, ses_id in sent:
-                    writer.save(copy_record(message_id, batch, p, chat_id, now, ses_id=ses_id))
-            return
-        except PutError:
-            if attempt == RECORD_ATTEMPTS - 1:
-                raise
-            time.sleep(0.1 * 2**attempt)
+    idempotency key), so a failed write is retried here before the batch gives
+    up (fault matrix E7)."""
+
+    def write() -> None:
+        with Delivery.batch_write() as writer:
+            for p, ses_id in sent:
+                writer.save(copy_record(message_id, batch, p, chat_id, now, ses_id=ses_id))
+
+    with_retries(write, (PutError,))
 
 
 def record_failed(message_id: str, p: Participant, code: str) -> None:

@@ -32,7 +32,7 @@ from chalicelib.adapters.sms import Texter
 from chalicelib.models import Participant, SmsCopy, SmsSent, claim_once
 from chalicelib.observability import logger, metrics
 from chalicelib.relay import sms as core
-from chalicelib.services import files, sms_optout
+from chalicelib.services import files, ledger, sms_optout
 from chalicelib.settings import Settings, get_settings
 
 RECORD_DAYS = 90
@@ -215,11 +215,7 @@ class SmsCopies:
             actions.append(SmsCopy.reason.set(reason))
         if encoding:
             actions.append(SmsCopy.encoding.set(encoding))
-        for attempt in range(5):  # as ledger.record_sent: a lost record would repeat the text
-            try:
-                SmsCopy(f"MSG#{message_id}", f"SMS#{p.participant_key}").update(actions=actions)
-                return
-            except Exception:
-                if attempt == 4:
-                    raise
-                time.sleep(0.1 * 2**attempt)
+        # As a mail copy's record: a lost one would repeat the text.
+        ledger.with_retries(
+            lambda: SmsCopy(f"MSG#{message_id}", f"SMS#{p.participant_key}").update(actions=actions), (Exception,)
+        )

@@ -23,6 +23,7 @@ import pytest
 from chalicelib.models import SmsCopy
 from infra.twin.lambdas import sns_event
 from infra.twin.sms import SmsBackend, inbound_message
+from tests.integration.faults import aws_fault, client_error
 from tests.integration.world import World, at, event_body
 
 SAM = "+12025550143"  # sms
@@ -160,6 +161,27 @@ def test_a_throttled_text_is_retried_and_arrives_once(world: World, texts: SmsBa
     relayed = [t for n in (SAM, BEA) for t in got(texts, n) if "Parking" in t]
     assert len(relayed) == 2  # one each, after the throttled batch came back from SQS
     assert texts.calls >= 3
+
+
+def test_a_text_record_lost_twice_after_the_send_is_retried_and_the_text_is_not_repeated(
+    world: World, texts: SmsBackend
+) -> None:
+    """A text went out, then its record's write was throttled twice: the record is
+    written on the third try, the batch succeeds, and nobody gets the text again."""
+    mixed_chat(world)
+    hits = aws_fault(
+        world,
+        "UpdateItem",
+        client_error("ProvisionedThroughputExceededException", operation="UpdateItem"),
+        when=lambda params: params.get("Key", {}).get("sk", {}).get("S", "").startswith("SMS#"),
+        times=2,
+    )
+    mail_in(world, "ann1@people.example", "Parking is behind the library", world.chat("e1", "t1"))
+    assert len(hits) == 2
+    relayed = [t for n in (SAM, BEA) for t in got(texts, n) if "Parking" in t]
+    assert len(relayed) == 2  # one each: the throttled record did not make the batch send again
+    records = [c for c in SmsCopy.scan(SmsCopy.sk.startswith("SMS#")) if c.status == "sent"]
+    assert len({c.pk for c in records}) == 2  # the kickoff's texts and this message's, all recorded
 
 
 def test_a_permanent_failure_opts_the_number_out_and_mail_goes_on(world: World, texts: SmsBackend) -> None:
